@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# make            build build/agentprof (BPF objects, skeleton, userspace)
+# make deps       install the Debian packages needed to build, test and demo
+# make test       build and run every test (needs root for the BPF tests)
+# make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
+
+BUILD ?= build
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= gcc
+PYTHON ?= /usr/bin/python3
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' \
+	-e 's/s390x/s390/' -e 's/riscv64/riscv/')
+
+PKGS := libbpf json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c)
+
+WARN := -Wall -Wextra -Werror
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -Iinclude -Isrc -I$(BUILD) $(PKG_CFLAGS) -D_GNU_SOURCE
+LDLIBS += $(PKG_LIBS) -lelf -lz -lm -lpthread
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-parameter \
+	-Ivmlinux -Iinclude -Ibpf
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/agentprof/*.h)
+SRCS := $(wildcard src/*.c)
+OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+HDRS := $(wildcard src/*.h) $(wildcard include/agentprof/*.h)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+# Unit tests link every userspace module but main.
+LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+
+.PHONY: all deps test unit vmlinux clean demo bench install
+all: $(BUILD)/agentprof $(BUILD)/tests/cpu_server
+
+$(BUILD)/bpf $(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) vmlinux/vmlinux.h | $(BUILD)/bpf
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/agentprof.bpf.o: $(BPF_OBJS)
+	$(BPFTOOL) gen object $@ $^
+
+$(BUILD)/agentprof.skel.h: $(BUILD)/agentprof.bpf.o
+	$(BPFTOOL) gen skeleton $< name agentprof_bpf > $@
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS) $(BUILD)/agentprof.skel.h | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/agentprof: $(OBJS)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/cpu_server: tests/servers/cpu_server.c | $(BUILD)/tests
+	$(CC) -std=gnu11 -O2 $(WARN) -pthread $< -o $@
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) tests/unit/test.h | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
+
+unit: $(UNIT_BINS)
+
+test: all unit
+	./tests/run
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
+
+deps:
+	./tools/deps.sh
+
+demo: all
+	./tools/demo.sh
+
+bench: all
+	./bench/run.sh
+
+install: $(BUILD)/agentprof
+	install -D -m 0755 $< $(DESTDIR)/usr/local/sbin/agentprof
+
+clean:
+	rm -rf $(BUILD)

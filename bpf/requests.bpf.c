@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Request boundaries from the socket syscalls of traced processes.
+ *
+ * A socket becomes an inbound HTTP connection when a read on it returns bytes
+ * that begin with an HTTP method: this needs no accept() hook, so keep-alive
+ * connections accepted before agentprof started are picked up too. A request
+ * starts at the read that returns its head and is closed off (its record
+ * sent) when the next head arrives on the connection, at EOF, at close(), or
+ * by userspace at exit; its end is the last response byte written.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "maps.bpf.h"
+#include "attribution.bpf.h"
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* Set by userspace before load. */
+const volatile bool trace_all = false;	/* no -p: every process on the host */
+const volatile __u32 self_tgid = 0;	/* never trace agentprof itself */
+
+__u64 next_req_id = 0;
+
+static __always_inline bool traced(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (trace_all)
+		return true;
+	return bpf_map_lookup_elem(&procs, &tgid) != NULL;
+}
+
+static __always_inline __u64 conn_key(__u32 tgid, __u32 fd)
+{
+	return (__u64)tgid << 32 | fd;
+}
+
+static __always_inline bool is_read_op(__u32 op)
+{
+	return op <= IO_RECVMSG;
+}
+
+/* Method tokens of RFC 9110, by their first four bytes. */
+static __always_inline bool is_request_start(const char *p)
+{
+	__u32 w = (__u8)p[0] | (__u8)p[1] << 8 | (__u8)p[2] << 16 | (__u32)(__u8)p[3] << 24;
+
+	switch (w) {
+	case 0x20544547: /* "GET " */
+	case 0x54534f50: /* "POST" */
+	case 0x20545550: /* "PUT " */
+	case 0x44414548: /* "HEAD" */
+	case 0x454c4544: /* "DELE" */
+	case 0x43544150: /* "PATC" */
+	case 0x4954504f: /* "OPTI" */
+	case 0x4e4e4f43: /* "CONN" */
+	case 0x43415254: /* "TRAC" */
+		return true;
+	}
+	return false;
+}
+
+/* The user buffer holding the first bytes a syscall moved, and its size. */
+static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
+{
+	struct user_msghdr mh;
+	struct iovec iov;
+	const void *iovp;
+
+	switch (a->op) {
+	case IO_READ:
+	case IO_WRITE:
+		return a->buf;
+	case IO_READV:
+	case IO_WRITEV:
+		iovp = (const void *)a->buf;
+		break;
+	case IO_RECVMSG:
+	case IO_SENDMSG:
+		if (bpf_probe_read_user(&mh, sizeof(mh), (const void *)a->buf))
+			return 0;
+		iovp = mh.msg_iov;
+		break;
+	default:
+		return 0;
+	}
+	if (bpf_probe_read_user(&iov, sizeof(iov), iovp))
+		return 0;
+	if (iov.iov_len < *len)
+		*len = iov.iov_len;
+	return (__u64)iov.iov_base;
+}
+
+/* Whether fd of the current task is a socket (and not, say, a file of "GET "). */
+static __always_inline bool fd_is_socket(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds, *f = NULL;
+	umode_t mode;
+
+	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
+		return false;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return false;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	return (mode & S_IFMT) == S_IFSOCK;
+}
+
+static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 buf,
+					 __u64 len, __u64 now)
+{
+	struct ap_request_event *r;
+	__u32 zero = 0;
+	__u64 id;
+
+	r = bpf_map_lookup_elem(&scratch, &zero);
+	if (!r)
+		return 0;
+	id = __sync_fetch_and_add(&next_req_id, 1) + 1;
+	r->id = id;
+	r->cgroup_id = bpf_get_current_cgroup_id();
+	r->start_ns = now;
+	r->first_tx_ns = 0;
+	r->last_tx_ns = 0;
+	r->end_ns = 0;
+	r->cpu_ns = 0;
+	r->runq_ns = 0;
+	r->offcpu_ns = 0;
+	r->rx_bytes = len;
+	r->tx_bytes = 0;
+	r->pid = pid_tgid >> 32;
+	r->tid = (__u32)pid_tgid;
+	r->flags = 0;
+	r->resp_len = 0;
+	r->nthreads = 0;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	if (len > AP_HEAD_MAX)
+		len = AP_HEAD_MAX;
+	r->head_len = len;
+	if (bpf_probe_read_user(r->head, len & (2 * AP_HEAD_MAX - 1), (const void *)buf))
+		r->head_len = 0;
+	if (bpf_map_update_elem(&requests, &id, r, BPF_NOEXIST)) {
+		stat_inc(AP_STAT_REQ_MAP_FULL);
+		return 0;
+	}
+	c->req_id = id;
+	return 1;
+}
+
+static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct io_args a = { .buf = buf, .fd = fd, .op = op };
+	struct ap_request_event *r;
+	struct conn *c;
+	__u64 key;
+
+	if (!traced(tgid))
+		return 0;
+	key = conn_key(tgid, fd);
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c && !is_read_op(op))
+		return 0;
+	if (c && c->req_id) {
+		r = bpf_map_lookup_elem(&requests, &c->req_id);
+		/*
+		 * Reading a connection whose response has begun means waiting
+		 * for its next request: that wait is no request's time.
+		 */
+		if (r && r->first_tx_ns && is_read_op(op))
+			thread_bind(tid, tgid, 0, true, bpf_ktime_get_ns());
+		else if (r)
+			thread_bind(tid, tgid, c->req_id, true, bpf_ktime_get_ns());
+	}
+	bpf_map_update_elem(&io_args, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline void read_exit(const struct io_args *a, __u64 pid_tgid, long ret)
+{
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u64 key = conn_key(tgid, a->fd), now = bpf_ktime_get_ns();
+	struct conn *c, fresh = { .kind = AP_CONN_INBOUND };
+	struct ap_request_event *r;
+	__u64 buf, len = ret, prev;
+	char head[4] = {};
+
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (ret == 0) {
+		/* EOF: the peer is done with this connection. */
+		if (c && c->req_id)
+			request_finish(c->req_id, AP_REQ_CONN_CLOSED, now);
+		if (c)
+			bpf_map_delete_elem(&conns, &key);
+		return;
+	}
+	r = c ? bpf_map_lookup_elem(&requests, &c->req_id) : NULL;
+	if (r && !r->first_tx_ns) {
+		/* More of the request: body, or the rest of a split head. */
+		__sync_fetch_and_add(&r->rx_bytes, ret);
+		thread_bind(tid, tgid, c->req_id, true, now);
+		return;
+	}
+	buf = first_buf(a, &len);
+	if (!buf || len < 4 || bpf_probe_read_user(head, sizeof(head), (const void *)buf))
+		return;
+	if (!is_request_start(head)) {
+		if (c)
+			stat_inc(AP_STAT_NON_HTTP);
+		return;
+	}
+	if (!c) {
+		if (!fd_is_socket(a->fd))
+			return;
+		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST)) {
+			stat_inc(AP_STAT_CONN_MAP_FULL);
+			return;
+		}
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (!c)
+			return;
+	}
+	prev = c->req_id;
+	if (!request_start(c, pid_tgid, buf, len, now))
+		return;
+	r = bpf_map_lookup_elem(&requests, &c->req_id);
+	if (r && (__u64)ret > len)
+		r->rx_bytes = ret;
+	thread_bind(tid, tgid, c->req_id, true, now);
+	if (prev)
+		request_finish(prev, 0, now);
+}
+
+static __always_inline void write_exit(const struct io_args *a, __u64 pid_tgid, long ret)
+{
+	__u32 tgid = pid_tgid >> 32;
+	__u64 key = conn_key(tgid, a->fd), now = bpf_ktime_get_ns(), buf, len = ret;
+	struct ap_request_event *r;
+	struct conn *c;
+
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c || !c->req_id)
+		return;
+	r = bpf_map_lookup_elem(&requests, &c->req_id);
+	if (!r)
+		return;
+	if (!r->first_tx_ns) {
+		r->first_tx_ns = now;
+		buf = first_buf(a, &len);
+		if (len > AP_RESP_MAX)
+			len = AP_RESP_MAX;
+		if (buf && !bpf_probe_read_user(r->resp, len & (2 * AP_RESP_MAX - 1),
+						(const void *)buf))
+			r->resp_len = len;
+	}
+	r->last_tx_ns = now;
+	__sync_fetch_and_add(&r->tx_bytes, ret);
+}
+
+static __always_inline int io_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct io_args *ap, a;
+
+	ap = bpf_map_lookup_elem(&io_args, &tid);
+	if (!ap)
+		return 0;
+	a = *ap;
+	bpf_map_delete_elem(&io_args, &tid);
+	if (ret < 0)
+		return 0;
+	if (is_read_op(a.op))
+		read_exit(&a, pid_tgid, ret);
+	else if (ret > 0)
+		write_exit(&a, pid_tgid, ret);
+	return 0;
+}
+
+#define IO_PROGS(name, op, fd_arg, buf_arg)                                                        \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+	int ap_##name##_e(struct trace_event_raw_sys_enter *ctx)                                   \
+	{                                                                                          \
+		return io_enter(op, ctx->args[fd_arg], buf_arg < 0 ? 0 : ctx->args[buf_arg]);    \
+	}                                                                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
+	int ap_##name##_x(struct trace_event_raw_sys_exit *ctx)                                    \
+	{                                                                                          \
+		return io_exit(ctx->ret);                                                          \
+	}
+
+IO_PROGS(read, IO_READ, 0, 1)
+IO_PROGS(recvfrom, IO_READ, 0, 1)
+IO_PROGS(readv, IO_READV, 0, 1)
+IO_PROGS(recvmsg, IO_RECVMSG, 0, 1)
+IO_PROGS(write, IO_WRITE, 0, 1)
+IO_PROGS(sendto, IO_WRITE, 0, 1)
+IO_PROGS(writev, IO_WRITEV, 0, 1)
+IO_PROGS(sendmsg, IO_SENDMSG, 0, 1)
+IO_PROGS(sendfile64, IO_SENDFILE, 0, -1)
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int ap_close_e(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u64 key = conn_key(tgid, ctx->args[0]);
+	struct conn *c;
+
+	if (!traced(tgid))
+		return 0;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	if (c->req_id)
+		request_finish(c->req_id, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

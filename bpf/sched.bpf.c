@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Scheduler side of attribution: on-CPU time at switch-out, blocked
+ * (off-CPU) time at wakeup, run-queue wait at switch-in, the wakeup
+ * hand-off of work to pool threads, new processes of traced ones, and
+ * threads that exit mid-request.
+ *
+ * Each hook exists as tp_btf (preferred, cheaper) and raw_tp (kernels without
+ * tp_btf); userspace probes and autoloads one of the two. Task fields are read
+ * with BPF_CORE_READ so both share one body.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "maps.bpf.h"
+#include "attribution.bpf.h"
+#include "core_fixes.bpf.h"
+
+#define TASK_RUNNING 0
+
+static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next)
+{
+	__u32 prev_tid = BPF_CORE_READ(prev, pid), next_tid = BPF_CORE_READ(next, pid);
+	__u64 now = bpf_ktime_get_ns();
+	struct ap_request_event *r;
+	struct thread *t;
+
+	t = bpf_map_lookup_elem(&threads, &prev_tid);
+	if (t) {
+		if (t->req_id)
+			charge_cpu(t->req_id, now - t->acct_ns);
+		t->acct_ns = now;
+		if (task_state(prev) == TASK_RUNNING) {
+			t->wake_ns = now;	/* preempted: waits in the run queue */
+			t->block_ns = 0;
+		} else {
+			t->block_ns = now;
+			t->wake_ns = 0;
+		}
+	}
+	t = bpf_map_lookup_elem(&threads, &next_tid);
+	if (t) {
+		t->acct_ns = now;
+		if (t->wake_ns) {
+			r = request_get(t->req_id);
+			if (r)
+				__sync_fetch_and_add(&r->runq_ns, now - t->wake_ns);
+			t->wake_ns = 0;
+		}
+	}
+	return 0;
+}
+
+/* The wakee stops blocking; work handed over by the waker follows the wakeup. */
+static __always_inline int on_wakeup(struct task_struct *p)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns();
+	__u32 tid = BPF_CORE_READ(p, pid), waker_tid = (__u32)pid_tgid;
+	struct thread *t, *w, fresh = {};
+	struct ap_request_event *r;
+
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t && t->block_ns) {
+		r = request_get(t->req_id);
+		if (r)
+			__sync_fetch_and_add(&r->offcpu_ns, now - t->block_ns);
+		t->block_ns = 0;
+		t->wake_ns = now;
+	}
+	w = bpf_map_lookup_elem(&threads, &waker_tid);
+	if (!w || !w->req_id || w->tgid != (__u32)(pid_tgid >> 32) ||
+	    w->tgid != (__u32)BPF_CORE_READ(p, tgid))
+		return 0;
+	if (!t) {
+		fresh.req_id = w->req_id;
+		fresh.tgid = w->tgid;
+		fresh.inherited = 1;
+		fresh.wake_ns = now;
+		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
+			stat_inc(AP_STAT_THREAD_MAP_FULL);
+		return 0;
+	}
+	/*
+	 * Threads that do socket I/O of their own (event loops, per-request
+	 * threads) keep their binding: in an interrupt the "waker" is whichever
+	 * thread the interrupt landed on, and a lock hand-off (the GIL) between
+	 * two request threads is no transfer of work.
+	 */
+	if (t->sock_io || t->req_id == w->req_id)
+		return 0;
+	t->req_id = w->req_id;
+	t->inherited = 1;
+	return 0;
+}
+
+static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid), cpid = BPF_CORE_READ(child, pid);
+	__u8 one = 1;
+
+	if (cpid != (__u32)BPF_CORE_READ(child, tgid))
+		return 0;	/* a thread: covered by its process */
+	if (!bpf_map_lookup_elem(&procs, &ptgid))
+		return 0;
+	if (bpf_map_update_elem(&procs, &cpid, &one, BPF_ANY))
+		stat_inc(AP_STAT_PROC_MAP_FULL);
+	return 0;
+}
+
+static __always_inline int on_exit(struct task_struct *p)
+{
+	__u32 tid = BPF_CORE_READ(p, pid);
+	__u64 now = bpf_ktime_get_ns();
+	struct ap_request_event *r;
+	struct thread *t;
+
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t)
+		return 0;
+	if (t->req_id && !t->inherited) {
+		r = bpf_map_lookup_elem(&requests, &t->req_id);
+		if (r) {
+			__sync_fetch_and_add(&r->cpu_ns, now - t->acct_ns);
+			if (!r->first_tx_ns)
+				request_finish(t->req_id, AP_REQ_TASK_EXITED, now);
+		}
+	}
+	bpf_map_delete_elem(&threads, &tid);
+	bpf_map_delete_elem(&io_args, &tid);
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ap_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(prev, next);
+}
+
+SEC("?raw_tp/sched_switch")
+int BPF_PROG(ap_raw_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(prev, next);
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(ap_sched_wakeup, struct task_struct *p)
+{
+	return on_wakeup(p);
+}
+
+SEC("?raw_tp/sched_wakeup")
+int BPF_PROG(ap_raw_wakeup, struct task_struct *p)
+{
+	return on_wakeup(p);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(ap_sched_wk_new, struct task_struct *p)
+{
+	return on_wakeup(p);
+}
+
+SEC("?raw_tp/sched_wakeup_new")
+int BPF_PROG(ap_raw_wk_new, struct task_struct *p)
+{
+	return on_wakeup(p);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(ap_proc_fork, struct task_struct *parent, struct task_struct *child)
+{
+	return on_fork(parent, child);
+}
+
+SEC("?raw_tp/sched_process_fork")
+int BPF_PROG(ap_raw_fork, struct task_struct *parent, struct task_struct *child)
+{
+	return on_fork(parent, child);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ap_proc_exit, struct task_struct *p)
+{
+	return on_exit(p);
+}
+
+SEC("?raw_tp/sched_process_exit")
+int BPF_PROG(ap_raw_exit, struct task_struct *p)
+{
+	return on_exit(p);
+}
+
+char LICENSE[] SEC("license") = "GPL";

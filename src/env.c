@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <argp.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+
+const char *argp_program_version = "agentprof 0.1.0";
+const char *argp_program_bug_address = "https://github.com/agentprof/agentprof/issues";
+
+enum {
+	OPT_REQUESTS = 1000,
+	OPT_CLASS_HEADER,
+};
+
+static const char main_doc[] =
+    "agentprof: per-request resource profiles of HTTP services, from eBPF.\n"
+    "\n"
+    "USAGE: agentprof COMMAND [OPTIONS]\n"
+    "\n"
+    "COMMANDS:\n"
+    "  check     probe this host for what agentprof needs\n"
+    "  record    trace the HTTP requests of processes and profile them\n"
+    "\n"
+    "Run `agentprof COMMAND --help` for the options of a command.";
+
+static const char check_doc[] =
+    "Probe this host: BTF, tracefs, ring buffer, tp_btf, raw_tp, uprobes, cgroup2 and\n"
+    "sockops, kprobes and fentry, privileges and memlock. Says what stops working for\n"
+    "each missing piece and how to fix it. Exits 0 when agentprof can run.\n"
+    "\n"
+    "USAGE: agentprof check [--verbose]";
+
+static const char record_doc[] =
+    "Trace the inbound HTTP/1.x requests of processes and profile each one.\n"
+    "\n"
+    "USAGE: agentprof record [-p PID ...] [-d SECONDS] [--requests FILE] [-o FILE]\n"
+    "                        [-- COMMAND ARGS...]\n"
+    "\n"
+    "Without -p and without COMMAND, every process on the host that serves HTTP is\n"
+    "traced. Tracing stops after -d SECONDS, at SIGINT/SIGTERM, or when COMMAND exits.\n"
+    "\n"
+    "EXAMPLES:\n"
+    "  agentprof record -p $(pgrep -f uvicorn) -d 60\n"
+    "  agentprof record -p 1234 --requests reqs.jsonl -o profile.json\n"
+    "  agentprof record -d 30                    # every HTTP server on the host\n"
+    "  agentprof record -o p.json -- gunicorn app:app\n";
+
+static const struct argp_option common_opts[] = {
+    {"verbose", 'v', NULL, 0, "Print libbpf's log and debug output", 0},
+    {},
+};
+
+static const struct argp_option record_opts[] = {
+    {NULL, 0, NULL, 0, "What to trace:", 1},
+    {"pid", 'p', "PID", 0, "Trace this process, its threads and children (repeatable)", 1},
+    {"duration", 'd', "SECONDS", 0, "Stop after SECONDS (default: until Ctrl-C)", 1},
+    {"class-header", OPT_CLASS_HEADER, "NAME", 0,
+     "Request header that names the request class (default X-Request-Class)", 1},
+    {NULL, 0, NULL, 0, "Output:", 2},
+    {"requests", OPT_REQUESTS, "FILE", 0, "Write one JSON object per request to FILE", 2},
+    {"output", 'o', "FILE", 0, "Save the profile as JSON to FILE", 2},
+    {"quiet", 'q', NULL, 0, "Do not print the per-route table", 2},
+    {NULL, 0, NULL, 0, "Other:", 3},
+    {"verbose", 'v', NULL, 0, "Print libbpf's log and debug output", 3},
+    {},
+};
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *out > max || s[0] == '-')
+		return -EINVAL;
+	return 0;
+}
+
+static error_t parse_common(int key, char *arg, struct argp_state *state)
+{
+	struct env *env = state->input;
+
+	(void)arg;
+	switch (key) {
+	case 'v':
+		env->verbose = true;
+		return 0;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s'", arg);
+		return EINVAL;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+static error_t parse_record(int key, char *arg, struct argp_state *state)
+{
+	struct env *env = state->input;
+	unsigned long v;
+
+	switch (key) {
+	case 'p':
+		if (parse_uint(arg, INT_MAX, &v) || v == 0) {
+			argp_error(state, "invalid PID '%s': expected a positive number", arg);
+			return EINVAL;
+		}
+		if (env->npids == ENV_MAX_PIDS) {
+			argp_error(state, "too many -p (at most %d)", ENV_MAX_PIDS);
+			return EINVAL;
+		}
+		env->pids[env->npids++] = v;
+		return 0;
+	case 'd':
+		if (parse_uint(arg, 365UL * 24 * 3600, &v) || v == 0) {
+			argp_error(state, "invalid duration '%s': expected whole seconds > 0", arg);
+			return EINVAL;
+		}
+		env->duration_s = v;
+		return 0;
+	case OPT_CLASS_HEADER:
+		env->class_header = arg;
+		return 0;
+	case OPT_REQUESTS:
+		env->requests_path = arg;
+		return 0;
+	case 'o':
+		env->profile_path = arg;
+		return 0;
+	case 'q':
+		env->quiet = true;
+		return 0;
+	case 'v':
+		env->verbose = true;
+		return 0;
+	case ARGP_KEY_ARG:
+		/* The first non-option starts COMMAND; the rest are its arguments. */
+		env->command = &state->argv[state->next - 1];
+		env->command_argc = state->argc - state->next + 1;
+		state->next = state->argc;
+		return 0;
+	case ARGP_KEY_END:
+		if (env->command && env->npids) {
+			argp_error(state, "use either -p PID or -- COMMAND, not both");
+			return EINVAL;
+		}
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+static void env__defaults(struct env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->class_header = "X-Request-Class";
+}
+
+int env__parse(struct env *env, int argc, char **argv)
+{
+	static const struct argp main_argp = {common_opts, parse_common, "COMMAND", main_doc,
+					      NULL,	   NULL,	 NULL};
+	static const struct argp check_argp = {common_opts, parse_common, NULL, check_doc,
+					       NULL,	    NULL,	  NULL};
+	static const struct argp record_argp = {
+	    record_opts, parse_record, "[-- COMMAND ARGS...]", record_doc, NULL, NULL, NULL};
+	const struct argp *argp;
+
+	env__defaults(env);
+	if (argc < 2 || argv[1][0] == '-') {
+		argp_parse(&main_argp, argc, argv, 0, NULL, env);
+		fprintf(stderr, "agentprof: no command given: try `agentprof check` or "
+				"`agentprof record --help`\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "check")) {
+		env->cmd = CMD_CHECK;
+		argp = &check_argp;
+	} else if (!strcmp(argv[1], "record")) {
+		env->cmd = CMD_RECORD;
+		argp = &record_argp;
+	} else {
+		fprintf(stderr, "agentprof: unknown command '%s': try `agentprof --help`\n",
+			argv[1]);
+		return 2;
+	}
+	if (argp_parse(argp, argc - 1, argv + 1, 0, NULL, env))
+		return 2;
+	return 0;
+}

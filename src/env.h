@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Command line: the subcommand and every option, parsed once into struct env. */
+#ifndef AGENTPROF_ENV_H
+#define AGENTPROF_ENV_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define ENV_MAX_PIDS 64
+
+enum env_cmd {
+	CMD_NONE,
+	CMD_CHECK,
+	CMD_RECORD,
+};
+
+struct env {
+	enum env_cmd cmd;
+	bool verbose;
+	pid_t pids[ENV_MAX_PIDS];
+	int npids;
+	unsigned int duration_s;   /* 0: until SIGINT/SIGTERM */
+	const char *requests_path; /* --requests: JSON lines, one per request */
+	const char *profile_path;  /* -o: the profile as JSON */
+	const char *class_header;  /* header that names the request class */
+	char **command;		   /* after --: start and trace this */
+	int command_argc;
+	bool quiet; /* no table on stdout */
+};
+
+/* Parses argv into env; returns 0, or a non-zero exit code after printing why. */
+int env__parse(struct env *env, int argc, char **argv);
+
+#endif /* AGENTPROF_ENV_H */

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* agentprof: dispatch to a subcommand, like bpftool. */
+#include <stdio.h>
+
+#include "env.h"
+#include "feature.h"
+#include "record.h"
+
+int main(int argc, char **argv)
+{
+	struct env env;
+	int err;
+
+	err = env__parse(&env, argc, argv);
+	if (err)
+		return err;
+	switch (env.cmd) {
+	case CMD_CHECK:
+		return check__run(env.verbose);
+	case CMD_RECORD:
+		return record__run(&env);
+	default:
+		return 2;
+	}
+}

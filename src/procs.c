@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <dirent.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "procs.h"
+
+bool procs__exists(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	return access(path, F_OK) == 0;
+}
+
+static pid_t read_ppid(const char *pid_dir)
+{
+	char path[300], buf[512], *close_paren;
+	FILE *f;
+	int ppid;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid_dir);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	/* comm may hold spaces and parentheses: the fields resume after the last ')'. */
+	close_paren = strrchr(buf, ')');
+	if (!close_paren || sscanf(close_paren + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+struct proc_pair {
+	pid_t pid, ppid;
+};
+
+static int list_procs(struct proc_pair **out)
+{
+	struct proc_pair *v = NULL, *nv;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[n].pid = atoi(de->d_name);
+		v[n].ppid = read_ppid(de->d_name);
+		n++;
+	}
+	closedir(d);
+	*out = v;
+	return n;
+}
+
+int procs__for_each_descendant(pid_t root, void (*fn)(pid_t pid, void *ctx), void *ctx)
+{
+	struct proc_pair *v = NULL;
+	pid_t *queue = NULL;
+	int n, head = 0, tail = 0, i, found = 0;
+
+	n = list_procs(&v);
+	if (n < 0)
+		return n;
+	queue = malloc((n + 1) * sizeof(*queue));
+	if (!queue) {
+		free(v);
+		return -ENOMEM;
+	}
+	queue[tail++] = root;
+	while (head < tail) {
+		pid_t parent = queue[head++];
+
+		for (i = 0; i < n && tail <= n; i++) {
+			if (v[i].ppid != parent || v[i].pid == root)
+				continue;
+			queue[tail++] = v[i].pid;
+			fn(v[i].pid, ctx);
+			found++;
+		}
+	}
+	free(queue);
+	free(v);
+	return found;
+}
+
+int procs__launch(char **argv, struct launched *l)
+{
+	int fds[2], err;
+	char c;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -errno;
+	l->pid = fork();
+	if (l->pid < 0) {
+		err = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		return err;
+	}
+	if (l->pid == 0) {
+		close(fds[1]);
+		/* Wait until the parent traces us; EOF means go (or the parent died). */
+		while (read(fds[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(fds[0]);
+		execvp(argv[0], argv);
+		fprintf(stderr, "agentprof: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fds[0]);
+	l->go_fd = fds[1];
+	return 0;
+}
+
+void procs__release(struct launched *l)
+{
+	if (l->go_fd >= 0)
+		close(l->go_fd);
+	l->go_fd = -1;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Target processes: existence, descendants, and a command started for tracing. */
+#ifndef AGENTPROF_PROCS_H
+#define AGENTPROF_PROCS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+bool procs__exists(pid_t pid);
+/*
+ * Calls fn for every live descendant of root (children, grandchildren...);
+ * returns the number found or -errno.
+ */
+int procs__for_each_descendant(pid_t root, void (*fn)(pid_t pid, void *ctx), void *ctx);
+
+/* A command forked stopped: it execs only once procs__release() is called. */
+struct launched {
+	pid_t pid;
+	int go_fd; /* write end: closing it lets the child exec */
+};
+
+int procs__launch(char **argv, struct launched *l);
+void procs__release(struct launched *l);
+
+#endif /* AGENTPROF_PROCS_H */

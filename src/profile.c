@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentprof/request.h"
+#include "profile.h"
+
+#define PROFILE_BUCKETS 1024
+
+struct profile {
+	struct profile_group *buckets[PROFILE_BUCKETS];
+	size_t ngroups;
+	struct profile_run run;
+	const struct profile_group **sorted;
+};
+
+static const char *const metric_names[PM__COUNT] = {
+    [PM_DURATION] = "duration_ns", [PM_TTFB] = "ttfb_ns",     [PM_CPU] = "cpu_ns",
+    [PM_RUNQ] = "runq_ns",	   [PM_OFFCPU] = "offcpu_ns", [PM_RX] = "rx_bytes",
+    [PM_TX] = "tx_bytes",
+};
+
+const char *profile__metric_name(enum profile_metric m)
+{
+	return m < PM__COUNT ? metric_names[m] : "?";
+}
+
+struct profile *profile__new(void)
+{
+	return calloc(1, sizeof(struct profile));
+}
+
+void profile__free(struct profile *p)
+{
+	struct profile_group *g, *next;
+	size_t i;
+
+	if (!p)
+		return;
+	for (i = 0; i < PROFILE_BUCKETS; i++) {
+		for (g = p->buckets[i]; g; g = next) {
+			next = g->next;
+			free(g);
+		}
+	}
+	free(p->sorted);
+	free(p);
+}
+
+struct profile_run *profile__run(struct profile *p)
+{
+	return &p->run;
+}
+
+size_t profile__ngroups(const struct profile *p)
+{
+	return p->ngroups;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return (h ^ 0xff) * 0x100000001b3ULL;
+}
+
+static void copy_name(char *dst, size_t sz, const char *src)
+{
+	snprintf(dst, sz, "%s", src);
+}
+
+static struct profile_group *group_get(struct profile *p, const char *service, const char *method,
+				       const char *route, const char *class)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	struct profile_group *g;
+	size_t b;
+	int i;
+
+	h = fnv1a(fnv1a(fnv1a(fnv1a(h, service), method), route), class);
+	b = h % PROFILE_BUCKETS;
+	for (g = p->buckets[b]; g; g = g->next) {
+		if (!strcmp(g->route, route) && !strcmp(g->method, method) &&
+		    !strcmp(g->class, class) && !strcmp(g->service, service))
+			return g;
+	}
+	/* Past the cap every new group lands in one catch-all, so memory stays bounded. */
+	if (p->ngroups >= PROFILE_MAX_GROUPS && strcmp(route, "(other)"))
+		return group_get(p, "(other)", "*", "(other)", "");
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	copy_name(g->service, sizeof(g->service), service);
+	copy_name(g->method, sizeof(g->method), method);
+	copy_name(g->route, sizeof(g->route), route);
+	copy_name(g->class, sizeof(g->class), class);
+	for (i = 0; i < PM__COUNT; i++)
+		hist__init(&g->h[i]);
+	g->next = p->buckets[b];
+	p->buckets[b] = g;
+	p->ngroups++;
+	return g;
+}
+
+int profile__add(struct profile *p, const struct request *req)
+{
+	const struct ap_request_event *ev = req->ev;
+	char service[AP_COMM_LEN + 1];
+	struct profile_group *g;
+
+	memcpy(service, ev->comm, AP_COMM_LEN);
+	service[AP_COMM_LEN] = '\0';
+	g = group_get(p, service, req->head.method, req->route, req->head.request_class);
+	if (!g)
+		return -ENOMEM;
+	g->requests++;
+	if (req->incomplete)
+		g->incomplete++;
+	if (req->status >= 500)
+		g->status_5xx++;
+	hist__add(&g->h[PM_DURATION], req->duration_ns);
+	if (!req->incomplete)
+		hist__add(&g->h[PM_TTFB], req->ttfb_ns);
+	hist__add(&g->h[PM_CPU], ev->cpu_ns);
+	hist__add(&g->h[PM_RUNQ], ev->runq_ns);
+	hist__add(&g->h[PM_OFFCPU], ev->offcpu_ns);
+	hist__add(&g->h[PM_RX], ev->rx_bytes);
+	hist__add(&g->h[PM_TX], ev->tx_bytes);
+	return 0;
+}
+
+static int cmp_groups(const void *a, const void *b)
+{
+	const struct profile_group *ga = *(const struct profile_group **)a;
+	const struct profile_group *gb = *(const struct profile_group **)b;
+	int c;
+
+	if (ga->requests != gb->requests)
+		return ga->requests > gb->requests ? -1 : 1;
+	c = strcmp(ga->route, gb->route);
+	if (c)
+		return c;
+	c = strcmp(ga->method, gb->method);
+	return c ? c : strcmp(ga->class, gb->class);
+}
+
+const struct profile_group **profile__sorted(struct profile *p, size_t *n)
+{
+	const struct profile_group **v;
+	struct profile_group *g;
+	size_t i, k = 0;
+
+	v = realloc(p->sorted, (p->ngroups + 1) * sizeof(*v));
+	if (!v) {
+		*n = 0;
+		return NULL;
+	}
+	p->sorted = v;
+	for (i = 0; i < PROFILE_BUCKETS; i++)
+		for (g = p->buckets[i]; g; g = g->next)
+			v[k++] = g;
+	qsort(v, k, sizeof(*v), cmp_groups);
+	*n = k;
+	return v;
+}
+
+static double ms(uint64_t ns)
+{
+	return ns / 1e6;
+}
+
+void profile__print_table(struct profile *p, FILE *out)
+{
+	const struct profile_group **v, *g;
+	size_t n, i;
+
+	v = profile__sorted(p, &n);
+	if (!n) {
+		fprintf(out, "no HTTP requests were seen\n");
+		return;
+	}
+	fprintf(out, "%-12s %-6s %-34s %-9s %6s %8s %8s %8s %8s %8s %8s %8s %8s\n", "SERVICE",
+		"METHOD", "ROUTE", "CLASS", "REQS", "LAT_P50", "LAT_P95", "LAT_P99", "CPU_P50",
+		"CPU_P95", "CPU_P99", "RUNQ_P95", "OFFC_P50");
+	for (i = 0; i < n; i++) {
+		g = v[i];
+		fprintf(
+		    out,
+		    "%-12s %-6s %-34s %-9s %6llu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f "
+		    "%8.2f\n",
+		    g->service, g->method, g->route, g->class[0] ? g->class : "-",
+		    (unsigned long long)g->requests, ms(hist__quantile(&g->h[PM_DURATION], 0.5)),
+		    ms(hist__quantile(&g->h[PM_DURATION], 0.95)),
+		    ms(hist__quantile(&g->h[PM_DURATION], 0.99)),
+		    ms(hist__quantile(&g->h[PM_CPU], 0.5)), ms(hist__quantile(&g->h[PM_CPU], 0.95)),
+		    ms(hist__quantile(&g->h[PM_CPU], 0.99)),
+		    ms(hist__quantile(&g->h[PM_RUNQ], 0.95)),
+		    ms(hist__quantile(&g->h[PM_OFFCPU], 0.5)));
+	}
+	fprintf(out, "(times in ms; LAT: first request byte read to last response byte written; "
+		     "RUNQ: waiting for a CPU; OFFC: blocked)\n");
+}
+
+static struct json_object *hist_json(const struct hist *h)
+{
+	struct json_object *o = json_object_new_object(), *b = json_object_new_array(), *pair;
+	size_t i;
+
+	json_object_object_add(o, "count", json_object_new_uint64(h->count));
+	json_object_object_add(o, "sum", json_object_new_uint64(h->sum));
+	json_object_object_add(o, "min", json_object_new_uint64(h->count ? h->min : 0));
+	json_object_object_add(o, "max", json_object_new_uint64(h->max));
+	json_object_object_add(o, "mean", json_object_new_double(hist__mean(h)));
+	json_object_object_add(o, "p50", json_object_new_uint64(hist__quantile(h, 0.50)));
+	json_object_object_add(o, "p90", json_object_new_uint64(hist__quantile(h, 0.90)));
+	json_object_object_add(o, "p95", json_object_new_uint64(hist__quantile(h, 0.95)));
+	json_object_object_add(o, "p99", json_object_new_uint64(hist__quantile(h, 0.99)));
+	for (i = 0; i < HIST_BUCKETS; i++) {
+		if (!h->counts[i])
+			continue;
+		pair = json_object_new_array();
+		json_object_array_add(pair, json_object_new_uint64(i));
+		json_object_array_add(pair, json_object_new_uint64(h->counts[i]));
+		json_object_array_add(b, pair);
+	}
+	json_object_object_add(o, "buckets", b);
+	return o;
+}
+
+static struct json_object *group_json(const struct profile_group *g)
+{
+	struct json_object *o = json_object_new_object(), *m = json_object_new_object();
+	int i;
+
+	json_object_object_add(o, "service", json_object_new_string(g->service));
+	json_object_object_add(o, "method", json_object_new_string(g->method));
+	json_object_object_add(o, "route", json_object_new_string(g->route));
+	json_object_object_add(o, "class", json_object_new_string(g->class));
+	json_object_object_add(o, "requests", json_object_new_uint64(g->requests));
+	json_object_object_add(o, "incomplete", json_object_new_uint64(g->incomplete));
+	json_object_object_add(o, "status_5xx", json_object_new_uint64(g->status_5xx));
+	for (i = 0; i < PM__COUNT; i++)
+		json_object_object_add(m, metric_names[i], hist_json(&g->h[i]));
+	json_object_object_add(o, "metrics", m);
+	return o;
+}
+
+#define RUN_FIELDS(X)                                                                              \
+	X(start_real_ns, "start_ns")                                                               \
+	X(end_real_ns, "end_ns")                                                                   \
+	X(records, "records")                                                                      \
+	X(malformed_heads, "malformed_heads")                                                      \
+	X(oversized_heads, "oversized_heads")                                                      \
+	X(incomplete, "incomplete")                                                                \
+	X(ringbuf_drops, "ringbuf_drops")                                                          \
+	X(requests_map_full, "requests_map_full")                                                  \
+	X(conns_map_full, "conns_map_full")                                                        \
+	X(threads_map_full, "threads_map_full")                                                    \
+	X(procs_map_full, "procs_map_full")                                                        \
+	X(non_http_reads, "non_http_reads")                                                        \
+	X(stale_bindings, "stale_bindings")                                                        \
+	X(flushed, "flushed")
+
+static struct json_object *run_json(const struct profile_run *r)
+{
+	struct json_object *o = json_object_new_object();
+
+#define X(field, name) json_object_object_add(o, name, json_object_new_uint64(r->field));
+	RUN_FIELDS(X)
+#undef X
+	return o;
+}
+
+int profile__write_json(struct profile *p, const char *path)
+{
+	struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
+	struct json_object *hist = json_object_new_object();
+	const struct profile_group **v;
+	size_t n, i;
+	int err = 0;
+
+	json_object_object_add(root, "format", json_object_new_string(PROFILE_FORMAT));
+	json_object_object_add(root, "version", json_object_new_int(PROFILE_VERSION));
+	json_object_object_add(hist, "kind", json_object_new_string("log-linear"));
+	json_object_object_add(hist, "sub_bits", json_object_new_int(HIST_SUB_BITS));
+	json_object_object_add(root, "histogram", hist);
+	json_object_object_add(root, "run", run_json(&p->run));
+	v = profile__sorted(p, &n);
+	for (i = 0; i < n; i++)
+		json_object_array_add(groups, group_json(v[i]));
+	json_object_object_add(root, "groups", groups);
+	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
+		err = errno ? -errno : -EIO;
+	json_object_put(root);
+	return err;
+}
+
+static uint64_t get_u64(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_uint64(v) : 0;
+}
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+static int hist_load(struct hist *h, struct json_object *o)
+{
+	struct json_object *b, *pair;
+	size_t i, n, idx;
+
+	hist__init(h);
+	if (!json_object_object_get_ex(o, "buckets", &b) ||
+	    !json_object_is_type(b, json_type_array))
+		return -EINVAL;
+	n = json_object_array_length(b);
+	for (i = 0; i < n; i++) {
+		pair = json_object_array_get_idx(b, i);
+		if (json_object_array_length(pair) != 2)
+			return -EINVAL;
+		idx = json_object_get_uint64(json_object_array_get_idx(pair, 0));
+		if (idx >= HIST_BUCKETS)
+			return -EINVAL;
+		h->counts[idx] = json_object_get_uint64(json_object_array_get_idx(pair, 1));
+	}
+	h->count = get_u64(o, "count");
+	h->sum = get_u64(o, "sum");
+	h->min = h->count ? get_u64(o, "min") : UINT64_MAX;
+	h->max = get_u64(o, "max");
+	return 0;
+}
+
+static int group_load(struct profile *p, struct json_object *o)
+{
+	struct json_object *metrics, *m;
+	struct profile_group *g;
+	int i;
+
+	g = group_get(p, get_str(o, "service"), get_str(o, "method"), get_str(o, "route"),
+		      get_str(o, "class"));
+	if (!g)
+		return -ENOMEM;
+	g->requests = get_u64(o, "requests");
+	g->incomplete = get_u64(o, "incomplete");
+	g->status_5xx = get_u64(o, "status_5xx");
+	if (!json_object_object_get_ex(o, "metrics", &metrics))
+		return -EINVAL;
+	for (i = 0; i < PM__COUNT; i++) {
+		if (!json_object_object_get_ex(metrics, metric_names[i], &m) ||
+		    hist_load(&g->h[i], m))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+struct profile *profile__load(const char *path, char *err, size_t errsz)
+{
+	struct json_object *root, *groups, *run, *hist;
+	struct profile *p = NULL;
+	size_t i, n;
+
+	root = json_object_from_file(path);
+	if (!root) {
+		snprintf(err, errsz, "cannot read profile %s: %s", path, json_util_get_last_err());
+		return NULL;
+	}
+	if (strcmp(get_str(root, "format"), PROFILE_FORMAT) ||
+	    get_u64(root, "version") != PROFILE_VERSION) {
+		snprintf(err, errsz, "%s is not an agentprof profile of version %d", path,
+			 PROFILE_VERSION);
+		goto cleanup;
+	}
+	if (!json_object_object_get_ex(root, "histogram", &hist) ||
+	    get_u64(hist, "sub_bits") != HIST_SUB_BITS) {
+		snprintf(err, errsz, "%s uses a histogram layout this agentprof does not read",
+			 path);
+		goto cleanup;
+	}
+	p = profile__new();
+	if (!p) {
+		snprintf(err, errsz, "out of memory reading %s", path);
+		goto cleanup;
+	}
+	if (json_object_object_get_ex(root, "run", &run)) {
+#define X(field, name) p->run.field = get_u64(run, name);
+		RUN_FIELDS(X)
+#undef X
+	}
+	if (!json_object_object_get_ex(root, "groups", &groups) ||
+	    !json_object_is_type(groups, json_type_array))
+		goto malformed;
+	n = json_object_array_length(groups);
+	for (i = 0; i < n; i++) {
+		if (group_load(p, json_object_array_get_idx(groups, i)))
+			goto malformed;
+	}
+	json_object_put(root);
+	return p;
+malformed:
+	snprintf(err, errsz, "%s is malformed: a group or histogram is missing fields", path);
+	profile__free(p);
+	p = NULL;
+cleanup:
+	json_object_put(root);
+	errno = EINVAL;
+	return p;
+}

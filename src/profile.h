@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A profile: requests grouped by (service, method, route, class), each group
+ * with constant-memory histograms of every per-request quantity. Printed as a
+ * table and saved as versioned JSON (format "agentprof-profile", see README).
+ */
+#ifndef AGENTPROF_PROFILE_H
+#define AGENTPROF_PROFILE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hist.h"
+#include "request.h"
+
+#define PROFILE_FORMAT "agentprof-profile"
+#define PROFILE_VERSION 1
+#define PROFILE_MAX_GROUPS 2000
+#define PROFILE_NAME_MAX 64
+
+enum profile_metric {
+	PM_DURATION,
+	PM_TTFB,
+	PM_CPU,
+	PM_RUNQ,
+	PM_OFFCPU,
+	PM_RX,
+	PM_TX,
+	PM__COUNT,
+};
+
+struct profile_group {
+	char service[PROFILE_NAME_MAX];
+	char method[PROFILE_NAME_MAX];
+	char route[ROUTE_MAX];
+	char class[PROFILE_NAME_MAX];
+	uint64_t requests;
+	uint64_t incomplete;
+	uint64_t status_5xx;
+	struct hist h[PM__COUNT];
+	struct profile_group *next; /* hash chain */
+};
+
+/* Counters of the run that belong in the profile next to its groups. */
+struct profile_run {
+	uint64_t start_real_ns;
+	uint64_t end_real_ns;
+	uint64_t records;	  /* request records received */
+	uint64_t malformed_heads; /* skipped: not an HTTP/1.x request head */
+	uint64_t oversized_heads; /* skipped: request line longer than the capture */
+	uint64_t incomplete;	  /* recorded, with no response byte */
+	uint64_t ringbuf_drops;
+	uint64_t requests_map_full;
+	uint64_t conns_map_full;
+	uint64_t threads_map_full;
+	uint64_t procs_map_full;
+	uint64_t non_http_reads;
+	uint64_t stale_bindings;
+	uint64_t flushed; /* still open at exit, closed off by userspace */
+};
+
+struct profile;
+
+struct profile *profile__new(void);
+void profile__free(struct profile *p);
+/* Adds a decoded request; returns 0 or -ENOMEM. */
+int profile__add(struct profile *p, const struct request *req);
+struct profile_run *profile__run(struct profile *p);
+size_t profile__ngroups(const struct profile *p);
+/* Groups sorted by request count, most first; valid until the next add. */
+const struct profile_group **profile__sorted(struct profile *p, size_t *n);
+const char *profile__metric_name(enum profile_metric m);
+void profile__print_table(struct profile *p, FILE *out);
+int profile__write_json(struct profile *p, const char *path);
+/* Reads a profile saved by profile__write_json; returns NULL and sets errno. */
+struct profile *profile__load(const char *path, char *err, size_t errsz);
+
+#endif /* AGENTPROF_PROFILE_H */

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * `agentprof record`: open -> configure -> load -> attach -> poll -> flush ->
+ * report. One ring-buffer record arrives per finished request; requests still
+ * open when tracing stops are read from the requests map and closed off here.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agentprof/request.h"
+#include "agentprof.skel.h"
+#include "procs.h"
+#include "profile.h"
+#include "record.h"
+#include "request.h"
+#include "tracefs.h"
+
+static volatile sig_atomic_t exiting;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+struct recorder {
+	const struct env *env;
+	struct agentprof_bpf *skel;
+	struct ring_buffer *rb;
+	FILE *requests_out;
+	struct profile *profile;
+	int64_t mono_to_real_ns;
+	struct launched child;
+	bool tp_btf;
+	int write_err;
+};
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void recorder__consume(struct recorder *r, const struct ap_request_event *ev)
+{
+	struct profile_run *run = profile__run(r->profile);
+	struct request req;
+	int err;
+
+	run->records++;
+	err = request__decode(&req, ev, r->env->class_header, r->mono_to_real_ns);
+	if (err == REQUEST_OVERSIZED) {
+		run->oversized_heads++;
+		return;
+	}
+	if (err) {
+		run->malformed_heads++;
+		return;
+	}
+	if (req.incomplete)
+		run->incomplete++;
+	if (ev->flags & AP_REQ_FLUSHED)
+		run->flushed++;
+	if (r->requests_out && !r->write_err) {
+		r->write_err = request__write_json(&req, r->requests_out);
+		if (r->write_err)
+			fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
+				r->env->requests_path, strerror(-r->write_err));
+	}
+	if (profile__add(r->profile, &req))
+		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	if (size < sizeof(struct ap_request_event))
+		return 0;
+	recorder__consume(ctx, data);
+	return 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)level;
+	return vfprintf(stderr, fmt, args);
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)fmt;
+	(void)args;
+	(void)level;
+	return 0;
+}
+
+/* Autoload either the tp_btf or the raw_tp flavour of every scheduler hook. */
+static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
+{
+	struct bpf_program *tp[] = { skel->progs.ap_sched_switch, skel->progs.ap_sched_wakeup,
+				     skel->progs.ap_sched_wk_new, skel->progs.ap_proc_fork,
+				     skel->progs.ap_proc_exit };
+	struct bpf_program *raw[] = { skel->progs.ap_raw_switch, skel->progs.ap_raw_wakeup,
+				      skel->progs.ap_raw_wk_new, skel->progs.ap_raw_fork,
+				      skel->progs.ap_raw_exit };
+	size_t i;
+
+	for (i = 0; i < sizeof(tp) / sizeof(tp[0]); i++) {
+		bpf_program__set_autoload(tp[i], tp_btf);
+		bpf_program__set_autoload(raw[i], !tp_btf);
+	}
+}
+
+static int recorder__open_load(struct recorder *r, bool tp_btf)
+{
+	const struct env *env = r->env;
+	int err;
+
+	r->skel = agentprof_bpf__open();
+	if (!r->skel)
+		return -errno;
+	r->skel->rodata->trace_all = env->npids == 0 && !env->command;
+	r->skel->rodata->self_tgid = getpid();
+	select_sched_flavour(r->skel, tp_btf);
+	err = agentprof_bpf__load(r->skel);
+	if (err) {
+		agentprof_bpf__destroy(r->skel);
+		r->skel = NULL;
+		return err;
+	}
+	r->tp_btf = tp_btf;
+	return 0;
+}
+
+static int recorder__load(struct recorder *r)
+{
+	int err;
+
+	/* tp_btf is cheaper; kernels without it (or without BTF for it) get raw_tp. */
+	err = recorder__open_load(r, true);
+	if (!err)
+		return 0;
+	if (r->env->verbose)
+		fprintf(stderr, "agentprof: tp_btf programs did not load (%s); trying raw_tp\n",
+			strerror(-err));
+	err = recorder__open_load(r, false);
+	if (!err)
+		return 0;
+	if (err == -EPERM || err == -EACCES)
+		fprintf(stderr, "agentprof: loading BPF programs failed: %s: run as root, or grant "
+				"CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN\n", strerror(-err));
+	else
+		fprintf(stderr, "agentprof: loading BPF programs failed: %s: run `agentprof check` "
+				"to see what this kernel lacks (add -v for libbpf's log)\n",
+			strerror(-err));
+	return err;
+}
+
+static void add_proc(pid_t pid, void *ctx)
+{
+	struct recorder *r = ctx;
+	uint32_t key = pid;
+	uint8_t one = 1;
+
+	bpf_map__update_elem(r->skel->maps.procs, &key, sizeof(key), &one, sizeof(one), BPF_ANY);
+}
+
+static int recorder__add_targets(struct recorder *r)
+{
+	const struct env *env = r->env;
+	int i, n;
+
+	for (i = 0; i < env->npids; i++) {
+		add_proc(env->pids[i], r);
+		/* Workers forked before we started (gunicorn, node cluster) count too. */
+		n = procs__for_each_descendant(env->pids[i], add_proc, r);
+		if (n < 0)
+			return n;
+	}
+	if (env->command)
+		add_proc(r->child.pid, r);
+	return 0;
+}
+
+static uint64_t stat_sum(struct recorder *r, enum ap_stat idx)
+{
+	int ncpus = libbpf_num_possible_cpus(), i;
+	uint32_t key = idx;
+	uint64_t *vals, sum = 0;
+
+	if (ncpus <= 0)
+		return 0;
+	vals = calloc(ncpus, sizeof(*vals));
+	if (!vals)
+		return 0;
+	if (!bpf_map__lookup_elem(r->skel->maps.stats, &key, sizeof(key), vals,
+				  ncpus * sizeof(*vals), 0))
+		for (i = 0; i < ncpus; i++)
+			sum += vals[i];
+	free(vals);
+	return sum;
+}
+
+/* Requests still open when tracing stopped: close them off from the map. */
+static void recorder__flush_open(struct recorder *r)
+{
+	struct ap_request_event ev;
+	uint64_t key, next, now = now_ns(CLOCK_MONOTONIC);
+	int fd = bpf_map__fd(r->skel->maps.requests);
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &ev))
+			continue;
+		ev.end_ns = now;
+		ev.flags |= procs__exists(ev.pid) ? AP_REQ_FLUSHED : AP_REQ_TASK_EXITED;
+		if (!ev.first_tx_ns)
+			ev.flags |= AP_REQ_INCOMPLETE;
+		recorder__consume(r, &ev);
+	}
+}
+
+static void recorder__collect_stats(struct recorder *r)
+{
+	struct profile_run *run = profile__run(r->profile);
+
+	run->ringbuf_drops = stat_sum(r, AP_STAT_RINGBUF_DROPS);
+	run->requests_map_full = stat_sum(r, AP_STAT_REQ_MAP_FULL);
+	run->conns_map_full = stat_sum(r, AP_STAT_CONN_MAP_FULL);
+	run->threads_map_full = stat_sum(r, AP_STAT_THREAD_MAP_FULL);
+	run->procs_map_full = stat_sum(r, AP_STAT_PROC_MAP_FULL);
+	run->non_http_reads = stat_sum(r, AP_STAT_NON_HTTP);
+	run->stale_bindings = stat_sum(r, AP_STAT_STALE_REQ);
+	run->end_real_ns = now_ns(CLOCK_REALTIME);
+}
+
+static void report_loss(uint64_t n, const char *what, const char *fix)
+{
+	if (n)
+		fprintf(stderr, "agentprof: %llu %s: %s\n", (unsigned long long)n, what, fix);
+}
+
+static void recorder__print_summary(struct recorder *r)
+{
+	struct profile_run *run = profile__run(r->profile);
+
+	fprintf(stderr,
+		"agentprof: %llu requests recorded (%llu incomplete, %llu still open at exit)\n",
+		(unsigned long long)(run->records - run->malformed_heads - run->oversized_heads),
+		(unsigned long long)run->incomplete, (unsigned long long)run->flushed);
+	report_loss(run->malformed_heads, "malformed request heads skipped",
+		    "the traffic was not HTTP/1.x");
+	report_loss(run->oversized_heads, "requests skipped: request line longer than the capture",
+		    "AP_HEAD_MAX bytes are captured");
+	report_loss(run->ringbuf_drops, "request records dropped: ring buffer full",
+		    "the collector fell behind; report this with the request rate");
+	report_loss(run->requests_map_full, "requests not tracked: requests map full",
+		    "more requests in flight than the map holds");
+	report_loss(run->conns_map_full, "connections not tracked: conns map full",
+		    "more open connections than the map holds");
+	report_loss(run->threads_map_full, "threads not tracked: threads map full",
+		    "more busy threads than the map holds");
+	report_loss(run->procs_map_full, "child processes not traced: procs map full",
+		    "trace fewer processes");
+}
+
+static int recorder__report(struct recorder *r)
+{
+	int err;
+
+	if (!r->env->quiet)
+		profile__print_table(r->profile, stdout);
+	fflush(stdout);
+	recorder__print_summary(r);
+	if (!r->env->profile_path)
+		return 0;
+	err = profile__write_json(r->profile, r->env->profile_path);
+	if (err)
+		fprintf(stderr, "agentprof: writing the profile to %s failed: %s\n",
+			r->env->profile_path, strerror(-err));
+	return err;
+}
+
+static bool targets_alive(const struct env *env)
+{
+	int i;
+
+	for (i = 0; i < env->npids; i++)
+		if (procs__exists(env->pids[i]))
+			return true;
+	return false;
+}
+
+static bool child_exited(struct recorder *r, int *status)
+{
+	if (!r->env->command || r->child.pid <= 0)
+		return false;
+	if (waitpid(r->child.pid, status, WNOHANG) != r->child.pid)
+		return false;
+	r->child.pid = -1;
+	return true;
+}
+
+static int recorder__poll(struct recorder *r)
+{
+	const struct env *env = r->env;
+	uint64_t deadline = 0, tick = 0;
+	int err = 0, status;
+
+	if (env->duration_s)
+		deadline = now_ns(CLOCK_MONOTONIC) + env->duration_s * 1000000000ULL;
+	while (!exiting) {
+		err = ring_buffer__poll(r->rb, 100 /* ms */);
+		if (err == -EINTR) {
+			err = 0;
+			break;
+		}
+		if (err < 0) {
+			fprintf(stderr, "agentprof: reading the ring buffer failed: %s\n",
+				strerror(-err));
+			break;
+		}
+		err = 0;
+		if (r->requests_out)
+			fflush(r->requests_out);
+		if (deadline && now_ns(CLOCK_MONOTONIC) >= deadline)
+			break;
+		if (child_exited(r, &status)) {
+			fprintf(stderr, "agentprof: %s exited (status %d)\n", env->command[0],
+				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			break;
+		}
+		if (env->npids && ++tick % 10 == 0 && !targets_alive(env)) {
+			fprintf(stderr, "agentprof: every traced process has exited\n");
+			break;
+		}
+	}
+	return err;
+}
+
+static void print_tracing(struct recorder *r)
+{
+	const struct env *env = r->env;
+	int i;
+
+	fprintf(stderr, "agentprof: tracing ");
+	if (env->command)
+		fprintf(stderr, "%s (pid %d)", env->command[0], (int)r->child.pid);
+	else if (!env->npids)
+		fprintf(stderr, "every HTTP server on this host");
+	for (i = 0; i < env->npids; i++)
+		fprintf(stderr, "%spid %d", i ? ", " : "", (int)env->pids[i]);
+	fprintf(stderr, " (%s); ", r->tp_btf ? "tp_btf" : "raw_tp");
+	if (env->duration_s)
+		fprintf(stderr, "stopping in %u s or at Ctrl-C\n", env->duration_s);
+	else
+		fprintf(stderr, "Ctrl-C to stop\n");
+}
+
+static int check_targets(const struct env *env)
+{
+	int i;
+
+	for (i = 0; i < env->npids; i++) {
+		if (!procs__exists(env->pids[i])) {
+			fprintf(stderr, "agentprof: process %d does not exist: check the PID "
+					"(e.g. pgrep -f uvicorn)\n", (int)env->pids[i]);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+static void stop_child(struct recorder *r)
+{
+	int status, i;
+
+	if (r->child.pid <= 0)
+		return;
+	procs__release(&r->child);
+	kill(r->child.pid, SIGTERM);
+	for (i = 0; i < 50; i++) {
+		if (waitpid(r->child.pid, &status, WNOHANG) == r->child.pid)
+			return;
+		usleep(100 * 1000);
+	}
+	kill(r->child.pid, SIGKILL);
+	waitpid(r->child.pid, &status, 0);
+}
+
+int record__run(const struct env *env)
+{
+	struct recorder r = { .env = env, .child = { .pid = -1, .go_fd = -1 } };
+	char tracefs[256], msg[512];
+	int err;
+
+	libbpf_set_print(env->verbose ? libbpf_print : libbpf_quiet);
+	err = check_targets(env);
+	if (err)
+		return 1;
+	err = tracefs__ensure(tracefs, sizeof(tracefs), msg, sizeof(msg));
+	if (err) {
+		fprintf(stderr, "agentprof: %s\n", msg);
+		return 1;
+	}
+	r.profile = profile__new();
+	if (!r.profile) {
+		fprintf(stderr, "agentprof: out of memory\n");
+		return 1;
+	}
+	if (env->requests_path) {
+		r.requests_out = fopen(env->requests_path, "w");
+		if (!r.requests_out) {
+			err = -errno;
+			fprintf(stderr, "agentprof: cannot write %s: %s\n", env->requests_path,
+				strerror(errno));
+			goto cleanup;
+		}
+	}
+	if (env->command) {
+		err = procs__launch(env->command, &r.child);
+		if (err) {
+			fprintf(stderr, "agentprof: cannot start %s: %s\n", env->command[0],
+				strerror(-err));
+			goto cleanup;
+		}
+	}
+	err = recorder__load(&r);
+	if (err)
+		goto cleanup;
+	err = recorder__add_targets(&r);
+	if (err) {
+		fprintf(stderr, "agentprof: listing the children of the targets failed: %s\n",
+			strerror(-err));
+		goto cleanup;
+	}
+	err = agentprof_bpf__attach(r.skel);
+	if (err) {
+		fprintf(stderr, "agentprof: attaching BPF programs failed: %s: run `agentprof "
+				"check` (tracefs at %s)\n", strerror(-err), tracefs);
+		goto cleanup;
+	}
+	r.rb = ring_buffer__new(bpf_map__fd(r.skel->maps.events), handle_event, &r, NULL);
+	if (!r.rb) {
+		err = -errno;
+		fprintf(stderr, "agentprof: creating the ring buffer reader failed: %s\n",
+			strerror(errno));
+		goto cleanup;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	r.mono_to_real_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	profile__run(r.profile)->start_real_ns = now_ns(CLOCK_REALTIME);
+	procs__release(&r.child);
+	print_tracing(&r);
+	err = recorder__poll(&r);
+	/* Stop the programs first, so nothing races the final drain and flush. */
+	agentprof_bpf__detach(r.skel);
+	ring_buffer__consume(r.rb);
+	recorder__flush_open(&r);
+	recorder__collect_stats(&r);
+	if (recorder__report(&r) && !err)
+		err = -EIO;
+cleanup:
+	stop_child(&r);
+	ring_buffer__free(r.rb);
+	agentprof_bpf__destroy(r.skel);
+	if (r.requests_out && fclose(r.requests_out) && !err) {
+		err = -errno;
+		fprintf(stderr, "agentprof: writing %s failed: %s\n", env->requests_path,
+			strerror(errno));
+	}
+	profile__free(r.profile);
+	return err || r.write_err ? 1 : 0;
+}

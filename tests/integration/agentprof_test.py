@@ -1,0 +1,295 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Harness helpers for agentprof end-to-end tests.
+
+Typical use (from a test script in tests/integration/):
+
+    import agentprof_test as at
+    import drive
+
+    srv, port = at.start_server("c", truth)
+    ap = at.start_agentprof(["--pid", str(srv.pid)], reqs, prof)
+    sent = drive.keepalive("127.0.0.1", port, 20, ms=5)
+    rc, out, err = at.stop_agentprof(ap)
+    at.stop_server(srv)
+    pairs = at.match(at.load_jsonl(reqs), at.load_jsonl(truth))
+    at.check("all matched", len(pairs) == len(sent), f"{len(pairs)}/{len(sent)}")
+    at.report()
+
+Run directly (`/usr/bin/python3 tests/integration/agentprof_test.py`) it
+self-tests both test servers with drive.py, without agentprof.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build")
+AGENTPROF = os.path.join(BUILD, "agentprof")
+CPU_SERVER = os.path.join(BUILD, "tests", "cpu_server")
+CPU_SERVER_SRC = os.path.join(ROOT, "tests", "servers", "cpu_server.c")
+ASYNCIO_SERVER = os.path.join(ROOT, "tests", "servers", "asyncio_server.py")
+PYTHON = "/usr/bin/python3"
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+_passed = 0
+_failed = 0
+
+
+class _Lines:
+    """Collects a pipe's lines in a background thread; lets callers wait for one."""
+
+    def __init__(self, pipe, echo=None):
+        self.lines = []
+        self.cond = threading.Condition()
+        self.eof = False
+        self.echo = echo
+        self.thread = threading.Thread(target=self._run, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _run(self, pipe):
+        for line in iter(pipe.readline, ""):
+            if self.echo:
+                self.echo.write(line)
+                self.echo.flush()
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        pipe.close()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout):
+        """Returns the first line satisfying pred, or None on timeout/EOF."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            i = 0
+            while True:
+                while i < len(self.lines):
+                    if pred(self.lines[i]):
+                        return self.lines[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def text(self, join_timeout=5):
+        self.thread.join(join_timeout)
+        with self.cond:
+            return "".join(self.lines)
+
+
+def build_cpu_server():
+    """Builds build/tests/cpu_server if missing or older than its source."""
+    if os.path.exists(CPU_SERVER) and os.path.getmtime(CPU_SERVER) >= os.path.getmtime(
+        CPU_SERVER_SRC
+    ):
+        return
+    os.makedirs(os.path.dirname(CPU_SERVER), exist_ok=True)
+    subprocess.run(
+        ["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
+         CPU_SERVER_SRC, "-o", CPU_SERVER],
+        check=True,
+    )
+
+
+def server_cmd(kind):
+    if kind == "c":
+        build_cpu_server()
+        return [CPU_SERVER]
+    if kind == "asyncio":
+        return [PYTHON, ASYNCIO_SERVER]
+    raise ValueError("unknown server kind %r" % kind)
+
+
+def start_server(kind, truth_path, port=0, timeout=10):
+    """Starts a test server ('c' or 'asyncio') and returns (Popen, port).
+
+    The truth file is truncated first. The server's stderr is passed through.
+    """
+    if truth_path:
+        open(truth_path, "w").close()
+    cmd = server_cmd(kind) + ["--port", str(port)]
+    if truth_path:
+        cmd += ["--truth", truth_path]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    p._out = _Lines(p.stdout)
+    line = p._out.wait_for(lambda l: l.startswith("listening "), timeout)
+    if line is None:
+        p.kill()
+        p.wait()
+        raise RuntimeError("%s server did not start: %r" % (kind, p._out.text(1)))
+    return p, int(line.split()[1])
+
+
+def stop_server(p, timeout=10):
+    """Stops a server started by start_server; returns its exit code."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+def start_agentprof(args, requests_path, profile_path, timeout=30, echo_stderr=False):
+    """Runs `build/agentprof record <args> --requests FILE -o FILE`.
+
+    Waits until a stderr line starts with "agentprof: tracing" and returns the
+    Popen. Raises RuntimeError (with agentprof's stderr) if it exits or times
+    out first.
+    """
+    cmd = [AGENTPROF, "record"] + [str(a) for a in args]
+    cmd += ["--requests", requests_path, "-o", profile_path]
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    p._out = _Lines(p.stdout)
+    p._err = _Lines(p.stderr, echo=sys.stderr if echo_stderr else None)
+    line = p._err.wait_for(lambda l: l.startswith("agentprof: tracing"), timeout)
+    if line is None:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        raise RuntimeError(
+            "agentprof did not start tracing (rc=%s): %s\nstderr:\n%s"
+            % (p.returncode, " ".join(cmd), p._err.text(1))
+        )
+    return p
+
+
+def stop_agentprof(p, timeout=30):
+    """Sends SIGINT and waits; returns (rc, stdout, stderr). Kills it on timeout (rc None)."""
+    rc = p.poll()
+    if rc is None:
+        p.send_signal(signal.SIGINT)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            rc = None
+    return rc, p._out.text(), p._err.text()
+
+
+def load_jsonl(path):
+    """Parses a JSON-lines file (blank lines skipped); a missing file gives []."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def record_request_id(rec):
+    return (rec.get("headers") or {}).get("x-request-id")
+
+
+def match(records, truth):
+    """Joins agentprof records to truth lines on headers["x-request-id"] == request_id.
+
+    Returns a list of (record, truth) pairs in truth order. Records without an
+    x-request-id, and truth lines without a record, are left out (see unmatched()).
+    If several records carry the same id, the first one is used (see duplicates()).
+    """
+    by_id = {}
+    for rec in records:
+        rid = record_request_id(rec)
+        if rid is not None and rid not in by_id:
+            by_id[rid] = rec
+    return [(by_id[t["request_id"]], t) for t in truth if t.get("request_id") in by_id]
+
+
+def unmatched(records, truth):
+    """Truth lines (with a request_id) that no agentprof record matches."""
+    ids = {record_request_id(r) for r in records}
+    return [t for t in truth if t.get("request_id") is not None and t["request_id"] not in ids]
+
+
+def duplicates(records):
+    """Request ids that appear in more than one agentprof record."""
+    seen, dup = set(), set()
+    for rec in records:
+        rid = record_request_id(rec)
+        if rid is None:
+            continue
+        (dup if rid in seen else seen).add(rid)
+    return sorted(dup)
+
+
+def near(value, want, rel=0.1, abs_ns=2_000_000):
+    """True if value is within max(rel * want, abs_ns) of want."""
+    return value is not None and abs(value - want) <= max(rel * abs(want), abs_ns)
+
+
+def check(name, cond, detail=""):
+    """Records one check; prints "ok - name" or "FAIL - name: detail"."""
+    global _passed, _failed
+    if cond:
+        _passed += 1
+        print("ok - %s" % name, flush=True)
+    else:
+        _failed += 1
+        print("FAIL - %s: %s" % (name, detail), flush=True)
+    return bool(cond)
+
+
+def report():
+    """Prints "N passed, N failed" and exits 1 if any check failed (0 otherwise)."""
+    print("%d passed, %d failed" % (_passed, _failed), flush=True)
+    sys.exit(1 if _failed else 0)
+
+
+def _selftest_server(kind, tmpdir):
+    import drive
+
+    truth = os.path.join(tmpdir, "truth-%s.jsonl" % kind)
+    srv, port = start_server(kind, truth)
+    try:
+        sent = drive.run_scenarios("127.0.0.1", port, drive.ALL, ms=5, trace=True)
+        # larger concurrent run with mixed costs, and HTTP/1.0-ish close traffic
+        sent += drive.concurrent("127.0.0.1", port, 8, 10, ms=lambda i: 1 + i % 7,
+                                 cls=lambda i: "complex" if i % 7 >= 5 else "simple")
+        sent += drive.stream("127.0.0.1", port, ms=30, chunks=6)
+        time.sleep(0.3)
+    finally:
+        rc = stop_server(srv)
+    t = load_jsonl(truth)
+    check("%s: server exits cleanly" % kind, rc in (0, -signal.SIGTERM), "rc=%s" % rc)
+    errs = [r for r in sent if r["error"]]
+    check("%s: no client errors" % kind, not errs, errs[:3])
+    check("%s: one truth line per request" % kind, len(t) == len(sent), "%d vs %d" % (len(t), len(sent)))
+    problems = drive.check_truth(sent, t)
+    check("%s: truth consistent" % kind, not problems, "; ".join(problems[:5]))
+    by = {s["request_id"]: s for s in sent}
+    post = [x for x in t if x["method"] == "POST"]
+    check("%s: POST body fully read" % kind,
+          post and all(x["rx_bytes"] >= 65536 and by[x["request_id"]]["status"] == 200 for x in post),
+          post)
+    st = [x for x in t if x["path"].startswith("/stream/")]
+    check("%s: stream ttfb < duration" % kind,
+          st and all(x["ttfb_ns"] < x["wall_ns"] / 2 for x in st), st)
+    tids = {x["tid"] for x in t}
+    if kind == "asyncio":
+        check("asyncio: all requests on one thread", len(tids) == 1, tids)
+    else:
+        check("c: requests served on many threads", len(tids) > 8, len(tids))
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        for kind in ("c", "asyncio"):
+            _selftest_server(kind, d)
+    report()

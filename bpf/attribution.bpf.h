@@ -77,14 +77,38 @@ static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, boo
 		__sync_fetch_and_add(&r->nthreads, 1);
 }
 
-/* Close off a request: send its record and forget it. */
+/*
+ * The thread reads a connection whose response has begun: it waits for the
+ * next request, and that wait is no request's time. The binding stays, so
+ * an event loop that finds nothing (EAGAIN, EOF) goes on working for it.
+ */
+static __always_inline void thread_park(__u32 tid, bool parked)
+{
+	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
+
+	if (t)
+		t->parked = parked;
+}
+
+/*
+ * Close off a request: send its record and forget it. The calling thread may
+ * still be on CPU for it (close() right after the response): charge that
+ * slice first. Other threads' slices in flight on other CPUs are lost.
+ */
 static __always_inline void request_finish(__u64 req_id, __u32 flags, __u64 now)
 {
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct ap_request_event *r;
+	struct thread *t;
 
 	r = bpf_map_lookup_elem(&requests, &req_id);
 	if (!r)
 		return;
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t && t->req_id == req_id) {
+		__sync_fetch_and_add(&r->cpu_ns, now - t->acct_ns);
+		t->acct_ns = now;
+	}
 	r->end_ns = now;
 	r->flags |= flags;
 	if (!r->first_tx_ns)

@@ -32,7 +32,8 @@ struct thread {
 	__u32 tgid;
 	__u8 inherited;		/* req_id came from a wakeup, not the thread's own I/O */
 	__u8 sock_io;		/* this thread has done I/O on a traced socket */
-	__u8 pad[2];
+	__u8 parked;		/* in a read awaiting a connection's next request */
+	__u8 pad;
 };
 
 /* Syscall arguments saved at sys_enter for sys_exit, keyed by tid. */

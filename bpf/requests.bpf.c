@@ -168,12 +168,8 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 		return 0;
 	if (c && c->req_id) {
 		r = bpf_map_lookup_elem(&requests, &c->req_id);
-		/*
-		 * Reading a connection whose response has begun means waiting
-		 * for its next request: that wait is no request's time.
-		 */
 		if (r && r->first_tx_ns && is_read_op(op))
-			thread_bind(tid, tgid, 0, true, bpf_ktime_get_ns());
+			thread_park(tid, true);
 		else if (r)
 			thread_bind(tid, tgid, c->req_id, true, bpf_ktime_get_ns());
 	}
@@ -273,6 +269,8 @@ static __always_inline int io_exit(long ret)
 		return 0;
 	a = *ap;
 	bpf_map_delete_elem(&io_args, &tid);
+	if (is_read_op(a.op))
+		thread_park(tid, false);
 	if (ret < 0)
 		return 0;
 	if (is_read_op(a.op))

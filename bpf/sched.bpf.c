@@ -31,7 +31,10 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		if (t->req_id)
 			charge_cpu(t->req_id, now - t->acct_ns);
 		t->acct_ns = now;
-		if (task_state(prev) == TASK_RUNNING) {
+		if (t->parked) {
+			t->wake_ns = 0;
+			t->block_ns = 0;
+		} else if (task_state(prev) == TASK_RUNNING) {
 			t->wake_ns = now;	/* preempted: waits in the run queue */
 			t->block_ns = 0;
 		} else {
@@ -76,6 +79,7 @@ static __always_inline int on_wakeup(struct task_struct *p)
 		fresh.req_id = w->req_id;
 		fresh.tgid = w->tgid;
 		fresh.inherited = 1;
+		fresh.acct_ns = now;	/* the wakee may be on CPU already */
 		fresh.wake_ns = now;
 		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
 			stat_inc(AP_STAT_THREAD_MAP_FULL);

@@ -367,17 +367,17 @@ static void probe__map_type(struct features *f, enum feature_id id, enum bpf_map
 
 	errno = 0;
 	ret = libbpf_probe_bpf_map_type(type, NULL);
-	/* On 0, errno still holds what the kernel said to libbpf's map create. */
-	err = errno;
+	/* On 0, errno still holds what the kernel answered libbpf's map create. */
+	err = -errno;
 	if (ret == 1)
 		feature__set(f, id, true, "map created");
 	else if (ret < 0)
 		feature__set(f, id, false, "probe failed: %s", strerror(-ret));
-	else if (err == EPERM || err == EACCES)
-		feature__set(f, id, false, "map create refused: %s", strerror(err));
+	else if (err == -EPERM || err == -EACCES)
+		feature__set(f, id, false, "map create refused: %s", strerror(-err));
 	else if (err)
 		feature__set(f, id, false, "map type not supported by this kernel: %s",
-			     strerror(err));
+			     strerror(-err));
 	else
 		feature__set(f, id, false, "map type not supported by this kernel");
 }

@@ -5,15 +5,13 @@
  *
  * Rules:
  *  - Literals become placeholders $N, numbered from 1 in order of appearance
- *    within each statement. Literals are: '...' (with '' escapes), E'...'
- *    (backslash escapes), B'...', X'...', N'...', U&'...', string
- *    continuations ('a'<newline>'b' is one literal), dollar-quoted $$...$$ and
- *    $tag$...$tag$, and numbers (integers, decimals, exponents, PG16 0x/0o/0b
- *    and 1_000 forms, plus any identifier characters glued to them, which
- *    PG16 rejects as "trailing junk"). Digits inside identifiers (t1, col_2)
- *    are not literals.
+ *    in the query string (across all of its statements). Literals are: '...' (with '' escapes),
+ * E'...' (backslash escapes), B'...', X'...', N'...', U&'...', string continuations
+ * ('a'<newline>'b' is one literal), dollar-quoted $$...$$ and $tag$...$tag$, and numbers (integers,
+ * decimals, exponents, PG16 0x/0o/0b and 1_000 forms, plus any identifier characters glued to them,
+ * which PG16 rejects as "trailing junk"). Digits inside identifiers (t1, col_2) are not literals.
  *  - Existing parameters $1..$65535 are kept as they are and the numbering of
- *    placeholders continues after the highest one in the statement. A "$n"
+ *    placeholders continues after the highest one in the query string. A "$n"
  *    outside that range or with junk glued to it is treated as a literal.
  *  - TRUE, FALSE, NULL (and all other keywords and identifiers) are kept
  *    byte for byte, case untouched; "quoted identifiers" are kept.
@@ -454,7 +452,7 @@ static bool lexer__const_rows(const struct fp_lexer *lx, size_t from, struct fp_
 	}
 }
 
-/* Highest $n parameter in the statement starting at from. */
+/* Highest $n parameter from from to the end of the query string. */
 static unsigned int lexer__max_param(const struct fp_lexer *lx, size_t from)
 {
 	struct fp_lexer l = *lx;
@@ -462,7 +460,7 @@ static unsigned int lexer__max_param(const struct fp_lexer *lx, size_t from)
 	struct fp_token t;
 
 	l.pos = from;
-	for (t = lexer__next(&l); t.kind != FP_EOF && t.kind != FP_SEMI; t = lexer__next(&l)) {
+	for (t = lexer__next(&l); t.kind != FP_EOF; t = lexer__next(&l)) {
 		if (t.kind == FP_PARAM && t.param > max)
 			max = t.param;
 	}
@@ -509,11 +507,12 @@ size_t fingerprint__normalize(const char *sql, size_t len, char *out, size_t out
 	struct fp_lexer lx = {.s = sql, .len = sql ? strnlen(sql, len) : 0};
 	struct fp_out o = {.buf = out};
 	bool stmt_empty = true, pending_sep = false;
-	unsigned int next_ph = 1;
+	unsigned int next_ph;
 	struct fp_token t;
 
 	if (!out || !out_sz)
 		return 0;
+	next_ph = lexer__max_param(&lx, 0) + 1;
 	o.limit = out_sz - 1;
 	o.soft = o.limit > 3 ? o.limit - 3 : 0;
 
@@ -536,7 +535,6 @@ size_t fingerprint__normalize(const char *sql, size_t len, char *out, size_t out
 				out__put(&o, "; ", 2, false);
 			pending_sep = false;
 			stmt_empty = false;
-			next_ph = lexer__max_param(&lx, t.start) + 1;
 		} else if (t.ws_before) {
 			out__put(&o, " ", 1, false);
 		}

@@ -107,12 +107,12 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 /* Autoload either the tp_btf or the raw_tp flavour of every scheduler hook. */
 static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
 {
-	struct bpf_program *tp[] = { skel->progs.ap_sched_switch, skel->progs.ap_sched_wakeup,
-				     skel->progs.ap_sched_wk_new, skel->progs.ap_proc_fork,
-				     skel->progs.ap_proc_exit };
-	struct bpf_program *raw[] = { skel->progs.ap_raw_switch, skel->progs.ap_raw_wakeup,
-				      skel->progs.ap_raw_wk_new, skel->progs.ap_raw_fork,
-				      skel->progs.ap_raw_exit };
+	struct bpf_program *tp[] = {skel->progs.ap_sched_switch, skel->progs.ap_sched_wakeup,
+				    skel->progs.ap_sched_wk_new, skel->progs.ap_proc_fork,
+				    skel->progs.ap_proc_exit};
+	struct bpf_program *raw[] = {skel->progs.ap_raw_switch, skel->progs.ap_raw_wakeup,
+				     skel->progs.ap_raw_wk_new, skel->progs.ap_raw_fork,
+				     skel->progs.ap_raw_exit};
 	size_t i;
 
 	for (i = 0; i < sizeof(tp) / sizeof(tp[0]); i++) {
@@ -157,11 +157,14 @@ static int recorder__load(struct recorder *r)
 	if (!err)
 		return 0;
 	if (err == -EPERM || err == -EACCES)
-		fprintf(stderr, "agentprof: loading BPF programs failed: %s: run as root, or grant "
-				"CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN\n", strerror(-err));
+		fprintf(stderr,
+			"agentprof: loading BPF programs failed: %s: run as root, or grant "
+			"CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN\n",
+			strerror(-err));
 	else
-		fprintf(stderr, "agentprof: loading BPF programs failed: %s: run `agentprof check` "
-				"to see what this kernel lacks (add -v for libbpf's log)\n",
+		fprintf(stderr,
+			"agentprof: loading BPF programs failed: %s: run `agentprof check` "
+			"to see what this kernel lacks (add -v for libbpf's log)\n",
 			strerror(-err));
 	return err;
 }
@@ -375,8 +378,10 @@ static int check_targets(const struct env *env)
 
 	for (i = 0; i < env->npids; i++) {
 		if (!procs__exists(env->pids[i])) {
-			fprintf(stderr, "agentprof: process %d does not exist: check the PID "
-					"(e.g. pgrep -f uvicorn)\n", (int)env->pids[i]);
+			fprintf(stderr,
+				"agentprof: process %d does not exist: check the PID "
+				"(e.g. pgrep -f uvicorn)\n",
+				(int)env->pids[i]);
 			return -ESRCH;
 		}
 	}
@@ -402,7 +407,7 @@ static void stop_child(struct recorder *r)
 
 int record__run(const struct env *env)
 {
-	struct recorder r = { .env = env, .child = { .pid = -1, .go_fd = -1 } };
+	struct recorder r = {.env = env, .child = {.pid = -1, .go_fd = -1}};
 	char tracefs[256], msg[512];
 	int err;
 
@@ -448,8 +453,10 @@ int record__run(const struct env *env)
 	}
 	err = agentprof_bpf__attach(r.skel);
 	if (err) {
-		fprintf(stderr, "agentprof: attaching BPF programs failed: %s: run `agentprof "
-				"check` (tracefs at %s)\n", strerror(-err), tracefs);
+		fprintf(stderr,
+			"agentprof: attaching BPF programs failed: %s: run `agentprof "
+			"check` (tracefs at %s)\n",
+			strerror(-err), tracefs);
 		goto cleanup;
 	}
 	r.rb = ring_buffer__new(bpf_map__fd(r.skel->maps.events), handle_event, &r, NULL);

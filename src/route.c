@@ -192,14 +192,12 @@ static size_t route__render(const char *path, size_t n, char *out, size_t budget
 	return len;
 }
 
-static size_t route__copy(char *out, size_t out_sz, const char *s)
+/* s always fits: callers check out_sz first. */
+static size_t route__copy(char *out, const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n > out_sz - 1)
-		n = out_sz - 1;
-	memcpy(out, s, n);
-	out[n] = '\0';
+	memcpy(out, s, n + 1);
 	return n;
 }
 
@@ -212,11 +210,11 @@ size_t route__template(const char *target, char *out, size_t out_sz)
 	if (!out || out_sz == 0)
 		return 0;
 	if (out_sz < 2)
-		return route__copy(out, out_sz, "");
+		return route__copy(out, "");
 
 	n = strcspn(path, "?#");
 	if (n == 1 && path[0] == '*')
-		return route__copy(out, out_sz, "*");
+		return route__copy(out, "*");
 	path = route__skip_absolute(path, n, &n);
 
 	full = route__render(path, n, NULL, (size_t)-1, &cut);
@@ -226,7 +224,7 @@ size_t route__template(const char *target, char *out, size_t out_sz)
 		return len;
 	}
 	if (out_sz < sizeof(ROUTE_CUT))
-		return route__copy(out, out_sz, "/");
+		return route__copy(out, "/");
 
 	/* Keep whole segments only, leaving room for the marker. */
 	len = route__render(path, n, out, out_sz - sizeof(ROUTE_CUT), &cut);

@@ -68,19 +68,17 @@ static inline void test__fmt_str(char *buf, size_t n, const char *s)
 	buf[o] = '\0';
 }
 
-#define TEST__CMP(a, op, b, opname, ...)                                                          \
-	do {                                                                                      \
-		__typeof__(a) test__a = (a);                                                      \
-		__typeof__(b) test__b = (b);                                                      \
-		char test__name[TEST_NAME_MAX], test__got[TEST_VAL_MAX];                          \
-		char test__exp[TEST_VAL_MAX];                                                     \
-		snprintf(test__name, sizeof(test__name), __VA_ARGS__);                            \
-		test__fmt_int(test__got, sizeof(test__got), (__int128)test__a,                    \
-			      TEST__IS_SIGNED(test__a));                                          \
-		test__fmt_int(test__exp, sizeof(test__exp), (__int128)test__b,                    \
-			      TEST__IS_SIGNED(test__b));                                          \
-		test__check((__int128)test__a op (__int128)test__b, test__name, test__got,        \
-			    opname, test__exp);                                                   \
+#define TEST__CMP(a, op, b, opname, ...)                                                           \
+	do {                                                                                       \
+		__typeof__(a) test__a = (a);                                                       \
+		__typeof__(b) test__b = (b);                                                       \
+		__int128 test__x = test__a, test__y = test__b;                                     \
+		char test__name[TEST_NAME_MAX], test__got[TEST_VAL_MAX];                           \
+		char test__exp[TEST_VAL_MAX];                                                      \
+		snprintf(test__name, sizeof(test__name), __VA_ARGS__);                             \
+		test__fmt_int(test__got, sizeof(test__got), test__x, TEST__IS_SIGNED(test__a));    \
+		test__fmt_int(test__exp, sizeof(test__exp), test__y, TEST__IS_SIGNED(test__b));    \
+		test__check(test__x op test__y, test__name, test__got, opname, test__exp);         \
 	} while (0)
 
 #define ASSERT_EQ(a, b, ...) TEST__CMP(a, ==, b, "", __VA_ARGS__)
@@ -90,42 +88,42 @@ static inline void test__fmt_str(char *buf, size_t n, const char *s)
 #define ASSERT_GT(a, b, ...) TEST__CMP(a, >, b, "> ", __VA_ARGS__)
 #define ASSERT_GE(a, b, ...) TEST__CMP(a, >=, b, ">= ", __VA_ARGS__)
 
-#define TEST__BOOL(cond, want, ...)                                                               \
-	do {                                                                                      \
-		bool test__v = (cond);                                                            \
-		char test__name[TEST_NAME_MAX];                                                   \
-		snprintf(test__name, sizeof(test__name), __VA_ARGS__);                            \
-		test__check(test__v == (want), test__name, test__v ? "true" : "false", "",        \
-			    (want) ? "true" : "false");                                           \
+#define TEST__BOOL(cond, want, ...)                                                                \
+	do {                                                                                       \
+		bool test__v = (cond);                                                             \
+		char test__name[TEST_NAME_MAX];                                                    \
+		snprintf(test__name, sizeof(test__name), __VA_ARGS__);                             \
+		test__check(test__v == (want), test__name, test__v ? "true" : "false", "",         \
+			    (want) ? "true" : "false");                                            \
 	} while (0)
 
 #define ASSERT_TRUE(cond, ...) TEST__BOOL(cond, true, __VA_ARGS__)
 #define ASSERT_FALSE(cond, ...) TEST__BOOL(cond, false, __VA_ARGS__)
 
-#define ASSERT_STREQ(a, b, ...)                                                                   \
-	do {                                                                                      \
-		const char *test__a = (a), *test__b = (b);                                        \
-		char test__name[TEST_NAME_MAX], test__got[TEST_NAME_MAX];                         \
-		char test__exp[TEST_NAME_MAX];                                                    \
-		bool test__ok = test__a && test__b ? !strcmp(test__a, test__b)                    \
-						   : test__a == test__b;                          \
-		snprintf(test__name, sizeof(test__name), __VA_ARGS__);                            \
-		test__fmt_str(test__got, sizeof(test__got), test__a);                             \
-		test__fmt_str(test__exp, sizeof(test__exp), test__b);                             \
-		test__check(test__ok, test__name, test__got, "", test__exp);                      \
+#define ASSERT_STREQ(a, b, ...)                                                                    \
+	do {                                                                                       \
+		const char *test__a = (a), *test__b = (b);                                         \
+		char test__name[TEST_NAME_MAX], test__got[TEST_NAME_MAX];                          \
+		char test__exp[TEST_NAME_MAX];                                                     \
+		bool test__ok =                                                                    \
+		    test__a && test__b ? !strcmp(test__a, test__b) : test__a == test__b;           \
+		snprintf(test__name, sizeof(test__name), __VA_ARGS__);                             \
+		test__fmt_str(test__got, sizeof(test__got), test__a);                              \
+		test__fmt_str(test__exp, sizeof(test__exp), test__b);                              \
+		test__check(test__ok, test__name, test__got, "", test__exp);                       \
 	} while (0)
 
 /* |a - b| <= tol, for doubles. */
-#define ASSERT_NEAR(a, b, tol, ...)                                                               \
-	do {                                                                                      \
-		double test__a = (a), test__b = (b), test__tol = (tol);                           \
-		double test__d = test__a > test__b ? test__a - test__b : test__b - test__a;       \
-		char test__name[TEST_NAME_MAX], test__got[TEST_VAL_MAX];                          \
-		char test__exp[TEST_VAL_MAX];                                                     \
-		snprintf(test__name, sizeof(test__name), __VA_ARGS__);                            \
-		snprintf(test__got, sizeof(test__got), "%.17g", test__a);                         \
-		snprintf(test__exp, sizeof(test__exp), "%.17g +- %g", test__b, test__tol);        \
-		test__check(test__d <= test__tol, test__name, test__got, "", test__exp);          \
+#define ASSERT_NEAR(a, b, tol, ...)                                                                \
+	do {                                                                                       \
+		double test__a = (a), test__b = (b), test__tol = (tol);                            \
+		double test__d = test__a > test__b ? test__a - test__b : test__b - test__a;        \
+		char test__name[TEST_NAME_MAX], test__got[TEST_VAL_MAX];                           \
+		char test__exp[TEST_VAL_MAX];                                                      \
+		snprintf(test__name, sizeof(test__name), __VA_ARGS__);                             \
+		snprintf(test__got, sizeof(test__got), "%.17g", test__a);                          \
+		snprintf(test__exp, sizeof(test__exp), "%.17g +- %g", test__b, test__tol);         \
+		test__check(test__d <= test__tol, test__name, test__got, "", test__exp);           \
 	} while (0)
 
 static inline int test_report(void)
@@ -136,16 +134,16 @@ static inline int test_report(void)
 }
 
 /* TEST_MAIN(test_a, test_b): a main() running each void (*)(void) in order, then the report. */
-#define TEST_MAIN(...)                                                                            \
-	int main(void)                                                                            \
-	{                                                                                         \
-		void (*const test__fns[])(void) = { __VA_ARGS__ };                                \
-		size_t test__i;                                                                   \
-		/* Line-buffered, so the output up to a crash is not lost. */                     \
-		setvbuf(stdout, NULL, _IOLBF, 0);                                                 \
-		for (test__i = 0; test__i < sizeof(test__fns) / sizeof(test__fns[0]); test__i++)  \
-			test__fns[test__i]();                                                     \
-		return test_report();                                                             \
+#define TEST_MAIN(...)                                                                             \
+	int main(void)                                                                             \
+	{                                                                                          \
+		void (*const test__fns[])(void) = {__VA_ARGS__};                                   \
+		size_t test__i;                                                                    \
+		/* Line-buffered, so the output up to a crash is not lost. */                      \
+		setvbuf(stdout, NULL, _IOLBF, 0);                                                  \
+		for (test__i = 0; test__i < sizeof(test__fns) / sizeof(test__fns[0]); test__i++)   \
+			test__fns[test__i]();                                                      \
+		return test_report();                                                              \
 	}
 
 #endif /* AGENTPROF_TEST_H */

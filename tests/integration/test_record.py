@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""End to end: `agentprof record` against real servers that report their own
+per-request thread CPU time (the ground truth), for a thread-per-request C
+server and a single-threaded asyncio server.
+
+Bounds (documented in the README, "Accuracy"):
+  thread-per-request: cpu_ns within 5% or 1 ms of the truth, every request.
+  event loop, one request at a time: within 10% or 2 ms.
+  event loop, 4 concurrent clients: the sum over the requests within 10% of
+  the truth's sum; a request's CPU may be charged to another request that the
+  loop read in the same iteration (see README "Attribution").
+"""
+
+import os
+import tempfile
+
+import agentprof_test as at
+import drive
+
+HOST = "127.0.0.1"
+COSTS = [5, 20, 50]
+
+
+def cost(i):
+    return COSTS[i % len(COSTS)]
+
+
+def cls(i):
+    return "simple" if i % 2 else "complex"
+
+
+def run_workload(port):
+    sent = []
+    sent += drive.keepalive(HOST, port, 9, ms=cost, cls=cls, trace=True)
+    sent += drive.new_conn_each(HOST, port, 6, ms=cost, cls=cls)
+    seq_ids = {s["request_id"] for s in sent}
+    conc = drive.concurrent(HOST, port, 4, 4, ms=cost, cls=cls)
+    sent += conc
+    sent += drive.stream(HOST, port, ms=40, chunks=4)
+    sent += drive.post(HOST, port, size=64 * 1024, ms=10)
+    sent += drive.notfound(HOST, port)
+    seq_ids |= {s["request_id"] for s in sent if s not in conc}
+    return sent, seq_ids, {s["request_id"] for s in conc}
+
+
+def within(got, server_ns, client_ns, concurrent):
+    """Durations: near the server's own clock for requests served one at a time.
+
+    Under concurrency an event loop may read a request's head well before its
+    handler starts, and a thread may be preempted between its last write and
+    reading the server's clock: then the client's clock bounds it.
+    """
+    if not concurrent:
+        return at.near(got, server_ns, rel=0.10, abs_ns=2_000_000)
+    return 0.9 * min(server_ns, client_ns) - 2_000_000 <= got <= client_ns + 2_000_000
+
+
+def expected_route(path):
+    return "/" + path.split("/")[1] + "/:id"
+
+
+def check_server(kind, tmp):
+    truth_path = os.path.join(tmp, "truth-%s.jsonl" % kind)
+    reqs_path = os.path.join(tmp, "requests-%s.jsonl" % kind)
+    prof_path = os.path.join(tmp, "profile-%s.json" % kind)
+    srv, port = at.start_server(kind, truth_path)
+    ap = None
+    try:
+        ap = at.start_agentprof(["-p", str(srv.pid)], reqs_path, prof_path)
+        sent, seq_ids, conc_ids = run_workload(port)
+        rc, out, err = at.stop_agentprof(ap)
+        ap = None
+    finally:
+        if ap:
+            at.stop_agentprof(ap)
+        at.stop_server(srv)
+    pre = "%s: " % kind
+    at.check(pre + "agentprof exits 0", rc == 0, "rc %s, stderr %s" % (rc, err[-500:]))
+    at.check(pre + "client saw no errors", not [s for s in sent if s["error"]],
+             [s["error"] for s in sent if s["error"]][:3])
+    truth = at.load_jsonl(truth_path)
+    recs = at.load_jsonl(reqs_path)
+    at.check(pre + "server wrote one truth line per request", len(truth) == len(sent),
+             "%d truth lines, %d sent" % (len(truth), len(sent)))
+    pairs = at.match(recs, truth)
+    at.check(pre + "every request matched exactly once",
+             len(pairs) == len(sent) and not at.duplicates(recs) and len(recs) == len(sent),
+             "%d matched, %d records, %d sent, duplicates %s, unmatched %s" % (
+                 len(pairs), len(recs), len(sent), at.duplicates(recs)[:3],
+                 [t["request_id"] for t in at.unmatched(recs, truth)][:5]))
+    by_id = {s["request_id"]: s for s in sent}
+    bad = {k: [] for k in ("fields", "route", "status", "headers", "bytes", "cpu_seq",
+                           "duration", "ttfb", "complete", "pid")}
+    conc_truth = conc_seen = 0
+    for rec, t in pairs:
+        s = by_id[t["request_id"]]
+        rid = t["request_id"]
+        missing = [f for f in ("id", "pid", "tid", "comm", "cgroup_id", "method", "path",
+                               "route", "status", "start_ns", "duration_ns", "ttfb_ns",
+                               "cpu_ns", "runq_ns", "offcpu_ns", "rx_bytes", "tx_bytes",
+                               "headers") if f not in rec]
+        if missing:
+            bad["fields"].append((rid, missing))
+        if rec["route"] != expected_route(t["path"]) or rec["path"] != t["path"] \
+                or rec["method"] != t["method"]:
+            bad["route"].append((rid, rec["method"], rec["path"], rec["route"]))
+        if rec["status"] != t["status"]:
+            bad["status"].append((rid, rec["status"], t["status"]))
+        h = rec["headers"]
+        if h.get("x-request-class") != s["class"] or h.get("traceparent") != s["traceparent"]:
+            bad["headers"].append((rid, h))
+        if rec["rx_bytes"] != t["rx_bytes"] or rec["tx_bytes"] != t["tx_bytes"]:
+            bad["bytes"].append((rid, rec["rx_bytes"], t["rx_bytes"], rec["tx_bytes"],
+                                 t["tx_bytes"]))
+        if rec["pid"] != srv.pid:
+            bad["pid"].append((rid, rec["pid"]))
+        if rec["incomplete"]:
+            bad["complete"].append(rid)
+        if not within(rec["duration_ns"], t["wall_ns"], s["wall_ns"], rid in conc_ids):
+            bad["duration"].append((rid, rec["duration_ns"], t["wall_ns"], s["wall_ns"]))
+        if not within(rec["ttfb_ns"], t["ttfb_ns"], s["wall_ns"], rid in conc_ids) \
+                or rec["ttfb_ns"] > rec["duration_ns"]:
+            bad["ttfb"].append((rid, rec["ttfb_ns"], t["ttfb_ns"]))
+        if rid in conc_ids:
+            conc_truth += t["cpu_ns"]
+            conc_seen += rec["cpu_ns"]
+            if kind == "c" and not at.near(rec["cpu_ns"], t["cpu_ns"], 0.05, 1_000_000):
+                bad["cpu_seq"].append((rid, rec["cpu_ns"], t["cpu_ns"], rec["threads"]))
+        else:
+            rel, abs_ns = (0.05, 1_000_000) if kind == "c" else (0.10, 2_000_000)
+            if not at.near(rec["cpu_ns"], t["cpu_ns"], rel, abs_ns):
+                bad["cpu_seq"].append((rid, rec["cpu_ns"], t["cpu_ns"], rec["threads"]))
+    for k, v in bad.items():
+        at.check(pre + "per-request " + k, not v, "%d bad, e.g. %s" % (len(v), v[:4]))
+    at.check(pre + "concurrent: CPU sum within 10%% of the truth",
+             conc_truth and abs(conc_seen - conc_truth) <= 0.10 * conc_truth,
+             "agentprof %d ns, truth %d ns" % (conc_seen, conc_truth))
+    stream = [r for r, t in pairs if "/stream/" in t["path"]]
+    at.check(pre + "streamed response: first byte well before the last",
+             stream and stream[0]["ttfb_ns"] < 0.5 * stream[0]["duration_ns"],
+             stream[:1])
+    check_profile(pre, prof_path, out, recs)
+
+
+def check_profile(pre, prof_path, table, recs):
+    import json
+
+    with open(prof_path) as f:
+        prof = json.load(f)
+    at.check(pre + "profile format and version",
+             prof.get("format") == "agentprof-profile" and prof.get("version") == 1,
+             {k: prof.get(k) for k in ("format", "version")})
+    counts = {}
+    for r in recs:
+        key = (r["method"], r["route"], r["headers"].get("x-request-class", ""))
+        counts[key] = counts.get(key, 0) + 1
+    got = {(g["method"], g["route"], g["class"]): g["requests"] for g in prof["groups"]}
+    at.check(pre + "profile groups count every request", got == counts,
+             "profile %s, records %s" % (got, counts))
+    cpu = [g for g in prof["groups"] if g["route"] == "/cpu/:id"]
+    at.check(pre + "profile has CPU percentiles", cpu and cpu[0]["metrics"]["cpu_ns"]["p99"] > 0,
+             cpu[:1])
+    at.check(pre + "table lists the routes", "/cpu/:id" in table and "/stream/:id" in table,
+             table[:400])
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="agentprof-test-") as tmp:
+        for kind in ("c", "asyncio"):
+            check_server(kind, tmp)
+    at.report()
+
+
+if __name__ == "__main__":
+    main()

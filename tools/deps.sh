@@ -1,0 +1,31 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Installs the Debian 12 packages agentprof needs to build, test, demo and
+# benchmark. Idempotent: installs only what is missing, never prompts.
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config libjson-c-dev
+	# tests and demo: real servers, clients and load generators
+	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
+	python3-psycopg2 python3-locust libpq-dev curl procps
+	# benchmarks
+	wrk bpftrace
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages: ${missing[*]}: run as root (sudo make deps)" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -66,7 +66,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) tests/unit/test.h | $(BUI
 
 unit: $(UNIT_BINS)
 
-test: all unit
+# The README's test command: installs what is missing, builds, runs everything.
+test:
+	./tools/deps.sh
+	$(MAKE) all unit
 	./tests/run
 
 vmlinux:
@@ -75,7 +78,10 @@ vmlinux:
 deps:
 	./tools/deps.sh
 
-demo: all
+# The README's main job: the demo agent under Locust load, profiled.
+demo:
+	./tools/deps.sh
+	$(MAKE) all
 	./tools/demo.sh
 
 bench: all

@@ -332,7 +332,7 @@ static int hist_load(struct hist *h, struct json_object *o)
 	}
 	h->count = get_u64(o, "count");
 	h->sum = get_u64(o, "sum");
-	h->min = h->count ? get_u64(o, "min") : UINT64_MAX;
+	h->min = get_u64(o, "min");
 	h->max = get_u64(o, "max");
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include "route.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #define ROUTE_ID ":id"
@@ -159,24 +160,21 @@ static bool route__next_seg(const char *path, size_t n, size_t *pos, struct rout
 }
 
 /*
- * Writes "/seg" for each segment while it fits in budget bytes (out may be NULL to measure).
- * Returns the length; *cut tells whether a segment did not fit.
+ * Writes "/seg" for each segment while it fits in budget bytes, stopping at the first that does
+ * not (out may be NULL to measure). Returns the length written.
  */
-static size_t route__render(const char *path, size_t n, char *out, size_t budget, bool *cut)
+static size_t route__render(const char *path, size_t n, char *out, size_t budget)
 {
 	struct route_seg seg;
 	size_t len = 0, pos = 0;
 
-	*cut = false;
 	while (route__next_seg(path, n, &pos, &seg)) {
 		if (route__is_id(seg.p, seg.n)) {
 			seg.p = ROUTE_ID;
 			seg.n = sizeof(ROUTE_ID) - 1;
 		}
-		if (len + 1 + seg.n > budget) {
-			*cut = true;
+		if (len + 1 + seg.n > budget)
 			return len;
-		}
 		if (out) {
 			out[len] = '/';
 			memcpy(out + len + 1, seg.p, seg.n);
@@ -205,7 +203,6 @@ size_t route__template(const char *target, char *out, size_t out_sz)
 {
 	const char *path = target ? target : "";
 	size_t n, full, len;
-	bool cut;
 
 	if (!out || out_sz == 0)
 		return 0;
@@ -217,9 +214,9 @@ size_t route__template(const char *target, char *out, size_t out_sz)
 		return route__copy(out, "*");
 	path = route__skip_absolute(path, n, &n);
 
-	full = route__render(path, n, NULL, (size_t)-1, &cut);
+	full = route__render(path, n, NULL, SIZE_MAX);
 	if (full < out_sz) {
-		len = route__render(path, n, out, full, &cut);
+		len = route__render(path, n, out, full);
 		out[len] = '\0';
 		return len;
 	}
@@ -227,7 +224,7 @@ size_t route__template(const char *target, char *out, size_t out_sz)
 		return route__copy(out, "/");
 
 	/* Keep whole segments only, leaving room for the marker. */
-	len = route__render(path, n, out, out_sz - sizeof(ROUTE_CUT), &cut);
+	len = route__render(path, n, out, out_sz - sizeof(ROUTE_CUT));
 	memcpy(out + len, ROUTE_CUT, sizeof(ROUTE_CUT));
 	return len + sizeof(ROUTE_CUT) - 1;
 }

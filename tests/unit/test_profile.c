@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Request decoding, the per-request JSON line, and the profile: grouping,
+ * percentiles, the table, and the saved JSON read back unchanged.
+ */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agentprof/request.h"
+#include "profile.h"
+#include "request.h"
+#include "test.h"
+
+static void make_event(struct ap_request_event *ev, const char *head, const char *resp,
+		       uint64_t cpu_ns, uint64_t dur_ns)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->id = 7;
+	ev->pid = 100;
+	ev->tid = 101;
+	memcpy(ev->comm, "uvicorn", 8);
+	ev->start_ns = 1000000;
+	ev->first_tx_ns = ev->start_ns + dur_ns / 2;
+	ev->last_tx_ns = ev->start_ns + dur_ns;
+	ev->end_ns = ev->last_tx_ns + 5;
+	ev->cpu_ns = cpu_ns;
+	ev->head_len = strlen(head);
+	memcpy(ev->head, head, ev->head_len);
+	ev->resp_len = strlen(resp);
+	memcpy(ev->resp, resp, ev->resp_len);
+	ev->rx_bytes = ev->head_len;
+	ev->tx_bytes = 200;
+}
+
+static const char HEAD[] = "POST /agent/conversation/8812/end?x=1 HTTP/1.1\r\nHost: a\r\n"
+			   "X-Request-Id: r-1\r\nX-Request-Class: complex\r\n"
+			   "traceparent: 00-abc-def-01\r\n\r\n";
+
+static void test_decode(void)
+{
+	struct ap_request_event ev;
+	struct request req;
+
+	make_event(&ev, HEAD, "HTTP/1.1 404 Not Found\r\n", 3000, 10000);
+	ASSERT_EQ(request__decode(&req, &ev, "X-Request-Class", 5), REQUEST_OK, "decode ok");
+	ASSERT_STREQ(req.route, "/agent/conversation/:id/end", "route templated");
+	ASSERT_STREQ(req.head.method, "POST", "method");
+	ASSERT_EQ(req.status, 404, "status from the first write");
+	ASSERT_EQ(req.duration_ns, 10000, "duration: head read to last write");
+	ASSERT_EQ(req.ttfb_ns, 5000, "ttfb: head read to first write");
+	ASSERT_EQ(req.start_real_ns, 1000005, "start converted to the real clock");
+	ASSERT_FALSE(req.incomplete, "complete");
+
+	make_event(&ev, "GET /x\r\n\r\n", "", 0, 0);
+	ASSERT_EQ(request__decode(&req, &ev, NULL, 0), REQUEST_MALFORMED, "no version: malformed");
+	make_event(&ev, "\x16\x03\x01\x02\x00", "", 0, 0);
+	ASSERT_EQ(request__decode(&req, &ev, NULL, 0), REQUEST_MALFORMED, "TLS: malformed");
+	make_event(&ev, "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "", 0, 0);
+	ASSERT_EQ(request__decode(&req, &ev, NULL, 0), REQUEST_OVERSIZED,
+		  "request line cut by the capture: oversized");
+
+	make_event(&ev, "GET /a HTTP/1.1\r\n\r\n", "", 0, 0);
+	ev.first_tx_ns = ev.last_tx_ns = 0;
+	ev.end_ns = ev.start_ns + 777;
+	ev.flags = AP_REQ_INCOMPLETE | AP_REQ_TASK_EXITED;
+	ASSERT_EQ(request__decode(&req, &ev, NULL, 0), REQUEST_OK, "incomplete decodes");
+	ASSERT_TRUE(req.incomplete, "incomplete flagged");
+	ASSERT_EQ(req.duration_ns, 777, "incomplete: duration up to the close-off");
+	ASSERT_EQ(req.status, 0, "no response: status 0");
+}
+
+static struct json_object *json_line(const struct request *req)
+{
+	char buf[4096] = "";
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+
+	if (!f)
+		return NULL;
+	request__write_json(req, f);
+	fclose(f);
+	return json_tokener_parse(buf);
+}
+
+static const char *str_field(struct json_object *o, const char *path1, const char *path2)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, path1, &v))
+		return "(missing)";
+	if (path2 && !json_object_object_get_ex(v, path2, &v))
+		return "(missing)";
+	return json_object_get_string(v);
+}
+
+static void test_json_line(void)
+{
+	static const char *const fields[] = {
+		"id",	   "pid",      "tid",	   "comm",	  "cgroup_id", "method",  "path",
+		"route",   "status",   "start_ns", "duration_ns", "ttfb_ns",   "cpu_ns",  "runq_ns",
+		"offcpu_ns", "rx_bytes", "tx_bytes", "headers",	  "incomplete",
+	};
+	struct ap_request_event ev;
+	struct json_object *o, *v;
+	struct request req;
+	size_t i;
+
+	make_event(&ev, HEAD, "HTTP/1.1 200 OK\r\n", 3000, 10000);
+	request__decode(&req, &ev, "X-Request-Class", 0);
+	o = json_line(&req);
+	ASSERT_TRUE(o != NULL, "the line is valid JSON");
+	if (!o)
+		return;
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		ASSERT_TRUE(json_object_object_get_ex(o, fields[i], &v), "field %s", fields[i]);
+	ASSERT_STREQ(str_field(o, "route", NULL), "/agent/conversation/:id/end", "route");
+	ASSERT_STREQ(str_field(o, "path", NULL), "/agent/conversation/8812/end?x=1", "path");
+	ASSERT_STREQ(str_field(o, "comm", NULL), "uvicorn", "comm");
+	ASSERT_STREQ(str_field(o, "headers", "x-request-id"), "r-1", "x-request-id");
+	ASSERT_STREQ(str_field(o, "headers", "x-request-class"), "complex", "x-request-class");
+	ASSERT_STREQ(str_field(o, "headers", "traceparent"), "00-abc-def-01", "traceparent");
+	ASSERT_STREQ(str_field(o, "cpu_ns", NULL), "3000", "cpu_ns");
+	json_object_put(o);
+
+	/* Headers absent from the request are absent from the line. */
+	make_event(&ev, "GET /a HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n", 1, 1);
+	request__decode(&req, &ev, "X-Request-Class", 0);
+	o = json_line(&req);
+	ASSERT_TRUE(o && json_object_object_get_ex(o, "headers", &v) &&
+			    json_object_object_length(v) == 0,
+		    "no headers: empty object");
+	json_object_put(o);
+}
+
+static void test_profile_roundtrip(void)
+{
+	char path[] = "/tmp/agentprof-test-profile-XXXXXX", err[256] = "";
+	struct profile *p = profile__new(), *q;
+	const struct profile_group **v, **w;
+	struct ap_request_event ev;
+	struct request req;
+	size_t n, m, i;
+	int fd, k;
+
+	for (k = 1; k <= 100; k++) {
+		make_event(&ev, HEAD, "HTTP/1.1 200 OK\r\n", k * 1000000ULL, k * 2000000ULL);
+		request__decode(&req, &ev, "X-Request-Class", 0);
+		profile__add(p, &req);
+	}
+	make_event(&ev, "GET /healthz HTTP/1.1\r\n\r\n", "HTTP/1.1 503 x\r\n", 10, 20);
+	request__decode(&req, &ev, "X-Request-Class", 0);
+	profile__add(p, &req);
+	v = profile__sorted(p, &n);
+	ASSERT_EQ(n, 2, "two groups");
+	ASSERT_STREQ(v[0]->route, "/agent/conversation/:id/end", "busiest group first");
+	ASSERT_EQ(v[0]->requests, 100, "requests counted");
+	ASSERT_EQ(v[1]->status_5xx, 1, "5xx counted");
+	/* CPU p50 of 1..100 ms is 50 ms, within the histogram's 1/32. */
+	ASSERT_NEAR((double)hist__quantile(&v[0]->h[PM_CPU], 0.5), 50e6, 50e6 / 32, "cpu p50");
+	ASSERT_EQ(hist__quantile(&v[0]->h[PM_CPU], 1.0), 100000000, "cpu max exact");
+
+	fd = mkstemp(path);
+	ASSERT_TRUE(fd >= 0, "temp file");
+	close(fd);
+	profile__run(p)->malformed_heads = 3;
+	ASSERT_EQ(profile__write_json(p, path), 0, "profile saved");
+	q = profile__load(path, err, sizeof(err));
+	ASSERT_TRUE(q != NULL, "profile read back (%s)", err);
+	if (q) {
+		w = profile__sorted(q, &m);
+		ASSERT_EQ(m, n, "same groups");
+		for (i = 0; i < n && i < m; i++) {
+			ASSERT_STREQ(w[i]->route, v[i]->route, "group %zu route", i);
+			ASSERT_EQ(w[i]->requests, v[i]->requests, "group %zu requests", i);
+			ASSERT_EQ(memcmp(&w[i]->h, &v[i]->h, sizeof(v[i]->h)), 0,
+				  "group %zu histograms identical", i);
+		}
+		ASSERT_EQ(profile__run(q)->malformed_heads, 3, "run counters kept");
+		profile__free(q);
+	}
+	unlink(path);
+
+	q = profile__load("/nonexistent/profile.json", err, sizeof(err));
+	ASSERT_TRUE(q == NULL && strstr(err, "cannot read"), "missing file: clear error");
+	profile__free(p);
+}
+
+static void test_group_cap(void)
+{
+	struct profile *p = profile__new();
+	struct ap_request_event ev;
+	struct request req;
+	char head[128];
+	int k;
+
+	for (k = 0; k < PROFILE_MAX_GROUPS + 50; k++) {
+		snprintf(head, sizeof(head), "GET /static/page%c%c%c HTTP/1.1\r\n\r\n",
+			 'a' + k % 26, 'a' + k / 26 % 26, 'a' + k / 676 % 26);
+		make_event(&ev, head, "HTTP/1.1 200 OK\r\n", 1, 1);
+		request__decode(&req, &ev, NULL, 0);
+		profile__add(p, &req);
+	}
+	ASSERT_EQ(profile__ngroups(p), PROFILE_MAX_GROUPS + 1,
+		  "groups capped, the rest in one (other) group");
+	profile__free(p);
+}
+
+TEST_MAIN(test_decode, test_json_line, test_profile_roundtrip, test_group_cap)

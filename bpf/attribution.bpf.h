@@ -11,6 +11,7 @@
 #define AGENTPROF_ATTRIBUTION_BPF_H
 
 #include "maps.bpf.h"
+#include "core_fixes.bpf.h"
 
 static __always_inline struct ap_request_event *request_get(__u64 req_id)
 {
@@ -24,12 +25,41 @@ static __always_inline struct ap_request_event *request_get(__u64 req_id)
 	return r;
 }
 
-static __always_inline void charge_cpu(__u64 req_id, __u64 delta_ns)
+/*
+ * Charge what task did since t's last accounting point — on-CPU time and
+ * page faults (the task's own counters) — to the request t works for.
+ */
+static __always_inline void thread_charge(struct thread *t, struct task_struct *task, __u64 now)
 {
-	struct ap_request_event *r = request_get(req_id);
+	__u64 min_flt = BPF_CORE_READ(task, min_flt), maj_flt = BPF_CORE_READ(task, maj_flt);
+	struct ap_request_event *r = request_get(t->req_id);
 
-	if (r)
-		__sync_fetch_and_add(&r->cpu_ns, delta_ns);
+	if (r) {
+		__sync_fetch_and_add(&r->cpu_ns, now - t->acct_ns);
+		__sync_fetch_and_add(&r->minor_faults, min_flt - t->min_flt);
+		__sync_fetch_and_add(&r->major_faults, maj_flt - t->maj_flt);
+	}
+	t->acct_ns = now;
+	t->min_flt = min_flt;
+	t->maj_flt = maj_flt;
+}
+
+/* Start an accounting period for task (switched in, or newly tracked). */
+static __always_inline void thread_snapshot(struct thread *t, struct task_struct *task, __u64 now)
+{
+	t->acct_ns = now;
+	t->min_flt = BPF_CORE_READ(task, min_flt);
+	t->maj_flt = BPF_CORE_READ(task, maj_flt);
+}
+
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+static __always_inline __s64 process_rss_pages(void)
+{
+	return mm_rss_pages(BPF_CORE_READ(current_task(), mm));
 }
 
 /*
@@ -48,7 +78,7 @@ static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, boo
 		if (!req_id)
 			return;
 		fresh.req_id = req_id;
-		fresh.acct_ns = now;
+		thread_snapshot(&fresh, current_task(), now);
 		fresh.tgid = tgid;
 		fresh.inherited = !own_io;
 		fresh.sock_io = own_io;
@@ -67,9 +97,7 @@ static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, boo
 	}
 	if (t->req_id == req_id)
 		return;
-	if (t->req_id)
-		charge_cpu(t->req_id, now - t->acct_ns);
-	t->acct_ns = now;
+	thread_charge(t, current_task(), now);
 	t->req_id = req_id;
 	t->inherited = !own_io;
 	r = request_get(req_id);
@@ -105,10 +133,10 @@ static __always_inline void request_finish(__u64 req_id, __u32 flags, __u64 now)
 	if (!r)
 		return;
 	t = bpf_map_lookup_elem(&threads, &tid);
-	if (t && t->req_id == req_id) {
-		__sync_fetch_and_add(&r->cpu_ns, now - t->acct_ns);
-		t->acct_ns = now;
-	}
+	if (t && t->req_id == req_id)
+		thread_charge(t, current_task(), now);
+	if (r->pid == (__u32)(bpf_get_current_pid_tgid() >> 32) && !(flags & AP_REQ_TASK_EXITED))
+		r->rss_delta_pages = process_rss_pages() - r->rss_start_pages;
 	r->end_ns = now;
 	r->flags |= flags;
 	if (!r->first_tx_ns)

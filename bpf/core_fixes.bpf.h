@@ -27,4 +27,42 @@ static __always_inline __s64 task_state(void *task)
 	return BPF_CORE_READ((struct task_struct___o *)task, state);
 }
 
+/*
+ * mm_struct::rss_stat became an array of percpu_counter in kernel commit
+ * f1a7941243c1 ("mm: convert mm's rss stats into percpu_counter"), v6.2;
+ * before, struct mm_rss_stat held atomic_long_t count[NR_MM_COUNTERS].
+ * The percpu_counter's count is the folded value, off by at most one batch
+ * per CPU: close enough for a per-request delta.
+ */
+struct mm_rss_stat___old {
+	atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+
+struct mm_struct___old {
+	struct mm_rss_stat___old rss_stat;
+} __attribute__((preserve_access_index));
+
+struct mm_struct___pcpu {
+	struct percpu_counter rss_stat[4];
+} __attribute__((preserve_access_index));
+
+enum { MM_FILEPAGES_, MM_ANONPAGES_, MM_SWAPENTS_, MM_SHMEMPAGES_ };
+
+/* Resident pages of mm: file + anon + shmem. */
+static __always_inline __s64 mm_rss_pages(void *mm)
+{
+	struct mm_struct___pcpu *n = mm;
+	struct mm_struct___old *o = mm;
+
+	if (!mm)
+		return 0;
+	if (bpf_core_type_exists(struct mm_rss_stat___old))
+		return BPF_CORE_READ(o, rss_stat.count[MM_FILEPAGES_].counter) +
+		       BPF_CORE_READ(o, rss_stat.count[MM_ANONPAGES_].counter) +
+		       BPF_CORE_READ(o, rss_stat.count[MM_SHMEMPAGES_].counter);
+	return BPF_CORE_READ(n, rss_stat[MM_FILEPAGES_].count) +
+	       BPF_CORE_READ(n, rss_stat[MM_ANONPAGES_].count) +
+	       BPF_CORE_READ(n, rss_stat[MM_SHMEMPAGES_].count);
+}
+
 #endif /* AGENTPROF_CORE_FIXES_BPF_H */

@@ -18,9 +18,31 @@
 
 /* Per-socket state, keyed by tgid << 32 | fd. */
 struct conn {
-	__u64 req_id;		/* request in progress on this socket, 0 if none */
+	__u64 req_id;		/* request in progress (inbound) or using it (outbound) */
+	__u64 conn_id;		/* unique within the run */
+	__u64 mark_ns;		/* outbound: last byte sent, or last reply byte read */
+	__u64 sk;		/* outbound: its struct sock, for RTT */
+	__u64 connect_ns;	/* outbound: handshake not yet charged to a request */
 	__u32 kind;		/* enum ap_conn_kind */
+	__u8 phase;		/* outbound: enum call_phase */
+	__u8 slot;		/* outbound: index in requests[req_id].peers */
+	__u8 pg;		/* outbound: speaks PostgreSQL */
+	__u8 fresh;		/* outbound: connect() seen, no byte written yet */
+	struct ap_peer_key peer;
 	__u32 pad;
+};
+
+enum call_phase {
+	CALL_IDLE,
+	CALL_SENDING,
+	CALL_RECEIVING,
+};
+
+/* What a blocked thread waits for, for the split of off-CPU time. */
+enum wait_kind {
+	WAIT_OTHER,
+	WAIT_UPSTREAM,
+	WAIT_PG,
 };
 
 /* Per-thread attribution state, keyed by tid. */
@@ -29,16 +51,21 @@ struct thread {
 	__u64 acct_ns;		/* on-CPU time before this instant is accounted */
 	__u64 block_ns;		/* switched out blocked at, 0 if not blocked */
 	__u64 wake_ns;		/* runnable (woken or preempted) since, 0 if not */
+	__u64 min_flt;		/* task counters at acct_ns */
+	__u64 maj_flt;
 	__u32 tgid;
 	__u8 inherited;		/* req_id came from a wakeup, not the thread's own I/O */
 	__u8 sock_io;		/* this thread has done I/O on a traced socket */
 	__u8 parked;		/* in a read awaiting a connection's next request */
-	__u8 pad;
+	__u8 wait_kind;		/* enum wait_kind of the syscall in progress */
+	__u8 block_kind;	/* enum wait_kind when it blocked */
+	__u8 pad[7];
 };
 
 /* Syscall arguments saved at sys_enter for sys_exit, keyed by tid. */
 struct io_args {
-	__u64 buf;		/* buffer, iovec array or msghdr, per op */
+	__u64 buf;		/* buffer, iovec array, msghdr or sockaddr, per op */
+	__u64 start_ns;		/* connect: when it began */
 	__u32 fd;
 	__u32 op;		/* enum io_op */
 };
@@ -51,6 +78,8 @@ enum io_op {
 	IO_WRITEV,		/* writev */
 	IO_SENDMSG,		/* sendmsg */
 	IO_SENDFILE,		/* sendfile: no user buffer */
+	IO_CONNECT,		/* connect: buf is the sockaddr */
+	IO_MMAP,		/* mmap: buf is the length */
 };
 
 struct {
@@ -96,6 +125,21 @@ struct {
 	__type(value, struct ap_request_event);
 } scratch SEC(".maps") __weak;
 
+/* Outbound sockets by their struct sock, for the TCP tracepoints. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AP_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, __u64);	/* conns key */
+} socks SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ap_peer_key);
+	__type(value, struct ap_peer_totals);
+} peer_totals SEC(".maps") __weak;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, AP_STAT__COUNT);
@@ -108,6 +152,19 @@ struct {
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps") __weak;
 
+/*
+ * n, at most max, in a form the verifier can see: clang may otherwise fold
+ * the clamp into arithmetic the verifier cannot bound.
+ */
+static __always_inline __u64 bounded(__u64 n, __u64 max)
+{
+	asm volatile("" : "+r"(n));
+	if (n > max)
+		n = max;
+	asm volatile("" : "+r"(n));
+	return n;
+}
+
 static __always_inline void stat_inc(enum ap_stat idx)
 {
 	__u32 key = idx;
@@ -115,6 +172,18 @@ static __always_inline void stat_inc(enum ap_stat idx)
 
 	if (v)
 		*v += 1;
+}
+
+static __always_inline struct ap_peer_totals *peer_totals_get(const struct ap_peer_key *k)
+{
+	struct ap_peer_totals zero = {};
+	struct ap_peer_totals *t;
+
+	t = bpf_map_lookup_elem(&peer_totals, k);
+	if (t)
+		return t;
+	bpf_map_update_elem(&peer_totals, k, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&peer_totals, k);
 }
 
 #endif /* AGENTPROF_MAPS_BPF_H */

@@ -8,21 +8,32 @@
  * starts at the read that returns its head and is closed off (its record
  * sent) when the next head arrives on the connection, at EOF, at close(), or
  * by userspace at exit; its end is the last response byte written.
+ *
+ * Sockets the request's threads connect or write to are upstreams
+ * (upstream.bpf.h); those speaking PostgreSQL are followed message by
+ * message (pgwire.bpf.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
 #include "attribution.bpf.h"
+#include "agentprof/pgwire.h"
 
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
+#define EINPROGRESS 115
 
 /* Set by userspace before load. */
 const volatile bool trace_all = false;	/* no -p: every process on the host */
 const volatile __u32 self_tgid = 0;	/* never trace agentprof itself */
+/* PostgreSQL server ports (0 = unused slot). */
+const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
 
 __u64 next_req_id = 0;
+__u64 next_conn_id = 0;
+
+#include "upstream.bpf.h"
+#include "pgwire.bpf.h"
 
 static __always_inline bool traced(__u32 tgid)
 {
@@ -94,22 +105,6 @@ static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
 	return (__u64)iov.iov_base;
 }
 
-/* Whether fd of the current task is a socket (and not, say, a file of "GET "). */
-static __always_inline bool fd_is_socket(__u32 fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds, *f = NULL;
-	umode_t mode;
-
-	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
-		return false;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
-		return false;
-	mode = BPF_CORE_READ(f, f_inode, i_mode);
-	return (mode & S_IFMT) == S_IFSOCK;
-}
-
 static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 buf,
 					 __u64 len, __u64 now)
 {
@@ -137,11 +132,24 @@ static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 b
 	r->flags = 0;
 	r->resp_len = 0;
 	r->nthreads = 0;
+	r->type = AP_EV_REQUEST;
+	r->npeers = 0;
+	r->peers_dropped = 0;
+	r->offcpu_upstream_ns = 0;
+	r->offcpu_pg_ns = 0;
+	r->minor_faults = 0;
+	r->major_faults = 0;
+	r->rss_delta_pages = 0;
+	r->rss_start_pages = process_rss_pages();
+	r->mapped_bytes = 0;
+	r->pg_time_ns = 0;
+	r->pg_round_trips = 0;
+	r->pg_errors = 0;
+	r->pg_rows = 0;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
-	if (len > AP_HEAD_MAX)
-		len = AP_HEAD_MAX;
+	len = bounded(len, AP_HEAD_MAX);
 	r->head_len = len;
-	if (bpf_probe_read_user(r->head, len & (2 * AP_HEAD_MAX - 1), (const void *)buf))
+	if (bpf_probe_read_user(r->head, len, (const void *)buf))
 		r->head_len = 0;
 	if (bpf_map_update_elem(&requests, &id, r, BPF_NOEXIST)) {
 		stat_inc(AP_STAT_REQ_MAP_FULL);
@@ -157,6 +165,7 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	struct io_args a = { .buf = buf, .fd = fd, .op = op };
 	struct ap_request_event *r;
+	struct thread *t;
 	struct conn *c;
 	__u64 key;
 
@@ -164,9 +173,24 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 		return 0;
 	key = conn_key(tgid, fd);
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c && !is_read_op(op))
+	if (!c && !is_read_op(op)) {
+		/* Only a thread working for a request makes an unknown socket an upstream. */
+		t = bpf_map_lookup_elem(&threads, &tid);
+		if (!t || !t->req_id)
+			return 0;
+		c = conn_classify(key, fd);
+		if (!c)
+			return 0;
+	}
+	if (c && c->kind == AP_CONN_OTHER)
 		return 0;
-	if (c && c->req_id) {
+	if (c && c->kind == AP_CONN_OUTBOUND) {
+		if (is_read_op(op)) {
+			t = bpf_map_lookup_elem(&threads, &tid);
+			if (t)
+				t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
+		}
+	} else if (c && c->req_id) {
 		r = bpf_map_lookup_elem(&requests, &c->req_id);
 		if (r && r->first_tx_ns && is_read_op(op))
 			thread_park(tid, true);
@@ -175,6 +199,36 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 	}
 	bpf_map_update_elem(&io_args, &tid, &a, BPF_ANY);
 	return 0;
+}
+
+static __always_inline void outbound_read(struct conn *c, __u64 key, const struct io_args *a,
+					  __u64 pid_tgid, long ret, __u64 now)
+{
+	__u64 buf, len = ret;
+
+	if (c->pg) {
+		buf = first_buf(a, &len);
+		if (buf)
+			pg_read(c, key, pid_tgid >> 32, (const char *)buf, len, now);
+	}
+	upstream_read(c, (__u32)pid_tgid, pid_tgid >> 32, now, ret);
+}
+
+static __always_inline void outbound_write(struct conn *c, __u64 key, const struct io_args *a,
+					   __u64 pid_tgid, long ret, __u64 now)
+{
+	__u64 buf, len = ret;
+
+	buf = first_buf(a, &len);
+	if (c->fresh && buf && !c->pg && pg_detect((const char *)buf, len)) {
+		/* A StartupMessage makes it PostgreSQL, whatever the port. */
+		c->pg = 1;
+		c->peer.kind = AP_PEER_PG;
+	}
+	c->fresh = 0;
+	if (c->pg && buf)
+		pg_write(c, key, pid_tgid >> 32, (const char *)buf, len, c->phase, now);
+	upstream_write(c, (__u32)pid_tgid, now, ret);
 }
 
 static __always_inline void read_exit(const struct io_args *a, __u64 pid_tgid, long ret)
@@ -187,6 +241,11 @@ static __always_inline void read_exit(const struct io_args *a, __u64 pid_tgid, l
 	char head[4] = {};
 
 	c = bpf_map_lookup_elem(&conns, &key);
+	if (c && c->kind != AP_CONN_INBOUND) {
+		if (c->kind == AP_CONN_OUTBOUND && ret > 0)
+			outbound_read(c, key, a, pid_tgid, ret, now);
+		return;
+	}
 	if (ret == 0) {
 		/* EOF: the peer is done with this connection. */
 		if (c && c->req_id)
@@ -211,7 +270,7 @@ static __always_inline void read_exit(const struct io_args *a, __u64 pid_tgid, l
 		return;
 	}
 	if (!c) {
-		if (!fd_is_socket(a->fd))
+		if (!fd_sock(a->fd))
 			return;
 		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST)) {
 			stat_inc(AP_STAT_CONN_MAP_FULL);
@@ -240,7 +299,13 @@ static __always_inline void write_exit(const struct io_args *a, __u64 pid_tgid, 
 	struct conn *c;
 
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c || !c->req_id)
+	if (!c)
+		return;
+	if (c->kind == AP_CONN_OUTBOUND) {
+		outbound_write(c, key, a, pid_tgid, ret, now);
+		return;
+	}
+	if (c->kind != AP_CONN_INBOUND || !c->req_id)
 		return;
 	r = bpf_map_lookup_elem(&requests, &c->req_id);
 	if (!r)
@@ -248,14 +313,60 @@ static __always_inline void write_exit(const struct io_args *a, __u64 pid_tgid, 
 	if (!r->first_tx_ns) {
 		r->first_tx_ns = now;
 		buf = first_buf(a, &len);
-		if (len > AP_RESP_MAX)
-			len = AP_RESP_MAX;
-		if (buf && !bpf_probe_read_user(r->resp, len & (2 * AP_RESP_MAX - 1),
-						(const void *)buf))
+		len = bounded(len, AP_RESP_MAX);
+		if (buf && !bpf_probe_read_user(r->resp, len, (const void *)buf))
 			r->resp_len = len;
 	}
 	r->last_tx_ns = now;
 	__sync_fetch_and_add(&r->tx_bytes, ret);
+}
+
+static __always_inline void thread_io_done(__u32 tid)
+{
+	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
+
+	if (t) {
+		t->parked = 0;
+		t->wait_kind = WAIT_OTHER;
+	}
+}
+
+/*
+ * connect() of a traced process: an upstream from the start. The handshake
+ * time is kept on the connection until a request writes to it; a
+ * non-blocking connect finishes in the inet_sock_set_state tracepoint.
+ */
+static __always_inline int connect_enter(__u32 fd, __u64 uaddr)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct io_args a = { .buf = uaddr, .fd = fd, .op = IO_CONNECT };
+	struct ap_peer_key peer = {};
+	__u64 key = conn_key(tgid, fd);
+	struct conn *c;
+
+	if (!traced(tgid) || peer_from_sockaddr(&peer, (const void *)uaddr))
+		return 0;
+	c = outbound_new(key, &peer, fd_sock(fd), true);
+	if (!c)
+		return 0;
+	a.start_ns = bpf_ktime_get_ns();
+	c->mark_ns = a.start_ns;
+	bpf_map_update_elem(&io_args, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline void connect_exit(const struct io_args *a, __u64 pid_tgid, long ret)
+{
+	__u64 key = conn_key(pid_tgid >> 32, a->fd);
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+
+	if (!c || c->kind != AP_CONN_OUTBOUND)
+		return;
+	if (ret == 0)
+		c->connect_ns = bpf_ktime_get_ns() - a->start_ns;
+	else if (ret != -EINPROGRESS)
+		c->connect_ns = 0;
 }
 
 static __always_inline int io_exit(long ret)
@@ -270,7 +381,11 @@ static __always_inline int io_exit(long ret)
 	a = *ap;
 	bpf_map_delete_elem(&io_args, &tid);
 	if (is_read_op(a.op))
-		thread_park(tid, false);
+		thread_io_done(tid);
+	if (a.op == IO_CONNECT) {
+		connect_exit(&a, pid_tgid, ret);
+		return 0;
+	}
 	if (ret < 0)
 		return 0;
 	if (is_read_op(a.op))
@@ -284,7 +399,7 @@ static __always_inline int io_exit(long ret)
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
 	int ap_##name##_e(struct trace_event_raw_sys_enter *ctx)                                   \
 	{                                                                                          \
-		return io_enter(op, ctx->args[fd_arg], buf_arg < 0 ? 0 : ctx->args[buf_arg]);    \
+		return io_enter(op, ctx->args[fd_arg], ctx->args[buf_arg]);                      \
 	}                                                                                          \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int ap_##name##_x(struct trace_event_raw_sys_exit *ctx)                                    \
@@ -300,7 +415,20 @@ IO_PROGS(write, IO_WRITE, 0, 1)
 IO_PROGS(sendto, IO_WRITE, 0, 1)
 IO_PROGS(writev, IO_WRITEV, 0, 1)
 IO_PROGS(sendmsg, IO_SENDMSG, 0, 1)
-IO_PROGS(sendfile64, IO_SENDFILE, 0, -1)
+/* sendfile(out_fd, in_fd, ...): no user buffer, args[1] is only carried along. */
+IO_PROGS(sendfile64, IO_SENDFILE, 0, 1)
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int ap_connect_e(struct trace_event_raw_sys_enter *ctx)
+{
+	return connect_enter(ctx->args[0], ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int ap_connect_x(struct trace_event_raw_sys_exit *ctx)
+{
+	return io_exit(ctx->ret);
+}
 
 SEC("tracepoint/syscalls/sys_enter_close")
 int ap_close_e(struct trace_event_raw_sys_enter *ctx)
@@ -315,8 +443,12 @@ int ap_close_e(struct trace_event_raw_sys_enter *ctx)
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return 0;
-	if (c->req_id)
+	if (c->kind == AP_CONN_INBOUND && c->req_id)
 		request_finish(c->req_id, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
+	if (c->sk)
+		bpf_map_delete_elem(&socks, &c->sk);
+	if (c->pg)
+		bpf_map_delete_elem(&pgconns, &key);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }

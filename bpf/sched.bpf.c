@@ -28,9 +28,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 
 	t = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (t) {
-		if (t->req_id)
-			charge_cpu(t->req_id, now - t->acct_ns);
-		t->acct_ns = now;
+		thread_charge(t, prev, now);
+		t->block_kind = t->wait_kind;
 		if (t->parked) {
 			t->wake_ns = 0;
 			t->block_ns = 0;
@@ -44,7 +43,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	}
 	t = bpf_map_lookup_elem(&threads, &next_tid);
 	if (t) {
-		t->acct_ns = now;
+		thread_snapshot(t, next, now);
 		if (t->wake_ns) {
 			r = request_get(t->req_id);
 			if (r)
@@ -66,8 +65,13 @@ static __always_inline int on_wakeup(struct task_struct *p)
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (t && t->block_ns) {
 		r = request_get(t->req_id);
-		if (r)
+		if (r) {
 			__sync_fetch_and_add(&r->offcpu_ns, now - t->block_ns);
+			if (t->block_kind == WAIT_UPSTREAM)
+				__sync_fetch_and_add(&r->offcpu_upstream_ns, now - t->block_ns);
+			else if (t->block_kind == WAIT_PG)
+				__sync_fetch_and_add(&r->offcpu_pg_ns, now - t->block_ns);
+		}
 		t->block_ns = 0;
 		t->wake_ns = now;
 	}
@@ -79,7 +83,8 @@ static __always_inline int on_wakeup(struct task_struct *p)
 		fresh.req_id = w->req_id;
 		fresh.tgid = w->tgid;
 		fresh.inherited = 1;
-		fresh.acct_ns = now;	/* the wakee may be on CPU already */
+		/* The wakee may be on CPU already. */
+		thread_snapshot(&fresh, p, now);
 		fresh.wake_ns = now;
 		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
 			stat_inc(AP_STAT_THREAD_MAP_FULL);
@@ -124,11 +129,10 @@ static __always_inline int on_exit(struct task_struct *p)
 		return 0;
 	if (t->req_id && !t->inherited) {
 		r = bpf_map_lookup_elem(&requests, &t->req_id);
-		if (r) {
-			__sync_fetch_and_add(&r->cpu_ns, now - t->acct_ns);
-			if (!r->first_tx_ns)
-				request_finish(t->req_id, AP_REQ_TASK_EXITED, now);
-		}
+		if (r && !r->first_tx_ns)
+			request_finish(t->req_id, AP_REQ_TASK_EXITED, now);
+		else
+			thread_charge(t, p, now);
 	}
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&io_args, &tid);

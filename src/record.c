@@ -84,9 +84,12 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
-	if (size < sizeof(struct ap_request_event))
+	const uint32_t *type = data;
+
+	if (size < sizeof(*type))
 		return 0;
-	recorder__consume(ctx, data);
+	if (*type == AP_EV_REQUEST && size >= sizeof(struct ap_request_event))
+		recorder__consume(ctx, data);
 	return 0;
 }
 
@@ -156,11 +159,14 @@ static int recorder__load(struct recorder *r)
 	err = recorder__open_load(r, false);
 	if (!err)
 		return 0;
-	if (err == -EPERM || err == -EACCES)
+	if (err == -EPERM && geteuid() != 0)
 		fprintf(stderr,
 			"agentprof: loading BPF programs failed: %s: run as root, or grant "
 			"CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN\n",
 			strerror(-err));
+	else if (err == -EACCES)
+		fprintf(stderr, "agentprof: the kernel's verifier rejected a BPF program: run with "
+				"-v for its log, and report it with the output of `uname -r`\n");
 	else
 		fprintf(stderr,
 			"agentprof: loading BPF programs failed: %s: run `agentprof check` "

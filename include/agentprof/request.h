@@ -17,6 +17,58 @@
 /* Bytes of the response captured from its first write: the status line. */
 #define AP_RESP_MAX 32
 #define AP_COMM_LEN 16
+/* Distinct upstream peers tracked per request; more are counted, not kept. */
+#define AP_MAX_PEERS 6
+
+/* Every ring-buffer record starts with its type. */
+enum ap_event_type {
+	AP_EV_REQUEST = 1,	/* struct ap_request_event */
+	AP_EV_PG = 2,		/* struct ap_pg_event (include/agentprof/pgwire.h) */
+};
+
+enum ap_peer_kind {
+	AP_PEER_UPSTREAM = 1,	/* an outbound socket: LLM API, other services */
+	AP_PEER_PG = 2,		/* an outbound socket speaking the PostgreSQL protocol */
+};
+
+/* What a request did with one upstream peer (ip:port, or a unix socket). */
+struct ap_peer {
+	__u8 family;		/* AF_INET, AF_INET6, AF_UNIX */
+	__u8 kind;		/* enum ap_peer_kind */
+	__u16 port;		/* host byte order */
+	__u32 calls;		/* request/response turns: writes after reads */
+	__u8 addr[16];		/* IPv4 in the first 4 bytes; unix: path prefix */
+	__u64 connect_ns;	/* TCP handshakes this request made to the peer */
+	__u64 wait_ns;		/* last byte sent -> reply bytes read, summed over calls */
+	__u64 ttfb_ns;		/* last byte sent -> first reply byte, summed over calls */
+	__u64 tx_bytes;
+	__u64 rx_bytes;
+	__u32 retransmits;
+	__u32 connects;
+};
+
+_Static_assert(sizeof(struct ap_peer) == 72, "ap_peer ABI changed");
+
+/* Key of the per-run `peer_totals` map: one upstream peer. */
+struct ap_peer_key {
+	__u8 family;
+	__u8 kind;
+	__u16 port;
+	__u8 addr[16];
+};
+
+/* Per-peer counters for the whole run, kept by the TCP tracepoints. */
+struct ap_peer_totals {
+	__u64 connect_failures;	/* connect() refused, timed out or reset */
+	__u64 resets;		/* RSTs received on established connections */
+	__u64 retransmits;
+	__u64 srtt_sum_us;	/* smoothed RTT sampled at each reply */
+	__u64 srtt_samples;
+	__u64 srtt_max_us;
+};
+
+_Static_assert(sizeof(struct ap_peer_key) == 20, "ap_peer_key ABI changed");
+_Static_assert(sizeof(struct ap_peer_totals) == 48, "ap_peer_totals ABI changed");
 
 enum ap_req_flags {
 	AP_REQ_INCOMPLETE = 1 << 0,	/* no response byte was written */
@@ -26,6 +78,8 @@ enum ap_req_flags {
 };
 
 struct ap_request_event {
+	__u32 type;		/* AP_EV_REQUEST */
+	__u32 npeers;		/* valid entries in peers[] */
 	__u64 id;
 	__u64 cgroup_id;
 	__u64 start_ns;		/* CLOCK_MONOTONIC: the read returning the head */
@@ -43,12 +97,27 @@ struct ap_request_event {
 	__u32 head_len;		/* valid bytes in head[] */
 	__u32 resp_len;		/* valid bytes in resp[] */
 	__u32 nthreads;		/* distinct bindings of threads to this request */
+	__u64 offcpu_upstream_ns; /* part of offcpu_ns blocked reading an upstream */
+	__u64 offcpu_pg_ns;	/* part of offcpu_ns blocked reading PostgreSQL */
+	__u64 minor_faults;
+	__u64 major_faults;
+	__s64 rss_delta_pages;	/* process RSS at close-off minus at start */
+	__s64 rss_start_pages;
+	__u64 mapped_bytes;	/* mmap() lengths and brk() growth */
+	__u64 pg_time_ns;	/* union of time with PostgreSQL round trips open */
+	__u32 pg_round_trips;
+	__u32 pg_errors;
+	__u32 pg_rows;		/* DataRow messages received */
+	__u32 peers_dropped;	/* peers beyond AP_MAX_PEERS */
+	struct ap_peer peers[AP_MAX_PEERS];
 	char comm[AP_COMM_LEN];
 	char head[AP_HEAD_MAX];
 	char resp[AP_RESP_MAX];
 };
 
-_Static_assert(sizeof(struct ap_request_event) == 1184, "ap_request_event ABI changed");
+_Static_assert(sizeof(struct ap_request_event) == 1704, "ap_request_event ABI changed");
+
+
 
 /* Indexes of the per-CPU `stats` array; userspace sums them. */
 enum ap_stat {
@@ -60,12 +129,16 @@ enum ap_stat {
 	AP_STAT_PROC_MAP_FULL,	/* children not traced: procs map full */
 	AP_STAT_NON_HTTP,	/* reads on traced sockets that were not HTTP */
 	AP_STAT_STALE_REQ,	/* bindings that pointed at a finished request */
+	AP_STAT_PG_BAD,		/* PostgreSQL streams that stopped parsing (garbage) */
+	AP_STAT_PG_DROPS,	/* PostgreSQL round-trip records lost: ring buffer full */
 	AP_STAT__COUNT,
 };
 
 /* Kinds of socket in the conns map. */
 enum ap_conn_kind {
 	AP_CONN_INBOUND = 1,	/* an accepted socket carrying HTTP requests */
+	AP_CONN_OUTBOUND = 2,	/* a socket to an upstream or PostgreSQL */
+	AP_CONN_OTHER = 3,	/* anything else a request thread wrote: files, pipes */
 };
 
 #endif /* AGENTPROF_REQUEST_H */

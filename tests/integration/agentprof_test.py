@@ -256,11 +256,25 @@ def _selftest_server(kind, tmpdir):
     truth = os.path.join(tmpdir, "truth-%s.jsonl" % kind)
     srv, port = start_server(kind, truth)
     try:
-        sent = drive.run_scenarios("127.0.0.1", port, drive.ALL, ms=5, trace=True)
-        # larger concurrent run with mixed costs, and HTTP/1.0-ish close traffic
-        sent += drive.concurrent("127.0.0.1", port, 8, 10, ms=lambda i: 1 + i % 7,
+        seq = [n for n in drive.ALL if n != "concurrent"]
+        sent = drive.run_scenarios("127.0.0.1", port, seq, ms=5, trace=True)
+        seq_ids = {s["request_id"] for s in sent}
+        conc = drive.run_scenarios("127.0.0.1", port, ["concurrent"], ms=5)
+        # larger concurrent run with mixed costs
+        conc += drive.concurrent("127.0.0.1", port, 8, 10, ms=lambda i: 1 + i % 7,
                                  cls=lambda i: "complex" if i % 7 >= 5 else "simple")
+        sent += conc
+        conc_ids = {s["request_id"] for s in conc}
         sent += drive.stream("127.0.0.1", port, ms=30, chunks=6)
+        par = []
+        threads = [threading.Thread(target=lambda: par.extend(
+            drive.stream("127.0.0.1", port, ms=50, chunks=10))) for _ in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        sent += par
+        par_ids = {s["request_id"] for s in par}
         time.sleep(0.3)
     finally:
         rc = stop_server(srv)
@@ -268,13 +282,15 @@ def _selftest_server(kind, tmpdir):
     check("%s: server exits cleanly" % kind, rc in (0, -signal.SIGTERM), "rc=%s" % rc)
     errs = [r for r in sent if r["error"]]
     check("%s: no client errors" % kind, not errs, errs[:3])
-    check("%s: one truth line per request" % kind, len(t) == len(sent), "%d vs %d" % (len(t), len(sent)))
+    check("%s: one truth line per request" % kind, len(t) == len(sent),
+          "%d vs %d" % (len(t), len(sent)))
     problems = drive.check_truth(sent, t)
     check("%s: truth consistent" % kind, not problems, "; ".join(problems[:5]))
     by = {s["request_id"]: s for s in sent}
     post = [x for x in t if x["method"] == "POST"]
     check("%s: POST body fully read" % kind,
-          post and all(x["rx_bytes"] >= 65536 and by[x["request_id"]]["status"] == 200 for x in post),
+          post and all(x["rx_bytes"] >= 65536 and by[x["request_id"]]["status"] == 200
+                       for x in post),
           post)
     st = [x for x in t if x["path"].startswith("/stream/")]
     check("%s: stream ttfb < duration" % kind,
@@ -282,6 +298,21 @@ def _selftest_server(kind, tmpdir):
     tids = {x["tid"] for x in t}
     if kind == "asyncio":
         check("asyncio: all requests on one thread", len(tids) == 1, tids)
+        seq = [x for x in t if x["request_id"] in seq_ids]
+        check("asyncio: sequential requests alone on the loop, cpu_ns = span_cpu_ns",
+              seq and all(not x["overlapped"] and x["cpu_ns"] == x["span_cpu_ns"] for x in seq),
+              [x for x in seq if x["overlapped"]][:2])
+        # /cpu handlers never yield, so even concurrent ones run one at a time
+        conc = [x for x in t if x["request_id"] in conc_ids]
+        check("asyncio: concurrent /cpu requests run one at a time on the loop",
+              conc and all(not x["overlapped"] for x in conc),
+              "%d of %d overlapped" % (sum(x["overlapped"] for x in conc), len(conc)))
+        # streams yield between chunks, so concurrent ones interleave
+        par = [x for x in t if x["request_id"] in par_ids]
+        check("asyncio: concurrent streams interleave, cpu_ns = own_cpu_ns",
+              par and all(x["overlapped"] and x["cpu_ns"] == x["own_cpu_ns"]
+                          and x["span_cpu_ns"] > 1.5 * x["own_cpu_ns"] for x in par),
+              par)
     else:
         check("c: requests served on many threads", len(tids) > 8, len(tids))
 

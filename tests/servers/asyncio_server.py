@@ -2,24 +2,33 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Single-threaded asyncio HTTP/1.x test server for agentprof.
 
-Usage: asyncio_server.py --port N [--truth FILE] [--host ADDR]
+Usage: asyncio_server.py --port N [--truth FILE] [--host ADDR] [--recv-size N]
 
 Same endpoints, response headers and truth lines as cpu_server.c, but every
 connection is served by one event-loop thread, interleaved:
 
   GET  /cpu/<id>?ms=N              burn N ms of thread CPU, 200 + small body
-  POST /echo/<id>?ms=N             read the body in <=1000-byte pieces, burn N ms,
+  POST /echo/<id>?ms=N             read the body in <=1000-byte pieces (the loop
+                                   recv()s at most --recv-size, default 1000, bytes
+                                   per call), burn N ms,
                                    respond with the body length (several writes)
   GET  /stream/<id>?ms=N&chunks=K  chunked response, K chunks, N/K ms burnt before
                                    each chunk; yields to the loop between chunks
   anything else                    404
 
 CPU accounting: the burn is a synchronous busy loop on time.thread_time_ns(), so
-it runs on the event-loop thread. Because other connections' handlers run on the
-same thread whenever a handler awaits, cpu_ns only sums the thread CPU of this
-request's own synchronous segments (the meter is paused across every await);
-span_cpu_ns is the raw thread CPU between head parsed and response written,
-including whatever else ran on the loop thread meanwhile.
+it runs on the event-loop thread. Truth fields:
+  span_cpu_ns  all thread CPU between head parsed and response written,
+               including whatever else ran on the loop thread meanwhile
+               (the loop's own recv()/send() callbacks, other connections)
+  own_cpu_ns   only this request's handler segments (the meter is paused
+               across every await, so other connections' handlers and the
+               loop's callbacks are left out)
+  overlapped   true if another request was in flight (head parsed, response
+               not yet written) at any time during this one
+  cpu_ns       span_cpu_ns if not overlapped (the loop worked for this request
+               alone, so all of its CPU is this request's), else own_cpu_ns
+The X-Thread-Cpu-Ns response header is own_cpu_ns up to the response head.
 """
 
 import argparse
@@ -39,6 +48,8 @@ CHUNKS_MAX = 1000
 HEAD_MAX = 16384
 
 truth_fp = None
+inflight = set()  # requests between head parsed and response written
+recv_size = 0
 
 
 class CpuMeter:
@@ -104,6 +115,7 @@ class Request:
         self.rx_bytes = head_len
         self.tx_bytes = 0
         self.ttfb_ns = None
+        self.overlapped = False
 
     def parse(self, head):
         lines = head.decode("latin-1").split("\r\n")
@@ -162,25 +174,15 @@ class Request:
         )
         await self.send(head, body)
 
-    async def read_body(self, reader, small_reads=False):
+    async def read_body(self, reader):
         """Reads Content-Length bytes in pieces of at most BODY_READ_PIECE."""
         left = self.content_length
-        transport = self.writer.transport
-        old_max = getattr(transport, "max_size", None)
-        if small_reads and old_max is not None:
-            # Private knob of the selector transport: makes the loop recv() the
-            # socket in small pieces, so the body arrives in many syscalls.
-            transport.max_size = BODY_READ_PIECE
-        try:
-            while left > 0:
-                piece = await self.meter.wait(reader.read(min(left, BODY_READ_PIECE)))
-                if not piece:
-                    raise ConnectionError("EOF in request body")
-                left -= len(piece)
-                self.rx_bytes += len(piece)
-        finally:
-            if small_reads and old_max is not None:
-                transport.max_size = old_max
+        while left > 0:
+            piece = await self.meter.wait(reader.read(min(left, BODY_READ_PIECE)))
+            if not piece:
+                raise ConnectionError("EOF in request body")
+            left -= len(piece)
+            self.rx_bytes += len(piece)
         return self.content_length
 
 
@@ -193,7 +195,7 @@ async def handle_cpu(req, query):
 
 async def handle_echo(req, query, reader):
     ms = clamp(query_int(query, "ms", 0), 0, MS_MAX)
-    got = await req.read_body(reader, small_reads=True)
+    got = await req.read_body(reader)
     burn_cpu_ns(ms * 1_000_000)
     body = f"{got}\n".encode()
     head = req.head(200, "OK", ["Content-Type: text/plain", f"Content-Length: {len(body)}"])
@@ -230,17 +232,19 @@ async def handle_stream(req, query):
         await req.send(b"0\r\n\r\n")
 
 
-def write_truth(req, cpu_ns, span_cpu_ns, wall_ns):
+def write_truth(req, own_cpu_ns, span_cpu_ns, wall_ns):
     if truth_fp is None:
         return
     rec = {
         "request_id": req.request_id,
         "method": req.method,
         "path": req.target,
-        "cpu_ns": cpu_ns,
+        "cpu_ns": own_cpu_ns if req.overlapped else span_cpu_ns,
         "wall_ns": wall_ns,
         "ttfb_ns": req.ttfb_ns,
         "span_cpu_ns": span_cpu_ns,
+        "own_cpu_ns": own_cpu_ns,
+        "overlapped": req.overlapped,
         "tid": threading.get_native_id(),
         "pid": os.getpid(),
         "status": req.status,
@@ -266,12 +270,30 @@ async def serve_one(reader, writer):
     wall0 = time.monotonic_ns()
     span0 = time.thread_time_ns()
     req = Request(writer, wall0, CpuMeter(), span0, len(head))
+    if inflight:
+        req.overlapped = True
+        for other in inflight:
+            other.overlapped = True
+    inflight.add(req)
+    try:
+        await dispatch(req, head, reader)
+    finally:
+        inflight.discard(req)
+    own_cpu_ns = req.meter.now()
+    span_cpu_ns = time.thread_time_ns() - span0
+    wall_ns = time.monotonic_ns() - wall0
+    if req.status != 400:  # like cpu_server: no truth line for unparsable requests
+        write_truth(req, own_cpu_ns, span_cpu_ns, wall_ns)
+    return req.keep_alive
+
+
+async def dispatch(req, head, reader):
     try:
         req.parse(head)
     except ValueError:
         req.keep_alive = False
         await req.respond_simple(400, "Bad Request", b"bad request\n")
-        return False
+        return
 
     split = urlsplit(req.target)
     query = parse_qs(split.query)
@@ -292,14 +314,13 @@ async def serve_one(reader, writer):
         await req.read_body(reader)
         await req.respond_simple(404, "Not Found", b"not found\n")
 
-    cpu_ns = req.meter.now()
-    span_cpu_ns = time.thread_time_ns() - span0
-    wall_ns = time.monotonic_ns() - wall0
-    write_truth(req, cpu_ns, span_cpu_ns, wall_ns)
-    return req.keep_alive
-
 
 async def handle_conn(reader, writer):
+    transport = writer.transport
+    if recv_size and hasattr(transport, "max_size"):
+        # Private knob of the selector socket transport: the loop recv()s at
+        # most this many bytes per call, so large bodies arrive in many pieces.
+        transport.max_size = recv_size
     try:
         while await serve_one(reader, writer):
             pass
@@ -328,12 +349,19 @@ async def main_async(args):
 
 
 def main():
-    global truth_fp
+    global truth_fp, recv_size
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, required=True, help="0 picks a free port")
     ap.add_argument("--truth", help="append one JSON line per completed request")
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument(
+        "--recv-size",
+        type=int,
+        default=BODY_READ_PIECE,
+        help="max bytes per recv() on connections (0: asyncio default, 256 KiB)",
+    )
     args = ap.parse_args()
+    recv_size = args.recv_size
     if args.truth:
         truth_fp = open(args.truth, "a", encoding="utf-8")
     asyncio.run(main_async(args))

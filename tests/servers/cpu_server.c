@@ -39,7 +39,7 @@
 
 #define HEAD_MAX 16384
 #define BODY_READ_PIECE 1000
-#define ECHO_WRITE_PIECE 8
+#define ECHO_WRITE_PIECE 2
 #define MS_MAX 60000
 #define CHUNKS_MAX 1000
 #define ID_MAX 256
@@ -453,7 +453,7 @@ static int handle_echo(struct conn *c, struct req *r)
 	n = fmt_head(head, sizeof(head), r, 200, "OK", extra, thread_cpu_ns() - r->cpu0);
 	if (n < 0)
 		return -1;
-	/* head, then the body a few bytes per write() */
+	/* head, then the body two bytes per write() */
 	if (write_all(c->fd, r, head, (size_t)n))
 		return -1;
 	for (off = 0; off < blen; off += ECHO_WRITE_PIECE) {

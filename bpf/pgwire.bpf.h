@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * PostgreSQL frontend/backend protocol 3.0, followed in the bytes the traced
+ * syscalls move on an outbound PostgreSQL socket. Every message is a type
+ * byte and a big-endian int32 length (which counts itself); the parser keeps,
+ * per direction, how many bytes of the current message are still to come
+ * and a header cut by the end of a read. Client writes push a timestamp per
+ * Query, Sync or FunctionCall (each is answered by one ReadyForQuery);
+ * every ReadyForQuery read closes one round trip and sends one record.
+ *
+ * Bounded: at most PG_MAX_MSGS messages are walked per syscall (bpf_loop);
+ * past that, or on garbage, the direction is "lost" and resynchronises on a
+ * read that ends with a ReadyForQuery, or on the next write that starts a
+ * batch (the server has answered everything by then).
+ */
+#ifndef AGENTPROF_PGWIRE_BPF_H
+#define AGENTPROF_PGWIRE_BPF_H
+
+#include "maps.bpf.h"
+#include "agentprof/pgwire.h"
+
+#define PG_MAX_MSGS 2048
+#define PG_SENT_RING 8
+#define PG_MAX_MSG_LEN (1U << 30)
+#define PG_PROTOCOL_3 196608
+#define PG_SSL_REQUEST 80877103
+#define PG_GSSENC_REQUEST 80877104
+
+struct pg_dir {
+	__u32 skip;		/* bytes of the current message still to come */
+	__u8 have;		/* bytes of a cut header in hdr[] */
+	__u8 lost;		/* walking stopped: resynchronise */
+	__u8 hdr[6];
+};
+
+struct pgconn {
+	__u64 sent_ns[PG_SENT_RING];
+	__u64 last_z_ns;
+	__u32 sent_head;	/* round trips sent */
+	__u32 sent_tail;	/* round trips answered */
+	__u32 cap_first;	/* sent_head before the captured write */
+	__u32 cap_end;		/* sent_head after it */
+	__u32 rows;
+	__u32 errors;
+	struct pg_dir srv, cli;
+	__u8 started;		/* the first client write was seen */
+	__u8 ssl_requested;
+	__u8 tls;
+	__u8 pad;
+	__u32 capture_len;
+	char capture[AP_PG_CAPTURE_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);	/* conns key */
+	__type(value, struct pgconn);
+} pgconns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pgconn);
+} pg_zero SEC(".maps");
+
+/* One syscall's bytes being walked, for the bpf_loop callbacks. */
+struct pg_walk {
+	const char *buf;
+	__u32 len;
+	__u32 pos;
+	__u64 now;
+	__u64 key;
+	struct pgconn *pc;
+	struct conn *c;
+	__u32 pid;
+	bool stop;
+};
+
+static __always_inline __u32 be32(const __u8 *p)
+{
+	return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
+}
+
+static __always_inline bool pg_server_type(__u8 t)
+{
+	switch (t) {
+	case 'R': case 'S': case 'K': case 'Z': case 'T': case 'D': case 'C': case 'E':
+	case 'N': case 'A': case '1': case '2': case '3': case 'n': case 't': case 's':
+	case 'G': case 'H': case 'W': case 'd': case 'c': case 'I': case 'V': case 'v':
+		return true;
+	}
+	return false;
+}
+
+static __always_inline bool pg_client_type(__u8 t)
+{
+	switch (t) {
+	case 'Q': case 'P': case 'B': case 'D': case 'E': case 'S': case 'H': case 'C':
+	case 'X': case 'F': case 'd': case 'c': case 'f': case 'p':
+		return true;
+	}
+	return false;
+}
+
+static __always_inline struct pgconn *pgconn_get(__u64 key, bool create)
+{
+	struct pgconn *pc = bpf_map_lookup_elem(&pgconns, &key);
+	__u32 zero = 0;
+
+	if (pc || !create)
+		return pc;
+	pc = bpf_map_lookup_elem(&pg_zero, &zero);
+	if (!pc)
+		return NULL;
+	bpf_map_update_elem(&pgconns, &key, pc, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&pgconns, &key);
+}
+
+/* A ReadyForQuery: one round trip ends. */
+static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pid, __u64 now)
+{
+	struct ap_request_event *r;
+	struct ap_pg_event *e;
+	__u32 idx = pc->sent_tail;
+	__u64 start, dur;
+
+	if (pc->sent_head == idx) {
+		/* Not an answer to anything we saw sent: start-up, or joined late. */
+		pc->rows = pc->errors = 0;
+		return;
+	}
+	start = pc->sent_ns[idx & (PG_SENT_RING - 1)];
+	if (start < pc->last_z_ns)
+		start = pc->last_z_ns;	/* pipelined: count overlapping time once */
+	dur = now > start ? now - start : 0;
+	pc->sent_tail = idx + 1;
+	pc->last_z_ns = now;
+	r = c->req_id ? bpf_map_lookup_elem(&requests, &c->req_id) : NULL;
+	if (r) {
+		r->pg_round_trips++;
+		r->pg_time_ns += dur;
+		r->pg_rows += pc->rows;
+		if (pc->errors)
+			r->pg_errors++;
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(AP_STAT_PG_DROPS);
+		pc->rows = pc->errors = 0;
+		return;
+	}
+	e->type = AP_EV_PG;
+	e->pid = pid;
+	e->req_id = c->req_id;
+	e->conn_id = c->conn_id;
+	e->start_ns = start;
+	e->end_ns = now;
+	e->rows = pc->rows;
+	e->flags = (pc->errors ? AP_PG_ERROR : 0) | (pc->tls ? AP_PG_TLS : 0);
+	e->seq = idx - pc->cap_first;
+	e->capture_len = 0;
+	if (!pc->tls && idx >= pc->cap_first && idx < pc->cap_end) {
+		e->capture_len = pc->capture_len;
+		__builtin_memcpy(e->capture, pc->capture, sizeof(e->capture));
+	} else {
+		e->flags |= AP_PG_NO_CAPTURE;
+	}
+	bpf_ringbuf_submit(e, 0);
+	pc->rows = pc->errors = 0;
+}
+
+static __always_inline void pg_sent(struct pgconn *pc, __u64 now)
+{
+	pc->sent_ns[pc->sent_head & (PG_SENT_RING - 1)] = now;
+	pc->sent_head++;
+}
+
+/* One message header; returns false when the stream is not PostgreSQL. */
+static __always_inline bool pg_msg(struct pg_walk *w, bool server, __u8 type, __u32 len)
+{
+	struct pgconn *pc = w->pc;
+
+	if (len < 4 || len > PG_MAX_MSG_LEN)
+		return false;
+	if (server) {
+		if (!pg_server_type(type))
+			return false;
+		if (type == 'Z')
+			pg_ready(pc, w->c, w->pid, w->now);
+		else if (type == 'E')
+			pc->errors++;
+		else if (type == 'D')
+			pc->rows++;
+		return true;
+	}
+	if (!pg_client_type(type))
+		return false;
+	if (type == 'Q' || type == 'S' || type == 'F')
+		pg_sent(pc, w->now);
+	return true;
+}
+
+static __always_inline struct pg_dir *pg_dir_of(struct pgconn *pc, bool server)
+{
+	return server ? &pc->srv : &pc->cli;
+}
+
+/* Walks one message at w->pos; 1 stops bpf_loop. */
+static __always_inline long pg_step(struct pg_walk *w, bool server)
+{
+	struct pg_dir *d = pg_dir_of(w->pc, server);
+	__u64 left, n;
+	__u8 hdr[5];
+
+	if (w->pos >= w->len)
+		return 1;
+	left = w->len - w->pos;
+	if (left < 5) {
+		/* A header cut by the end of this read: keep its bytes. */
+		n = left;
+		asm volatile("" : "+r"(n));
+		if (n > 4)
+			return 1;
+		bpf_probe_read_user(d->hdr, n, w->buf + w->pos);
+		d->have = n;
+		w->pos = w->len;
+		return 1;
+	}
+	if (bpf_probe_read_user(hdr, sizeof(hdr), w->buf + w->pos)) {
+		d->lost = 1;
+		return 1;
+	}
+	if (!pg_msg(w, server, hdr[0], be32(&hdr[1]))) {
+		d->lost = 1;
+		stat_inc(AP_STAT_PG_BAD);
+		return 1;
+	}
+	w->pos += 1 + be32(&hdr[1]);
+	return 0;
+}
+
+static long pg_step_server(__u32 i, void *ctx)
+{
+	return pg_step(ctx, true);
+}
+
+static long pg_step_client(__u32 i, void *ctx)
+{
+	return pg_step(ctx, false);
+}
+
+/* Completes a header cut by the previous syscall; false when lost. */
+static __always_inline bool pg_resume(struct pg_walk *w, bool server)
+{
+	struct pg_dir *d = pg_dir_of(w->pc, server);
+	__u64 have = d->have, need;
+	__u8 type;
+
+	if (!have)
+		return true;
+	if (have > 4)
+		return false;
+	need = 5 - have;
+	asm volatile("" : "+r"(need));
+	if (need > 4 || w->len < need || bpf_probe_read_user(&d->hdr[have], need, w->buf))
+		return false;
+	d->have = 0;
+	type = d->hdr[0];
+	if (!pg_msg(w, server, type, be32(&d->hdr[1])))
+		return false;
+	w->pos = need + be32(&d->hdr[1]) - 4;
+	return true;
+}
+
+/* Walks the messages of one syscall's bytes, in one direction. */
+static __always_inline void pg_walk(struct pg_walk *w, bool server)
+{
+	struct pg_dir *d = pg_dir_of(w->pc, server);
+
+	if (d->lost)
+		return;
+	if (d->skip >= w->len) {
+		d->skip -= w->len;
+		return;
+	}
+	w->pos = d->skip;
+	d->skip = 0;
+	if (!pg_resume(w, server)) {
+		d->lost = 1;
+		return;
+	}
+	bpf_loop(PG_MAX_MSGS, server ? pg_step_server : pg_step_client, w, 0);
+	if (w->pos > w->len)
+		d->skip = w->pos - w->len;
+	else if (w->pos < w->len && !d->have)
+		d->lost = 1;	/* more messages than PG_MAX_MSGS */
+}
+
+/* A lost server direction: a read that ends with ReadyForQuery resynchronises. */
+static __always_inline void pg_tail_resync(struct pg_walk *w)
+{
+	__u8 tail[6];
+
+	if (w->len < 6 || bpf_probe_read_user(tail, sizeof(tail), w->buf + w->len - 6))
+		return;
+	if (tail[0] != 'Z' || be32(&tail[1]) != 5)
+		return;
+	pg_ready(w->pc, w->c, w->pid, w->now);
+	w->pc->srv.lost = 0;
+	w->pc->srv.skip = 0;
+	w->pc->srv.have = 0;
+}
+
+/* The first client bytes: StartupMessage, SSLRequest or GSSENCRequest. */
+static __always_inline __u32 pg_startup(struct pg_walk *w)
+{
+	struct pgconn *pc = w->pc;
+	__u8 m[8];
+	__u32 len, code;
+
+	pc->started = 1;
+	if (w->len < 8 || bpf_probe_read_user(m, sizeof(m), w->buf))
+		return 0;
+	len = be32(m);
+	code = be32(&m[4]);
+	if (code == PG_SSL_REQUEST || code == PG_GSSENC_REQUEST) {
+		pc->ssl_requested = 1;
+		return 8;
+	}
+	if (code == PG_PROTOCOL_3 && len >= 8 && len < 10000)
+		return len;
+	return 0;
+}
+
+/* Whether the first write on an outbound socket is a PostgreSQL start-up. */
+static __always_inline bool pg_detect(const char *buf, long len)
+{
+	__u8 m[8];
+	__u32 code;
+
+	if (len < 8 || bpf_probe_read_user(m, sizeof(m), buf))
+		return false;
+	code = be32(&m[4]);
+	return code == PG_PROTOCOL_3 || code == PG_SSL_REQUEST || code == PG_GSSENC_REQUEST;
+}
+
+static __always_inline void pg_capture(struct pgconn *pc, const char *buf, long len)
+{
+	__u64 n = bounded(len, AP_PG_CAPTURE_MAX);
+
+	if (bpf_probe_read_user(pc->capture, n, buf))
+		n = 0;
+	pc->capture_len = n;
+}
+
+/* Client -> server bytes. phase: the connection's call phase before this write. */
+static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const char *buf,
+				     long len, __u8 phase, __u64 now)
+{
+	struct pg_walk w = { .buf = buf, .len = len, .now = now, .key = key, .c = c, .pid = pid };
+	struct pgconn *pc = pgconn_get(key, true);
+	bool batch;
+
+	if (!pc)
+		return;
+	w.pc = pc;
+	if (pc->tls) {
+		/* Encrypted: a write after reading a reply is the next round trip. */
+		if (phase != CALL_SENDING)
+			pg_sent(pc, now);
+		return;
+	}
+	batch = pc->sent_head == pc->sent_tail;
+	if (batch) {
+		/* Nothing open: a new batch, whose bytes name its statements. */
+		pg_capture(pc, buf, len);
+		pc->cap_first = pc->sent_head;
+		pc->srv.lost = 0;
+		pc->srv.skip = 0;
+		pc->srv.have = 0;
+		pc->cli.lost = 0;
+		pc->cli.skip = 0;
+		pc->cli.have = 0;
+	}
+	if (!pc->started) {
+		w.pos = pg_startup(&w);
+		if (w.pos) {
+			if (w.pos >= w.len) {
+				pc->cli.skip = w.pos - w.len;
+				return;
+			}
+			pc->cli.skip = w.pos;
+		}
+	}
+	pg_walk(&w, false);
+	if (batch)
+		pc->cap_end = pc->sent_head;
+}
+
+/* Server -> client bytes. */
+static __always_inline void pg_read(struct conn *c, __u64 key, __u32 pid, const char *buf,
+				    long len, __u64 now)
+{
+	struct pg_walk w = { .buf = buf, .len = len, .now = now, .key = key, .c = c, .pid = pid };
+	struct pgconn *pc = pgconn_get(key, false);
+	__u8 answer = 0;
+
+	if (!pc)
+		return;
+	w.pc = pc;
+	if (pc->ssl_requested && !pc->tls && len == 1) {
+		/* The one-byte answer to SSLRequest: 'S' means TLS follows. */
+		bpf_probe_read_user(&answer, 1, buf);
+		pc->ssl_requested = 0;
+		pc->tls = answer == 'S';
+		return;
+	}
+	if (pc->tls) {
+		if (c->phase == CALL_SENDING)
+			pg_ready(pc, c, pid, now);
+		return;
+	}
+	if (pc->srv.lost) {
+		pg_tail_resync(&w);
+		return;
+	}
+	pg_walk(&w, true);
+	if (pc->srv.lost)
+		pg_tail_resync(&w);
+}
+
+#endif /* AGENTPROF_PGWIRE_BPF_H */

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Outbound sockets (the LLM API, other services, PostgreSQL): which request
+ * uses them, and what each request waits for. An outbound socket becomes
+ * bound to a request when a thread working for that request writes to it;
+ * a reply read from it binds the reading thread to that request. A call is
+ * one turn: writes, then reads; wait_ns sums, per call, last byte sent ->
+ * last reply byte read, and ttfb_ns last byte sent -> first reply byte.
+ */
+#ifndef AGENTPROF_UPSTREAM_BPF_H
+#define AGENTPROF_UPSTREAM_BPF_H
+
+#include "maps.bpf.h"
+#include "attribution.bpf.h"
+#include "sock.bpf.h"
+
+/* Defined in requests.bpf.c, the one object that includes this header. */
+static __always_inline bool is_pg_port(__u16 port)
+{
+	int i;
+
+	for (i = 0; i < AP_PG_MAX_PORTS; i++) {
+		if (pg_ports[i] && pg_ports[i] == port)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool peer_eq(const struct ap_peer_key *k, const struct ap_peer *p)
+{
+	const __u64 *a = (const __u64 *)k->addr, *b = (const __u64 *)p->addr;
+
+	return k->family == p->family && k->port == p->port && a[0] == b[0] && a[1] == b[1];
+}
+
+/* The peer a connect() names, from its user sockaddr. */
+static __always_inline int peer_from_sockaddr(struct ap_peer_key *k, const void *uaddr)
+{
+	struct sockaddr_in6 sa6;
+	struct sockaddr_in sa;
+	__u16 family = 0;
+
+	if (bpf_probe_read_user(&family, sizeof(family), uaddr))
+		return -1;
+	k->family = family;
+	if (family == AF_INET) {
+		if (bpf_probe_read_user(&sa, sizeof(sa), uaddr))
+			return -1;
+		k->port = bpf_ntohs(sa.sin_port);
+		__builtin_memcpy(k->addr, &sa.sin_addr, 4);
+		return 0;
+	}
+	if (family == AF_INET6) {
+		if (bpf_probe_read_user(&sa6, sizeof(sa6), uaddr))
+			return -1;
+		k->port = bpf_ntohs(sa6.sin6_port);
+		__builtin_memcpy(k->addr, &sa6.sin6_addr, 16);
+		return 0;
+	}
+	if (family == AF_UNIX) {
+		/* sun_path prefix: enough to tell /var/run/postgresql from others. */
+		bpf_probe_read_user(k->addr, sizeof(k->addr), uaddr + 2);
+		return 0;
+	}
+	return -1;
+}
+
+/* The peer of a connected socket; local_port is for telling direction. */
+static __always_inline int peer_from_sk(struct ap_peer_key *k, struct sock *sk, __u16 *local_port)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	k->family = family;
+	*local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (family == AF_UNIX)
+		return 0;
+	if (family != AF_INET && family != AF_INET6)
+		return -1;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return -1;
+	k->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET)
+		BPF_CORE_READ_INTO(k->addr, sk, __sk_common.skc_daddr);
+	else
+		BPF_CORE_READ_INTO(k->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	return 0;
+}
+
+static __always_inline struct conn *outbound_new(__u64 key, const struct ap_peer_key *peer,
+						 struct sock *sk, bool fresh)
+{
+	struct conn c = { .kind = AP_CONN_OUTBOUND, .sk = (__u64)sk, .fresh = fresh };
+	__u64 skey = (__u64)sk;
+
+	c.peer = *peer;
+	c.pg = is_pg_port(peer->port) && peer->family != AF_UNIX;
+	c.peer.kind = c.pg ? AP_PEER_PG : AP_PEER_UPSTREAM;
+	c.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY)) {
+		stat_inc(AP_STAT_CONN_MAP_FULL);
+		return NULL;
+	}
+	if (sk)
+		bpf_map_update_elem(&socks, &skey, &key, BPF_ANY);
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+/*
+ * A socket seen first when a request thread writes to it (a pooled
+ * connection opened before agentprof started). Accepted sockets have the
+ * server's well-known local port and an ephemeral peer port; connected ones
+ * the reverse: only the latter are upstreams.
+ */
+static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
+{
+	struct conn other = { .kind = AP_CONN_OTHER };
+	struct ap_peer_key peer = {};
+	struct sock *sk = fd_sock(fd);
+	__u16 local_port = 0;
+
+	if (!sk || peer_from_sk(&peer, sk, &local_port) ||
+	    (peer.family != AF_UNIX && local_port <= peer.port)) {
+		bpf_map_update_elem(&conns, &key, &other, BPF_NOEXIST);
+		return NULL;
+	}
+	return outbound_new(key, &peer, sk, false);
+}
+
+/* The entry for c's peer in request r, found or added. */
+static __always_inline struct ap_peer *peer_slot(struct ap_request_event *r, struct conn *c)
+{
+	struct ap_peer *p;
+	__u32 i, n;
+
+	if (c->slot < AP_MAX_PEERS && c->slot < r->npeers && peer_eq(&c->peer, &r->peers[c->slot]))
+		return &r->peers[c->slot];
+	n = r->npeers;
+	/* Keep clang from re-reading n after the bounds check below. */
+	asm volatile("" : "+r"(n));
+	for (i = 0; i < AP_MAX_PEERS; i++) {
+		if (i >= n)
+			break;
+		if (peer_eq(&c->peer, &r->peers[i])) {
+			c->slot = i;
+			return &r->peers[i];
+		}
+	}
+	if (n >= AP_MAX_PEERS) {
+		r->peers_dropped++;
+		return NULL;
+	}
+	asm volatile("" : "+r"(n));
+	if (n >= AP_MAX_PEERS)
+		return NULL;
+	p = &r->peers[n];
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = c->peer.family;
+	p->kind = c->peer.kind;
+	p->port = c->peer.port;
+	__builtin_memcpy(p->addr, c->peer.addr, sizeof(p->addr));
+	r->npeers = n + 1;
+	c->slot = n;
+	return p;
+}
+
+static __always_inline void upstream_write(struct conn *c, __u32 tid, __u64 now, long ret)
+{
+	struct ap_request_event *r;
+	struct thread *t;
+	struct ap_peer *p;
+
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t && t->req_id && c->req_id != t->req_id) {
+		c->req_id = t->req_id;
+		c->phase = CALL_IDLE;
+		c->slot = AP_MAX_PEERS;
+	}
+	r = request_get(c->req_id);
+	p = r ? peer_slot(r, c) : NULL;
+	if (p) {
+		if (c->phase != CALL_SENDING)
+			p->calls++;
+		p->tx_bytes += ret;
+		if (c->connect_ns) {
+			/* The request that writes first opened the connection. */
+			p->connect_ns += c->connect_ns;
+			p->connects++;
+			c->connect_ns = 0;
+		}
+	}
+	c->phase = CALL_SENDING;
+	c->mark_ns = now;
+}
+
+static __always_inline void upstream_read(struct conn *c, __u32 tid, __u32 tgid, __u64 now,
+					  long ret)
+{
+	struct ap_peer_totals *tot;
+	struct ap_request_event *r;
+	struct tcp_sock *tp;
+	struct ap_peer *p;
+	__u32 srtt;
+
+	if (c->req_id)
+		thread_bind(tid, tgid, c->req_id, true, now);
+	r = request_get(c->req_id);
+	p = r ? peer_slot(r, c) : NULL;
+	if (p) {
+		if (c->phase == CALL_SENDING)
+			p->ttfb_ns += now - c->mark_ns;
+		if (c->phase != CALL_IDLE)
+			p->wait_ns += now - c->mark_ns;
+		p->rx_bytes += ret;
+	}
+	if (c->phase == CALL_SENDING && c->sk && c->peer.family != AF_UNIX) {
+		/* One RTT sample per reply: the kernel's smoothed RTT, in 1/8 us. */
+		tp = (struct tcp_sock *)c->sk;
+		srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
+		tot = peer_totals_get(&c->peer);
+		if (tot && srtt) {
+			__sync_fetch_and_add(&tot->srtt_sum_us, srtt);
+			__sync_fetch_and_add(&tot->srtt_samples, 1);
+			if (srtt > tot->srtt_max_us)
+				tot->srtt_max_us = srtt;
+		}
+	}
+	if (c->phase != CALL_IDLE) {
+		c->phase = CALL_RECEIVING;
+		c->mark_ns = now;
+	}
+}
+
+#endif /* AGENTPROF_UPSTREAM_BPF_H */

@@ -25,31 +25,98 @@ static __always_inline struct ap_request_event *request_get(__u64 req_id)
 	return r;
 }
 
-/*
- * Charge what task did since t's last accounting point — on-CPU time and
- * page faults (the task's own counters) — to the request t works for.
- */
-static __always_inline void thread_charge(struct thread *t, struct task_struct *task, __u64 now)
+static __always_inline void charge(struct thread *t, struct task_struct *task, __u64 cpu_ns)
 {
 	__u64 min_flt = BPF_CORE_READ(task, min_flt), maj_flt = BPF_CORE_READ(task, maj_flt);
 	struct ap_request_event *r = request_get(t->req_id);
 
 	if (r) {
-		__sync_fetch_and_add(&r->cpu_ns, now - t->acct_ns);
+		__sync_fetch_and_add(&r->cpu_ns, cpu_ns);
 		__sync_fetch_and_add(&r->minor_faults, min_flt - t->min_flt);
 		__sync_fetch_and_add(&r->major_faults, maj_flt - t->maj_flt);
 	}
-	t->acct_ns = now;
 	t->min_flt = min_flt;
 	t->maj_flt = maj_flt;
 }
 
-/* Start an accounting period for task (switched in, or newly tracked). */
-static __always_inline void thread_snapshot(struct thread *t, struct task_struct *task, __u64 now)
+/*
+ * On-CPU time comes from the kernel's own accounting of each slice:
+ * se.prev_sum_exec_runtime is sum_exec_runtime when the task was last picked
+ * to run, so their difference is the current slice. That leaves out time the
+ * hypervisor stole (as CLOCK_THREAD_CPUTIME_ID does), and does not depend on
+ * seeing every switch-in: on 6.x kernels sched_switch reports some tasks
+ * switched out more often than switched in. Only the part of a slice spent
+ * for a request before the task changes request is measured by the clock.
+ */
+static __always_inline __u64 slice_start(struct task_struct *task)
 {
+	return BPF_CORE_READ(task, se.prev_sum_exec_runtime);
+}
+
+static __always_inline __u64 slice_exec(struct task_struct *task, __u64 start)
+{
+	__u64 sum = BPF_CORE_READ(task, se.sum_exec_runtime);
+
+	return sum > start ? sum - start : 0;
+}
+
+/* The running task changes request mid-slice: charge the slice so far. */
+static __always_inline void thread_charge(struct thread *t, struct task_struct *task, __u64 now)
+{
+	__u64 start = slice_start(task), delta = now - t->acct_ns, exec;
+
+	if (start != t->slice_mark) {
+		/*
+		 * A slice whose switch-in was not reported: it began after
+		 * acct_ns; the kernel's count so far (as of its last update,
+		 * a tick at most ago) bounds it.
+		 */
+		exec = slice_exec(task, start);
+		if (!t->on_cpu && exec < delta)
+			delta = exec;
+		t->slice_mark = start;
+		t->slice_ns = 0;
+	}
+	t->on_cpu = 1;
+	charge(t, task, delta);
+	t->slice_ns += delta;
+	t->acct_ns = now;
+}
+
+/* Switch-out: the slice's on-CPU time, less what was charged mid-slice. */
+static __always_inline void thread_switch_out(struct thread *t, struct task_struct *task, __u64 now)
+{
+	__u64 start = slice_start(task), exec = slice_exec(task, start), cpu;
+
+	if (start != t->slice_mark)
+		t->slice_ns = 0;
+	cpu = exec > t->slice_ns ? exec - t->slice_ns : 0;
+	/* Never more than the clock since the last accounting point (RT tasks). */
+	if (cpu > now - t->acct_ns)
+		cpu = now - t->acct_ns;
+	charge(t, task, cpu);
+	t->acct_ns = now;
+	t->slice_ns = 0;
+	t->on_cpu = 0;
+	/* The next pick sets prev_sum_exec_runtime to what sum_exec_runtime is now. */
+	t->slice_mark = start + exec;
+}
+
+/*
+ * Start accounting: at switch-in, or when tracking begins mid-slice (the
+ * part of the slice before now is then no request's).
+ */
+static __always_inline void thread_snapshot(struct thread *t, struct task_struct *task, __u64 now,
+					    bool switch_in)
+{
+	__u64 start = slice_start(task);
+
 	t->acct_ns = now;
 	t->min_flt = BPF_CORE_READ(task, min_flt);
 	t->maj_flt = BPF_CORE_READ(task, maj_flt);
+	t->slice_mark = start;
+	t->slice_ns = switch_in ? 0 : slice_exec(task, start);
+	t->on_cpu = 1;
 }
 
 static __always_inline struct task_struct *current_task(void)
@@ -78,7 +145,7 @@ static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, boo
 		if (!req_id)
 			return;
 		fresh.req_id = req_id;
-		thread_snapshot(&fresh, current_task(), now);
+		thread_snapshot(&fresh, current_task(), now, false);
 		fresh.tgid = tgid;
 		fresh.inherited = !own_io;
 		fresh.sock_io = own_io;

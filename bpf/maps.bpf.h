@@ -53,13 +53,16 @@ struct thread {
 	__u64 wake_ns;		/* runnable (woken or preempted) since, 0 if not */
 	__u64 min_flt;		/* task counters at acct_ns */
 	__u64 maj_flt;
+	__u64 slice_mark;	/* se.prev_sum_exec_runtime of the slice accounted */
+	__u64 slice_ns;		/* on-CPU time of that slice already charged */
 	__u32 tgid;
 	__u8 inherited;		/* req_id came from a wakeup, not the thread's own I/O */
 	__u8 sock_io;		/* this thread has done I/O on a traced socket */
 	__u8 parked;		/* in a read awaiting a connection's next request */
 	__u8 wait_kind;		/* enum wait_kind of the syscall in progress */
 	__u8 block_kind;	/* enum wait_kind when it blocked */
-	__u8 pad[7];
+	__u8 on_cpu;		/* a switch-in was seen since the last switch-out */
+	__u8 pad[6];
 };
 
 /* Syscall arguments saved at sys_enter for sys_exit, keyed by tid. */

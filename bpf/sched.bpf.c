@@ -28,7 +28,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 
 	t = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (t) {
-		thread_charge(t, prev, now);
+		thread_switch_out(t, prev, now);
 		t->block_kind = t->wait_kind;
 		if (t->parked) {
 			t->wake_ns = 0;
@@ -43,7 +43,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	}
 	t = bpf_map_lookup_elem(&threads, &next_tid);
 	if (t) {
-		thread_snapshot(t, next, now);
+		thread_snapshot(t, next, now, true);
 		if (t->wake_ns) {
 			r = request_get(t->req_id);
 			if (r)
@@ -84,7 +84,8 @@ static __always_inline int on_wakeup(struct task_struct *p)
 		fresh.tgid = w->tgid;
 		fresh.inherited = 1;
 		/* The wakee may be on CPU already. */
-		thread_snapshot(&fresh, p, now);
+		thread_snapshot(&fresh, p, now, false);
+		fresh.on_cpu = 0;
 		fresh.wake_ns = now;
 		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
 			stat_inc(AP_STAT_THREAD_MAP_FULL);

@@ -14,6 +14,9 @@ const char *argp_program_bug_address = "https://github.com/agentprof/agentprof/i
 enum {
 	OPT_REQUESTS = 1000,
 	OPT_CLASS_HEADER,
+	OPT_PG_PORT,
+	OPT_PEER_NAME,
+	OPT_PG_LITERALS,
 };
 
 static const char main_doc[] =
@@ -64,6 +67,17 @@ static const struct argp_option record_opts[] = {
     {"requests", OPT_REQUESTS, "FILE", 0, "Write one JSON object per request to FILE", 2},
     {"output", 'o', "FILE", 0, "Save the profile as JSON to FILE", 2},
     {"quiet", 'q', NULL, 0, "Do not print the per-route table", 2},
+    {"peer-name", OPT_PEER_NAME, "ADDR:PORT=NAME", 0,
+     "Call the upstream peer ADDR:PORT NAME in the output (repeatable)", 2},
+    {NULL, 0, NULL, 0, "PostgreSQL:", 4},
+    {"pg-port", OPT_PG_PORT, "PORT", 0,
+     "A PostgreSQL server port (repeatable; default 5432). Connections that start with a "
+     "StartupMessage are PostgreSQL whatever their port",
+     4},
+    {"pg-literals", OPT_PG_LITERALS, NULL, 0,
+     "Also output statements with their literal values (may expose secrets and personal "
+     "data: off by default)",
+     4},
     {NULL, 0, NULL, 0, "Other:", 3},
     {"verbose", 'v', NULL, 0, "Print libbpf's log and debug output", 3},
     {},
@@ -119,6 +133,27 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 			return EINVAL;
 		}
 		env->duration_s = v;
+		return 0;
+	case OPT_PG_PORT:
+		if (parse_uint(arg, 65535, &v) || v == 0) {
+			argp_error(state, "invalid --pg-port '%s': expected 1..65535", arg);
+			return EINVAL;
+		}
+		if (env->npg_ports == ENV_MAX_PG_PORTS) {
+			argp_error(state, "too many --pg-port (at most %d)", ENV_MAX_PG_PORTS);
+			return EINVAL;
+		}
+		env->pg_ports[env->npg_ports++] = v;
+		return 0;
+	case OPT_PEER_NAME:
+		if (env->npeer_names == ENV_MAX_PEER_NAMES) {
+			argp_error(state, "too many --peer-name (at most %d)", ENV_MAX_PEER_NAMES);
+			return EINVAL;
+		}
+		env->peer_names[env->npeer_names++] = arg;
+		return 0;
+	case OPT_PG_LITERALS:
+		env->pg_literals = true;
 		return 0;
 	case OPT_CLASS_HEADER:
 		env->class_header = arg;

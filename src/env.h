@@ -7,6 +7,8 @@
 #include <sys/types.h>
 
 #define ENV_MAX_PIDS 64
+#define ENV_MAX_PG_PORTS 16
+#define ENV_MAX_PEER_NAMES 64
 
 enum env_cmd {
 	CMD_NONE,
@@ -26,6 +28,11 @@ struct env {
 	char **command;		   /* after --: start and trace this */
 	int command_argc;
 	bool quiet; /* no table on stdout */
+	unsigned short pg_ports[ENV_MAX_PG_PORTS]; /* --pg-port; none given: 5432 */
+	int npg_ports;
+	const char *peer_names[ENV_MAX_PEER_NAMES]; /* --peer-name ADDR:PORT=NAME */
+	int npeer_names;
+	bool pg_literals; /* --pg-literals: statements with their values */
 };
 
 /* Parses argv into env; returns 0, or a non-zero exit code after printing why. */

@@ -20,6 +20,15 @@ static const char *const metric_names[PM__COUNT] = {
     [PM_DURATION] = "duration_ns", [PM_TTFB] = "ttfb_ns",     [PM_CPU] = "cpu_ns",
     [PM_RUNQ] = "runq_ns",	   [PM_OFFCPU] = "offcpu_ns", [PM_RX] = "rx_bytes",
     [PM_TX] = "tx_bytes",
+    [PM_MINOR_FAULTS] = "minor_faults",
+    [PM_MAJOR_FAULTS] = "major_faults",
+    [PM_RSS_GROWTH] = "rss_growth_bytes",
+    [PM_MAPPED] = "mapped_bytes",
+    [PM_UPSTREAM_WAIT] = "upstream_wait_ns",
+    [PM_OFFCPU_UPSTREAM] = "offcpu_upstream_ns",
+    [PM_PG_ROUND_TRIPS] = "pg_round_trips",
+    [PM_PG_TIME] = "pg_time_ns",
+    [PM_OFFCPU_PG] = "offcpu_pg_ns",
 };
 
 const char *profile__metric_name(enum profile_metric m)
@@ -128,6 +137,15 @@ int profile__add(struct profile *p, const struct request *req)
 	hist__add(&g->h[PM_OFFCPU], ev->offcpu_ns);
 	hist__add(&g->h[PM_RX], ev->rx_bytes);
 	hist__add(&g->h[PM_TX], ev->tx_bytes);
+	hist__add(&g->h[PM_MINOR_FAULTS], ev->minor_faults);
+	hist__add(&g->h[PM_MAJOR_FAULTS], ev->major_faults);
+	hist__add(&g->h[PM_RSS_GROWTH], req->rss_delta_bytes > 0 ? req->rss_delta_bytes : 0);
+	hist__add(&g->h[PM_MAPPED], ev->mapped_bytes);
+	hist__add(&g->h[PM_UPSTREAM_WAIT], req->upstream_wait_ns);
+	hist__add(&g->h[PM_OFFCPU_UPSTREAM], ev->offcpu_upstream_ns);
+	hist__add(&g->h[PM_PG_ROUND_TRIPS], ev->pg_round_trips);
+	hist__add(&g->h[PM_PG_TIME], ev->pg_time_ns);
+	hist__add(&g->h[PM_OFFCPU_PG], ev->offcpu_pg_ns);
 	return 0;
 }
 
@@ -171,6 +189,11 @@ static double ms(uint64_t ns)
 	return ns / 1e6;
 }
 
+static double q(const struct profile_group *g, enum profile_metric m, double quantile)
+{
+	return (double)hist__quantile(&g->h[m], quantile);
+}
+
 void profile__print_table(struct profile *p, FILE *out)
 {
 	const struct profile_group **v, *g;
@@ -181,26 +204,27 @@ void profile__print_table(struct profile *p, FILE *out)
 		fprintf(out, "no HTTP requests were seen\n");
 		return;
 	}
-	fprintf(out, "%-12s %-6s %-34s %-9s %6s %8s %8s %8s %8s %8s %8s %8s %8s\n", "SERVICE",
-		"METHOD", "ROUTE", "CLASS", "REQS", "LAT_P50", "LAT_P95", "LAT_P99", "CPU_P50",
-		"CPU_P95", "CPU_P99", "RUNQ_P95", "OFFC_P50");
+	fprintf(out,
+		"%-12s %-6s %-34s %-9s %6s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s %8s %8s\n",
+		"SERVICE", "METHOD", "ROUTE", "CLASS", "REQS", "LAT_P50", "LAT_P95", "LAT_P99",
+		"CPU_P50", "CPU_P95", "CPU_P99", "RUNQ_P95", "OFFC_P50", "UPS_P50", "PG_RT", "PG_P50",
+		"FLT_MB");
 	for (i = 0; i < n; i++) {
 		g = v[i];
-		fprintf(
-		    out,
-		    "%-12s %-6s %-34s %-9s %6llu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f "
-		    "%8.2f\n",
-		    g->service, g->method, g->route, g->class[0] ? g->class : "-",
-		    (unsigned long long)g->requests, ms(hist__quantile(&g->h[PM_DURATION], 0.5)),
-		    ms(hist__quantile(&g->h[PM_DURATION], 0.95)),
-		    ms(hist__quantile(&g->h[PM_DURATION], 0.99)),
-		    ms(hist__quantile(&g->h[PM_CPU], 0.5)), ms(hist__quantile(&g->h[PM_CPU], 0.95)),
-		    ms(hist__quantile(&g->h[PM_CPU], 0.99)),
-		    ms(hist__quantile(&g->h[PM_RUNQ], 0.95)),
-		    ms(hist__quantile(&g->h[PM_OFFCPU], 0.5)));
+		fprintf(out,
+			"%-12s %-6s %-34s %-9s %6llu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f "
+			"%8.2f %6.0f %8.2f %8.2f\n",
+			g->service, g->method, g->route, g->class[0] ? g->class : "-",
+			(unsigned long long)g->requests, ms(q(g, PM_DURATION, 0.5)),
+			ms(q(g, PM_DURATION, 0.95)), ms(q(g, PM_DURATION, 0.99)),
+			ms(q(g, PM_CPU, 0.5)), ms(q(g, PM_CPU, 0.95)), ms(q(g, PM_CPU, 0.99)),
+			ms(q(g, PM_RUNQ, 0.95)), ms(q(g, PM_OFFCPU, 0.5)),
+			ms(q(g, PM_UPSTREAM_WAIT, 0.5)), q(g, PM_PG_ROUND_TRIPS, 0.5),
+			ms(q(g, PM_PG_TIME, 0.5)), q(g, PM_MINOR_FAULTS, 0.5) * 4096 / 1048576.0);
 	}
-	fprintf(out, "(times in ms; LAT: first request byte read to last response byte written; "
-		     "RUNQ: waiting for a CPU; OFFC: blocked)\n");
+	fprintf(out, "(times in ms, p50 unless named; LAT: first request byte read to last response "
+		     "byte written; RUNQ: waiting for a CPU; OFFC: blocked; UPS: waiting on "
+		     "upstreams; PG_RT: PostgreSQL round trips; FLT_MB: page faults x 4 KiB)\n");
 }
 
 static struct json_object *hist_json(const struct hist *h)
@@ -273,7 +297,7 @@ static struct json_object *run_json(const struct profile_run *r)
 	return o;
 }
 
-int profile__write_json(struct profile *p, const char *path)
+int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
 {
 	struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
 	struct json_object *hist = json_object_new_object();
@@ -291,6 +315,13 @@ int profile__write_json(struct profile *p, const char *path)
 	for (i = 0; i < n; i++)
 		json_object_array_add(groups, group_json(v[i]));
 	json_object_object_add(root, "groups", groups);
+	if (extra) {
+		json_object_object_foreach(extra, key, val)
+		{
+			json_object_object_add(root, key, json_object_get(val));
+		}
+		json_object_put(extra);
+	}
 	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
 		err = errno ? -errno : -EIO;
 	json_object_put(root);
@@ -353,8 +384,10 @@ static int group_load(struct profile *p, struct json_object *o)
 	if (!json_object_object_get_ex(o, "metrics", &metrics))
 		return -EINVAL;
 	for (i = 0; i < PM__COUNT; i++) {
-		if (!json_object_object_get_ex(metrics, metric_names[i], &m) ||
-		    hist_load(&g->h[i], m))
+		/* Metrics added later within this version are absent from older profiles. */
+		if (!json_object_object_get_ex(metrics, metric_names[i], &m))
+			continue;
+		if (hist_load(&g->h[i], m))
 			return -EINVAL;
 	}
 	return 0;

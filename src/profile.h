@@ -8,6 +8,7 @@
 #define AGENTPROF_PROFILE_H
 
 #include <stdint.h>
+#include <json-c/json.h>
 #include <stdio.h>
 
 #include "hist.h"
@@ -26,6 +27,15 @@ enum profile_metric {
 	PM_OFFCPU,
 	PM_RX,
 	PM_TX,
+	PM_MINOR_FAULTS,
+	PM_MAJOR_FAULTS,
+	PM_RSS_GROWTH,		/* rss_delta_bytes, negatives as 0 */
+	PM_MAPPED,
+	PM_UPSTREAM_WAIT,	/* wait_ns summed over non-PostgreSQL peers */
+	PM_OFFCPU_UPSTREAM,
+	PM_PG_ROUND_TRIPS,
+	PM_PG_TIME,
+	PM_OFFCPU_PG,
 	PM__COUNT,
 };
 
@@ -71,7 +81,8 @@ size_t profile__ngroups(const struct profile *p);
 const struct profile_group **profile__sorted(struct profile *p, size_t *n);
 const char *profile__metric_name(enum profile_metric m);
 void profile__print_table(struct profile *p, FILE *out);
-int profile__write_json(struct profile *p, const char *path);
+/* extra: an object whose members are added to the top level (may be NULL; consumed). */
+int profile__write_json(struct profile *p, const char *path, struct json_object *extra);
 /* Reads a profile saved by profile__write_json; returns NULL and sets errno. */
 struct profile *profile__load(const char *path, char *err, size_t errsz);
 

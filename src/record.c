@@ -16,8 +16,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "agentprof/pgwire.h"
 #include "agentprof/request.h"
 #include "agentprof.skel.h"
+#include "peers.h"
+#include "pg.h"
 #include "procs.h"
 #include "profile.h"
 #include "record.h"
@@ -38,7 +41,9 @@ struct recorder {
 	struct ring_buffer *rb;
 	FILE *requests_out;
 	struct profile *profile;
-	int64_t mono_to_real_ns;
+	struct pg *pg;
+	struct peers *peers;
+	struct request_decode_opts dopts;
 	struct launched child;
 	bool tp_btf;
 	int write_err;
@@ -55,19 +60,28 @@ static uint64_t now_ns(clockid_t clk)
 static void recorder__consume(struct recorder *r, const struct ap_request_event *ev)
 {
 	struct profile_run *run = profile__run(r->profile);
+	struct pg_query *queries;
 	struct request req;
+	size_t nq;
+	uint32_t i;
 	int err;
 
 	run->records++;
-	err = request__decode(&req, ev, r->env->class_header, r->mono_to_real_ns);
-	if (err == REQUEST_OVERSIZED) {
-		run->oversized_heads++;
-		return;
-	}
+	err = request__decode(&req, ev, &r->dopts);
+	queries = pg__take(r->pg, ev->id, err ? "(malformed)" : req.route, &nq);
 	if (err) {
-		run->malformed_heads++;
+		if (err == REQUEST_OVERSIZED)
+			run->oversized_heads++;
+		else
+			run->malformed_heads++;
+		pg__free_queries(queries, nq);
 		return;
 	}
+	req.pg_queries = queries;
+	req.npg_queries = nq;
+	req.peers = r->peers;
+	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
+		peers__add_request(r->peers, &ev->peers[i]);
 	if (req.incomplete)
 		run->incomplete++;
 	if (ev->flags & AP_REQ_FLUSHED)
@@ -80,6 +94,7 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 	}
 	if (profile__add(r->profile, &req))
 		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
+	pg__free_queries(queries, nq);
 }
 
 static int handle_event(void *ctx, void *data, size_t size)
@@ -90,6 +105,8 @@ static int handle_event(void *ctx, void *data, size_t size)
 		return 0;
 	if (*type == AP_EV_REQUEST && size >= sizeof(struct ap_request_event))
 		recorder__consume(ctx, data);
+	else if (*type == AP_EV_PG && size >= sizeof(struct ap_pg_event))
+		pg__add_round_trip(((struct recorder *)ctx)->pg, data);
 	return 0;
 }
 
@@ -127,13 +144,18 @@ static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
 static int recorder__open_load(struct recorder *r, bool tp_btf)
 {
 	const struct env *env = r->env;
-	int err;
+	int err, i;
 
 	r->skel = agentprof_bpf__open();
 	if (!r->skel)
 		return -errno;
 	r->skel->rodata->trace_all = env->npids == 0 && !env->command;
 	r->skel->rodata->self_tgid = getpid();
+	if (env->npg_ports) {
+		memset((void *)r->skel->rodata->pg_ports, 0, sizeof(r->skel->rodata->pg_ports));
+		for (i = 0; i < env->npg_ports && i < AP_PG_MAX_PORTS; i++)
+			r->skel->rodata->pg_ports[i] = env->pg_ports[i];
+	}
 	select_sched_flavour(r->skel, tp_btf);
 	err = agentprof_bpf__load(r->skel);
 	if (err) {
@@ -285,17 +307,41 @@ static void recorder__print_summary(struct recorder *r)
 		    "trace fewer processes");
 }
 
+/* The kernel's per-peer TCP counters, folded into the peers table. */
+static void recorder__read_peer_totals(struct recorder *r)
+{
+	int fd = bpf_map__fd(r->skel->maps.peer_totals);
+	struct ap_peer_key key, next;
+	struct ap_peer_totals t;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(fd, &key, &t))
+			peers__add_totals(r->peers, &key, &t);
+	}
+}
+
 static int recorder__report(struct recorder *r)
 {
+	struct json_object *extra;
 	int err;
 
-	if (!r->env->quiet)
+	recorder__read_peer_totals(r);
+	if (!r->env->quiet) {
 		profile__print_table(r->profile, stdout);
+		peers__print(r->peers, stdout);
+		pg__print_top(r->pg, stdout, 20);
+	}
 	fflush(stdout);
 	recorder__print_summary(r);
 	if (!r->env->profile_path)
 		return 0;
-	err = profile__write_json(r->profile, r->env->profile_path);
+	extra = json_object_new_object();
+	json_object_object_add(extra, "peers", peers__json(r->peers));
+	json_object_object_add(extra, "statements", pg__statements_json(r->pg));
+	err = profile__write_json(r->profile, r->env->profile_path, extra);
 	if (err)
 		fprintf(stderr, "agentprof: writing the profile to %s failed: %s\n",
 			r->env->profile_path, strerror(-err));
@@ -415,7 +461,7 @@ int record__run(const struct env *env)
 {
 	struct recorder r = {.env = env, .child = {.pid = -1, .go_fd = -1}};
 	char tracefs[256], msg[512];
-	int err;
+	int err, i;
 
 	libbpf_set_print(env->verbose ? libbpf_print : libbpf_quiet);
 	err = check_targets(env);
@@ -427,10 +473,22 @@ int record__run(const struct env *env)
 		return 1;
 	}
 	r.profile = profile__new();
-	if (!r.profile) {
+	r.pg = pg__new(env->pg_literals);
+	r.peers = peers__new();
+	if (!r.profile || !r.pg || !r.peers) {
 		fprintf(stderr, "agentprof: out of memory\n");
-		return 1;
+		err = -ENOMEM;
+		goto cleanup;
 	}
+	for (i = 0; i < env->npeer_names; i++) {
+		if (peers__add_name(r.peers, env->peer_names[i], msg, sizeof(msg))) {
+			fprintf(stderr, "agentprof: %s\n", msg);
+			err = -EINVAL;
+			goto cleanup;
+		}
+	}
+	r.dopts.class_header = env->class_header;
+	r.dopts.page_size = sysconf(_SC_PAGESIZE);
 	if (env->requests_path) {
 		r.requests_out = fopen(env->requests_path, "w");
 		if (!r.requests_out) {
@@ -474,7 +532,7 @@ int record__run(const struct env *env)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	r.mono_to_real_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	r.dopts.mono_to_real_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
 	profile__run(r.profile)->start_real_ns = now_ns(CLOCK_REALTIME);
 	procs__release(&r.child);
 	print_tracing(&r);
@@ -496,5 +554,7 @@ cleanup:
 			strerror(errno));
 	}
 	profile__free(r.profile);
+	pg__free(r.pg);
+	peers__free(r.peers);
 	return err || r.write_err ? 1 : 0;
 }

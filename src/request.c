@@ -4,20 +4,23 @@
 #include <string.h>
 
 #include "agentprof/request.h"
+#include "peers.h"
+#include "pg.h"
 #include "request.h"
 #include "route.h"
 
 int request__decode(struct request *req, const struct ap_request_event *ev,
-		    const char *class_header, int64_t mono_to_real_ns)
+		    const struct request_decode_opts *opts)
 {
 	size_t head_len = ev->head_len < AP_HEAD_MAX ? ev->head_len : AP_HEAD_MAX;
 	size_t resp_len = ev->resp_len < AP_RESP_MAX ? ev->resp_len : AP_RESP_MAX;
 	uint64_t end;
+	uint32_t i;
 	int err;
 
 	memset(req, 0, sizeof(*req));
 	req->ev = ev;
-	err = http_request_head__parse(ev->head, head_len, class_header, &req->head);
+	err = http_request_head__parse(ev->head, head_len, opts->class_header, &req->head);
 	if (err == HTTP_ERR_TRUNCATED)
 		return REQUEST_OVERSIZED;
 	if (err)
@@ -30,7 +33,11 @@ int request__decode(struct request *req, const struct ap_request_event *ev,
 	end = ev->last_tx_ns ? ev->last_tx_ns : ev->end_ns;
 	req->duration_ns = end > ev->start_ns ? end - ev->start_ns : 0;
 	req->ttfb_ns = ev->first_tx_ns > ev->start_ns ? ev->first_tx_ns - ev->start_ns : 0;
-	req->start_real_ns = ev->start_ns + mono_to_real_ns;
+	req->start_real_ns = ev->start_ns + opts->mono_to_real_ns;
+	req->rss_delta_bytes = ev->rss_delta_pages * (int64_t)opts->page_size;
+	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
+		if (ev->peers[i].kind != AP_PEER_PG)
+			req->upstream_wait_ns += ev->peers[i].wait_ns;
 	return REQUEST_OK;
 }
 
@@ -54,6 +61,70 @@ static struct json_object *headers_json(const struct http_request_head *h)
 		add_str(o, "x-request-class", h->request_class);
 	if (h->traceparent[0])
 		add_str(o, "traceparent", h->traceparent);
+	return o;
+}
+
+static struct json_object *upstream_json(const struct request *req)
+{
+	const struct ap_request_event *ev = req->ev;
+	struct json_object *arr = json_object_new_array(), *o;
+	const struct ap_peer *p;
+	char name[PEER_NAME_MAX];
+	uint32_t i;
+
+	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++) {
+		p = &ev->peers[i];
+		peers__name(req->peers, p->family, p->addr, p->port, name, sizeof(name));
+		o = json_object_new_object();
+		add_str(o, "peer", name);
+		add_str(o, "kind", peers__kind_name(p->kind));
+		add_u64(o, "calls", p->calls);
+		add_u64(o, "connect_ns", p->connect_ns);
+		add_u64(o, "connects", p->connects);
+		add_u64(o, "wait_ns", p->wait_ns);
+		add_u64(o, "ttfb_ns", p->ttfb_ns);
+		add_u64(o, "tx_bytes", p->tx_bytes);
+		add_u64(o, "rx_bytes", p->rx_bytes);
+		add_u64(o, "retransmits", p->retransmits);
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+static struct json_object *pg_json(const struct request *req)
+{
+	const struct ap_request_event *ev = req->ev;
+	struct json_object *o = json_object_new_object(), *qs = json_object_new_array(), *q;
+	const struct pg_query *pq;
+	size_t i;
+
+	add_u64(o, "round_trips", ev->pg_round_trips);
+	add_u64(o, "time_ns", ev->pg_time_ns);
+	add_u64(o, "errors", ev->pg_errors);
+	add_u64(o, "rows", ev->pg_rows);
+	for (i = 0; i < req->npg_queries; i++) {
+		pq = &req->pg_queries[i];
+		q = json_object_new_object();
+		add_str(q, "fingerprint", pq->fingerprint);
+		add_u64(q, "duration_ns", pq->duration_ns);
+		add_u64(q, "rows", pq->rows);
+		json_object_object_add(q, "error", json_object_new_boolean(pq->error));
+		if (pq->text)
+			add_str(q, "text", pq->text);
+		json_object_array_add(qs, q);
+	}
+	json_object_object_add(o, "queries", qs);
+	return o;
+}
+
+static struct json_object *offcpu_json(const struct ap_request_event *ev)
+{
+	struct json_object *o = json_object_new_object();
+	uint64_t known = ev->offcpu_upstream_ns + ev->offcpu_pg_ns;
+
+	add_u64(o, "upstream_ns", ev->offcpu_upstream_ns);
+	add_u64(o, "pg_ns", ev->offcpu_pg_ns);
+	add_u64(o, "other_ns", ev->offcpu_ns > known ? ev->offcpu_ns - known : 0);
 	return o;
 }
 
@@ -97,6 +168,13 @@ int request__write_json(const struct request *req, FILE *out)
 	add_u64(o, "rx_bytes", ev->rx_bytes);
 	add_u64(o, "tx_bytes", ev->tx_bytes);
 	add_u64(o, "threads", ev->nthreads);
+	json_object_object_add(o, "offcpu", offcpu_json(ev));
+	add_u64(o, "minor_faults", ev->minor_faults);
+	add_u64(o, "major_faults", ev->major_faults);
+	json_object_object_add(o, "rss_delta_bytes", json_object_new_int64(req->rss_delta_bytes));
+	add_u64(o, "mapped_bytes", ev->mapped_bytes);
+	json_object_object_add(o, "upstream", upstream_json(req));
+	json_object_object_add(o, "pg", pg_json(req));
 	json_object_object_add(o, "incomplete", json_object_new_boolean(req->incomplete));
 	add_str(o, "end", end_reason(ev->flags));
 	json_object_object_add(o, "headers", headers_json(&req->head));

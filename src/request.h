@@ -12,6 +12,8 @@
 #define ROUTE_MAX 256
 
 struct ap_request_event;
+struct pg_query;
+struct peers;
 
 struct request {
 	const struct ap_request_event *ev;
@@ -21,7 +23,19 @@ struct request {
 	uint64_t start_real_ns; /* Unix epoch */
 	uint64_t duration_ns;
 	uint64_t ttfb_ns;
+	int64_t rss_delta_bytes;
+	uint64_t upstream_wait_ns; /* over every peer that is not PostgreSQL */
 	bool incomplete;
+	/* Set by the caller before request__write_json(), when known. */
+	const struct pg_query *pg_queries;
+	size_t npg_queries;
+	const struct peers *peers;
+};
+
+struct request_decode_opts {
+	const char *class_header; /* header naming the request class, or NULL */
+	int64_t mono_to_real_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+	uint64_t page_size;
 };
 
 enum request_decode_err {
@@ -30,9 +44,9 @@ enum request_decode_err {
 	REQUEST_OVERSIZED = -2, /* request line longer than the capture */
 };
 
-/* Decodes ev into req (which keeps a pointer to ev); mono_to_real_ns converts clocks. */
+/* Decodes ev into req, which keeps a pointer to ev. */
 int request__decode(struct request *req, const struct ap_request_event *ev,
-		    const char *class_header, int64_t mono_to_real_ns);
+		    const struct request_decode_opts *opts);
 
 /* Writes req as one JSON object and a newline; returns 0 or -errno. */
 int request__write_json(const struct request *req, FILE *out);

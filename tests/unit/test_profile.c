@@ -44,7 +44,7 @@ static void test_decode(void)
 	struct request req;
 
 	make_event(&ev, HEAD, "HTTP/1.1 404 Not Found\r\n", 3000, 10000);
-	ASSERT_EQ(request__decode(&req, &ev, "X-Request-Class", 5), REQUEST_OK, "decode ok");
+	ASSERT_EQ(request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 5, 4096}), REQUEST_OK, "decode ok");
 	ASSERT_STREQ(req.route, "/agent/conversation/:id/end", "route templated");
 	ASSERT_STREQ(req.head.method, "POST", "method");
 	ASSERT_EQ(req.status, 404, "status from the first write");
@@ -54,18 +54,18 @@ static void test_decode(void)
 	ASSERT_FALSE(req.incomplete, "complete");
 
 	make_event(&ev, "GET /x\r\n\r\n", "", 0, 0);
-	ASSERT_EQ(request__decode(&req, &ev, NULL, 0), REQUEST_MALFORMED, "no version: malformed");
+	ASSERT_EQ(request__decode(&req, &ev, &(struct request_decode_opts){NULL, 0, 4096}), REQUEST_MALFORMED, "no version: malformed");
 	make_event(&ev, "\x16\x03\x01\x02\x00", "", 0, 0);
-	ASSERT_EQ(request__decode(&req, &ev, NULL, 0), REQUEST_MALFORMED, "TLS: malformed");
+	ASSERT_EQ(request__decode(&req, &ev, &(struct request_decode_opts){NULL, 0, 4096}), REQUEST_MALFORMED, "TLS: malformed");
 	make_event(&ev, "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "", 0, 0);
-	ASSERT_EQ(request__decode(&req, &ev, NULL, 0), REQUEST_OVERSIZED,
+	ASSERT_EQ(request__decode(&req, &ev, &(struct request_decode_opts){NULL, 0, 4096}), REQUEST_OVERSIZED,
 		  "request line cut by the capture: oversized");
 
 	make_event(&ev, "GET /a HTTP/1.1\r\n\r\n", "", 0, 0);
 	ev.first_tx_ns = ev.last_tx_ns = 0;
 	ev.end_ns = ev.start_ns + 777;
 	ev.flags = AP_REQ_INCOMPLETE | AP_REQ_TASK_EXITED;
-	ASSERT_EQ(request__decode(&req, &ev, NULL, 0), REQUEST_OK, "incomplete decodes");
+	ASSERT_EQ(request__decode(&req, &ev, &(struct request_decode_opts){NULL, 0, 4096}), REQUEST_OK, "incomplete decodes");
 	ASSERT_TRUE(req.incomplete, "incomplete flagged");
 	ASSERT_EQ(req.duration_ns, 777, "incomplete: duration up to the close-off");
 	ASSERT_EQ(req.status, 0, "no response: status 0");
@@ -107,7 +107,7 @@ static void test_json_line(void)
 	size_t i;
 
 	make_event(&ev, HEAD, "HTTP/1.1 200 OK\r\n", 3000, 10000);
-	request__decode(&req, &ev, "X-Request-Class", 0);
+	request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
 	o = json_line(&req);
 	ASSERT_TRUE(o != NULL, "the line is valid JSON");
 	if (!o)
@@ -125,7 +125,7 @@ static void test_json_line(void)
 
 	/* Headers absent from the request are absent from the line. */
 	make_event(&ev, "GET /a HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n", 1, 1);
-	request__decode(&req, &ev, "X-Request-Class", 0);
+	request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
 	o = json_line(&req);
 	ASSERT_TRUE(o && json_object_object_get_ex(o, "headers", &v) &&
 			    json_object_object_length(v) == 0,
@@ -145,11 +145,11 @@ static void test_profile_roundtrip(void)
 
 	for (k = 1; k <= 100; k++) {
 		make_event(&ev, HEAD, "HTTP/1.1 200 OK\r\n", k * 1000000ULL, k * 2000000ULL);
-		request__decode(&req, &ev, "X-Request-Class", 0);
+		request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
 		profile__add(p, &req);
 	}
 	make_event(&ev, "GET /healthz HTTP/1.1\r\n\r\n", "HTTP/1.1 503 x\r\n", 10, 20);
-	request__decode(&req, &ev, "X-Request-Class", 0);
+	request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
 	profile__add(p, &req);
 	v = profile__sorted(p, &n);
 	ASSERT_EQ(n, 2, "two groups");
@@ -164,7 +164,7 @@ static void test_profile_roundtrip(void)
 	ASSERT_TRUE(fd >= 0, "temp file");
 	close(fd);
 	profile__run(p)->malformed_heads = 3;
-	ASSERT_EQ(profile__write_json(p, path), 0, "profile saved");
+	ASSERT_EQ(profile__write_json(p, path, NULL), 0, "profile saved");
 	q = profile__load(path, err, sizeof(err));
 	ASSERT_TRUE(q != NULL, "profile read back (%s)", err);
 	if (q) {
@@ -198,7 +198,7 @@ static void test_group_cap(void)
 		snprintf(head, sizeof(head), "GET /static/page%c%c%c HTTP/1.1\r\n\r\n",
 			 'a' + k % 26, 'a' + k / 26 % 26, 'a' + k / 676 % 26);
 		make_event(&ev, head, "HTTP/1.1 200 OK\r\n", 1, 1);
-		request__decode(&req, &ev, NULL, 0);
+		request__decode(&req, &ev, &(struct request_decode_opts){NULL, 0, 4096});
 		profile__add(p, &req);
 	}
 	ASSERT_EQ(profile__ngroups(p), PROFILE_MAX_GROUPS + 1,

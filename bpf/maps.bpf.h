@@ -59,7 +59,7 @@ struct thread {
 	__u8 inherited;		/* req_id came from a wakeup, not the thread's own I/O */
 	__u8 sock_io;		/* this thread has done I/O on a traced socket */
 	__u8 parked;		/* in a read awaiting a connection's next request */
-	__u8 wait_kind;		/* enum wait_kind of the syscall in progress */
+	__u8 wait_kind;		/* enum wait_kind: what its last socket I/O was with */
 	__u8 block_kind;	/* enum wait_kind when it blocked */
 	__u8 on_cpu;		/* a switch-in was seen since the last switch-out */
 	__u8 pad[6];

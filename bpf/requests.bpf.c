@@ -191,6 +191,14 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 				t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
 		}
 	} else if (c && c->req_id) {
+		/*
+		 * What a thread blocks for is what its last socket I/O was
+		 * with: an upstream or PostgreSQL reply (also when it waits in
+		 * poll or epoll), until it turns back to its client.
+		 */
+		t = bpf_map_lookup_elem(&threads, &tid);
+		if (t)
+			t->wait_kind = WAIT_OTHER;
 		r = bpf_map_lookup_elem(&requests, &c->req_id);
 		if (r && r->first_tx_ns && is_read_op(op))
 			thread_park(tid, true);
@@ -323,12 +331,7 @@ static __always_inline void write_exit(const struct io_args *a, __u64 pid_tgid, 
 
 static __always_inline void thread_io_done(__u32 tid)
 {
-	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
-
-	if (t) {
-		t->parked = 0;
-		t->wait_kind = WAIT_OTHER;
-	}
+	thread_park(tid, false);
 }
 
 /*

@@ -79,10 +79,11 @@ static __always_inline int peer_from_sk(struct ap_peer_key *k, struct sock *sk, 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return -1;
 	k->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* Not BPF_CORE_READ_INTO: it would copy sizeof(*k->addr), one byte. */
 	if (family == AF_INET)
-		BPF_CORE_READ_INTO(k->addr, sk, __sk_common.skc_daddr);
+		bpf_core_read(k->addr, 4, &sk->__sk_common.skc_daddr);
 	else
-		BPF_CORE_READ_INTO(k->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_core_read(k->addr, 16, &sk->__sk_common.skc_v6_daddr);
 	return 0;
 }
 
@@ -170,6 +171,8 @@ static __always_inline void upstream_write(struct conn *c, __u32 tid, __u64 now,
 	struct ap_peer *p;
 
 	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t)
+		t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
 	if (t && t->req_id && c->req_id != t->req_id) {
 		c->req_id = t->req_id;
 		c->phase = CALL_IDLE;

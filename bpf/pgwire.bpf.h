@@ -8,6 +8,10 @@
  * Query, Sync or FunctionCall (each is answered by one ReadyForQuery);
  * every ReadyForQuery read closes one round trip and sends one record.
  *
+ * Kernels without bpf_loop() (before 5.17) get round trips, times and
+ * statements from the reads that end with a ReadyForQuery, without rows,
+ * errors or pipelining.
+ *
  * Bounded: at most PG_MAX_MSGS messages are walked per syscall (bpf_loop);
  * past that, or on garbage, the direction is "lost" and resynchronises on a
  * read that ends with a ReadyForQuery, or on the next write that starts a
@@ -287,7 +291,8 @@ static __always_inline void pg_walk(struct pg_walk *w, bool server)
 	}
 	w->pos = d->skip;
 	d->skip = 0;
-	if (!pg_resume(w, server)) {
+	if (!has_bpf_loop || !pg_resume(w, server)) {
+		/* Counted from ReadyForQuery at the end of reads (pg_tail_resync). */
 		d->lost = 1;
 		return;
 	}
@@ -366,10 +371,19 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 	if (!pc)
 		return;
 	w.pc = pc;
-	if (pc->tls) {
-		/* Encrypted: a write after reading a reply is the next round trip. */
-		if (phase != CALL_SENDING)
+	if (pc->tls || !has_bpf_loop) {
+		/*
+		 * Encrypted, or no message walking: a write after reading a
+		 * reply is the next round trip.
+		 */
+		if (phase != CALL_SENDING) {
+			if (!pc->tls) {
+				pg_capture(pc, buf, len);
+				pc->cap_first = pc->sent_head;
+				pc->cap_end = pc->sent_head + 1;
+			}
 			pg_sent(pc, now);
+		}
 		return;
 	}
 	batch = pc->sent_head == pc->sent_tail;

@@ -26,6 +26,8 @@
 /* Set by userspace before load. */
 const volatile bool trace_all = false;	/* no -p: every process on the host */
 const volatile __u32 self_tgid = 0;	/* never trace agentprof itself */
+/* bpf_loop() (5.17+) walks PostgreSQL messages; without it, only tails are read. */
+const volatile bool has_bpf_loop = true;
 /* PostgreSQL server ports (0 = unused slot). */
 const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
 

@@ -151,6 +151,10 @@ static int recorder__open_load(struct recorder *r, bool tp_btf)
 		return -errno;
 	r->skel->rodata->trace_all = env->npids == 0 && !env->command;
 	r->skel->rodata->self_tgid = getpid();
+	/* AGENTPROF_NO_BPF_LOOP=1 exercises the path of kernels before 5.17. */
+	r->skel->rodata->has_bpf_loop =
+	    libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) > 0 &&
+	    !getenv("AGENTPROF_NO_BPF_LOOP");
 	if (env->npg_ports) {
 		memset((void *)r->skel->rodata->pg_ports, 0, sizeof(r->skel->rodata->pg_ports));
 		for (i = 0; i < env->npg_ports && i < AP_PG_MAX_PORTS; i++)

@@ -7,6 +7,7 @@
 
 #include "agentprof/request.h"
 #include "peers.h"
+#include "profile.h"
 
 #define PEERS_MAX_NAMES 64
 #define PEERS_MAX 1000
@@ -206,7 +207,7 @@ void peers__print(struct peers *ps, FILE *out)
 
 struct json_object *peers__json(struct peers *ps)
 {
-	struct json_object *arr = json_object_new_array(), *o, *w;
+	struct json_object *arr = json_object_new_array(), *o;
 	struct peer_stats *s;
 
 	for (s = ps->list; s; s = s->next) {
@@ -216,12 +217,7 @@ struct json_object *peers__json(struct peers *ps)
 		json_object_object_add(o, "calls", json_object_new_uint64(s->calls));
 		json_object_object_add(o, "requests", json_object_new_uint64(s->requests));
 		json_object_object_add(o, "connects", json_object_new_uint64(s->connects));
-		w = json_object_new_object();
-		json_object_object_add(w, "p50", json_object_new_uint64(hist__quantile(&s->wait, 0.5)));
-		json_object_object_add(w, "p95", json_object_new_uint64(hist__quantile(&s->wait, 0.95)));
-		json_object_object_add(w, "p99", json_object_new_uint64(hist__quantile(&s->wait, 0.99)));
-		json_object_object_add(w, "max", json_object_new_uint64(s->wait.max));
-		json_object_object_add(o, "wait_ns", w);
+		json_object_object_add(o, "wait_ns", profile__quantiles_json(&s->wait));
 		json_object_object_add(o, "srtt_avg_us", json_object_new_double(srtt_avg(s)));
 		json_object_object_add(o, "srtt_max_us", json_object_new_uint64(s->srtt_max_us));
 		json_object_object_add(o, "retransmits", json_object_new_uint64(s->retransmits));

@@ -6,6 +6,7 @@
 #include "agentprof/pgwire.h"
 #include "fingerprint.h"
 #include "pg.h"
+#include "profile.h"
 
 #define PG_BUCKETS 1024
 #define PG_MAX_NAMES 20000	/* prepared statements remembered, all connections */
@@ -451,7 +452,7 @@ void pg__print_top(struct pg *pg, FILE *out, size_t limit)
 
 struct json_object *pg__statements_json(struct pg *pg)
 {
-	struct json_object *arr = json_object_new_array(), *o, *routes, *d;
+	struct json_object *arr = json_object_new_array(), *o, *routes;
 	const struct pg_stmt **v, *s;
 	size_t n, i;
 	int r;
@@ -470,14 +471,7 @@ struct json_object *pg__statements_json(struct pg *pg)
 			json_object_array_add(routes, json_object_new_string(s->routes[r]));
 		json_object_object_add(o, "routes", routes);
 		json_object_object_add(o, "more_routes", json_object_new_boolean(s->more_routes));
-		d = json_object_new_object();
-		json_object_object_add(d, "p50", json_object_new_uint64(hist__quantile(&s->duration, 0.5)));
-		json_object_object_add(d, "p95",
-				       json_object_new_uint64(hist__quantile(&s->duration, 0.95)));
-		json_object_object_add(d, "p99",
-				       json_object_new_uint64(hist__quantile(&s->duration, 0.99)));
-		json_object_object_add(d, "max", json_object_new_uint64(s->duration.max));
-		json_object_object_add(o, "duration_ns", d);
+		json_object_object_add(o, "duration_ns", profile__quantiles_json(&s->duration));
 		json_object_array_add(arr, o);
 	}
 	return arr;

@@ -227,6 +227,17 @@ void profile__print_table(struct profile *p, FILE *out)
 		     "upstreams; PG_RT: PostgreSQL round trips; FLT_MB: page faults x 4 KiB)\n");
 }
 
+struct json_object *profile__quantiles_json(const struct hist *h)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "p50", json_object_new_uint64(hist__quantile(h, 0.50)));
+	json_object_object_add(o, "p95", json_object_new_uint64(hist__quantile(h, 0.95)));
+	json_object_object_add(o, "p99", json_object_new_uint64(hist__quantile(h, 0.99)));
+	json_object_object_add(o, "max", json_object_new_uint64(h->max));
+	return o;
+}
+
 static struct json_object *hist_json(const struct hist *h)
 {
 	struct json_object *o = json_object_new_object(), *b = json_object_new_array(), *pair;

@@ -83,6 +83,8 @@ const char *profile__metric_name(enum profile_metric m);
 void profile__print_table(struct profile *p, FILE *out);
 /* extra: an object whose members are added to the top level (may be NULL; consumed). */
 int profile__write_json(struct profile *p, const char *path, struct json_object *extra);
+/* {"p50", "p95", "p99", "max"} of h: the summary every table of the profile uses. */
+struct json_object *profile__quantiles_json(const struct hist *h);
 /* Reads a profile saved by profile__write_json; returns NULL and sets errno. */
 struct profile *profile__load(const char *path, char *err, size_t errsz);
 

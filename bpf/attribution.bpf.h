@@ -202,7 +202,9 @@ static __always_inline void request_finish(__u64 req_id, __u32 flags, __u64 now)
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (t && t->req_id == req_id)
 		thread_charge(t, current_task(), now);
-	if (r->pid == (__u32)(bpf_get_current_pid_tgid() >> 32) && !(flags & AP_REQ_TASK_EXITED))
+	/* With a response, RSS was read at its last write (request_respond()). */
+	if (!r->last_tx_ns && r->pid == (__u32)(bpf_get_current_pid_tgid() >> 32) &&
+	    !(flags & AP_REQ_TASK_EXITED))
 		r->rss_delta_pages = process_rss_pages() - r->rss_start_pages;
 	r->end_ns = now;
 	r->flags |= flags;

@@ -329,6 +329,8 @@ static __always_inline void write_exit(const struct io_args *a, __u64 pid_tgid, 
 	}
 	r->last_tx_ns = now;
 	__sync_fetch_and_add(&r->tx_bytes, ret);
+	/* The request's memory is what the process holds when it answers. */
+	r->rss_delta_pages = process_rss_pages() - r->rss_start_pages;
 }
 
 static __always_inline void thread_io_done(__u32 tid)

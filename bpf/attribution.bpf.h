@@ -3,9 +3,16 @@
  * The attribution model of ../README.md ("Attribution"): a thread works for
  * a request from its I/O on a socket bound to that request until its I/O on
  * a socket bound to another; a thread woken by a thread working for R works
- * for R until its own I/O says otherwise. Time is charged to the request a
- * thread works for when the time is accounted: on-CPU at switch-out or at a
- * change of request, blocked time at wakeup, run-queue time at switch-in.
+ * for R until its own I/O says otherwise. Blocked time is charged at wakeup
+ * and run-queue time at switch-in, to the request the thread works for.
+ *
+ * On-CPU time of a thread that does socket I/O of its own is charged to the
+ * request of its *next* socket I/O: the CPU between two I/Os is work that
+ * ends in the second one (a handler ends writing its response or its next
+ * query). For a thread that serves one request at a time this is the same
+ * request; for an event loop, which reads every ready socket before running
+ * the handlers, it is the handler's own request, not the last one read.
+ * Threads that only inherit work (pools) are charged as they go.
  */
 #ifndef AGENTPROF_ATTRIBUTION_BPF_H
 #define AGENTPROF_ATTRIBUTION_BPF_H
@@ -30,8 +37,11 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
 	__u64 min_flt = BPF_CORE_READ(task, min_flt), maj_flt = BPF_CORE_READ(task, maj_flt);
 	struct ap_request_event *r = request_get(t->req_id);
 
-	if (r) {
+	if (t->sock_io)
+		t->pending_ns += cpu_ns;
+	else if (r)
 		__sync_fetch_and_add(&r->cpu_ns, cpu_ns);
+	if (r) {
 		__sync_fetch_and_add(&r->minor_faults, min_flt - t->min_flt);
 		__sync_fetch_and_add(&r->major_faults, maj_flt - t->maj_flt);
 	}
@@ -119,6 +129,20 @@ static __always_inline void thread_snapshot(struct thread *t, struct task_struct
 	t->on_cpu = 1;
 }
 
+/* Socket I/O for req_id: the on-CPU time that led to it is that request's. */
+static __always_inline void thread_settle(struct thread *t, __u64 req_id)
+{
+	struct ap_request_event *r;
+
+	if (!t->pending_ns || !req_id)
+		return;
+	r = bpf_map_lookup_elem(&requests, &req_id);
+	if (!r)
+		return;
+	__sync_fetch_and_add(&r->cpu_ns, t->pending_ns);
+	t->pending_ns = 0;
+}
+
 static __always_inline struct task_struct *current_task(void)
 {
 	return (struct task_struct *)bpf_get_current_task();
@@ -159,12 +183,16 @@ static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, boo
 		return;
 	}
 	if (own_io) {
+		/* Bring pending up to now (a pool thread's last slice: as it went). */
+		thread_charge(t, current_task(), now);
 		t->sock_io = 1;
 		t->inherited = 0;
+		thread_settle(t, req_id);
 	}
 	if (t->req_id == req_id)
 		return;
-	thread_charge(t, current_task(), now);
+	if (!own_io)
+		thread_charge(t, current_task(), now);
 	t->req_id = req_id;
 	t->inherited = !own_io;
 	r = request_get(req_id);
@@ -200,8 +228,11 @@ static __always_inline void request_finish(__u64 req_id, __u32 flags, __u64 now)
 	if (!r)
 		return;
 	t = bpf_map_lookup_elem(&threads, &tid);
-	if (t && t->req_id == req_id)
+	if (t && t->req_id == req_id) {
+		/* close(), EOF or exit: I/O for this request, the last. */
 		thread_charge(t, current_task(), now);
+		thread_settle(t, req_id);
+	}
 	/* With a response, RSS was read at its last write (request_respond()). */
 	if (!r->last_tx_ns && r->pid == (__u32)(bpf_get_current_pid_tgid() >> 32) &&
 	    !(flags & AP_REQ_TASK_EXITED))

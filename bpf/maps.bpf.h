@@ -55,6 +55,7 @@ struct thread {
 	__u64 maj_flt;
 	__u64 slice_mark;	/* se.prev_sum_exec_runtime of the slice accounted */
 	__u64 slice_ns;		/* on-CPU time of that slice already charged */
+	__u64 pending_ns;	/* on-CPU time since its last socket I/O, unattributed */
 	__u32 tgid;
 	__u8 inherited;		/* req_id came from a wakeup, not the thread's own I/O */
 	__u8 sock_io;		/* this thread has done I/O on a traced socket */

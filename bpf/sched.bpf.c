@@ -130,10 +130,12 @@ static __always_inline int on_exit(struct task_struct *p)
 		return 0;
 	if (t->req_id && !t->inherited) {
 		r = bpf_map_lookup_elem(&requests, &t->req_id);
-		if (r && !r->first_tx_ns)
+		if (r && !r->first_tx_ns) {
 			request_finish(t->req_id, AP_REQ_TASK_EXITED, now);
-		else
+		} else {
 			thread_charge(t, p, now);
+			thread_settle(t, t->req_id);
+		}
 	}
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&io_args, &tid);

@@ -171,8 +171,12 @@ static __always_inline void upstream_write(struct conn *c, __u32 tid, __u64 now,
 	struct ap_peer *p;
 
 	t = bpf_map_lookup_elem(&threads, &tid);
-	if (t)
+	if (t) {
 		t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
+		/* A call made for the thread's request: the CPU that led to it is its. */
+		if (t->req_id)
+			thread_bind(tid, t->tgid, t->req_id, true, now);
+	}
 	if (t && t->req_id && c->req_id != t->req_id) {
 		c->req_id = t->req_id;
 		c->phase = CALL_IDLE;

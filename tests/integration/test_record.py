@@ -4,12 +4,12 @@
 per-request thread CPU time (the ground truth), for a thread-per-request C
 server and a single-threaded asyncio server.
 
-Bounds (documented in the README, "Accuracy"):
-  thread-per-request: cpu_ns within 5% or 1 ms of the truth, every request.
-  event loop, one request at a time: within 10% or 2 ms.
-  event loop, 4 concurrent clients: the sum over the requests within 10% of
-  the truth's sum; a request's CPU may be charged to another request that the
-  loop read in the same iteration (see README "Attribution").
+Bounds (documented in the README, "Accuracy"), every request, sequential and
+4 concurrent clients:
+  thread-per-request: cpu_ns within 5% or 1 ms of the truth.
+  event loop: within 10% or 2 ms (the loop's own parsing and socket calls
+  are the request's too, and not in the handler's truth).
+  Both: the sum over the concurrent requests within 10% of the truth's sum.
 """
 
 import os
@@ -44,16 +44,17 @@ def run_workload(port):
     return sent, seq_ids, {s["request_id"] for s in conc}
 
 
-def within(got, server_ns, client_ns, concurrent):
-    """Durations: near the server's own clock for requests served one at a time.
+def within(got, low_ns, server_ns, client_ns, concurrent):
+    """Durations, bracketed by clocks that enclose them.
 
-    Under concurrency an event loop may read a request's head well before its
-    handler starts, and a thread may be preempted between its last write and
-    reading the server's clock: then the client's clock bounds it.
+    The server's clock starts after the read that returns the head and stops
+    after the last write returns, so it encloses agentprof's span (give or
+    take 2 ms of scheduling); under concurrency an event loop may read a head
+    long before the handler starts its clock, and the client's clock is the
+    bound. Below, no span is shorter than the handler's own CPU time.
     """
-    if not concurrent:
-        return at.near(got, server_ns, rel=0.10, abs_ns=2_000_000)
-    return 0.9 * min(server_ns, client_ns) - 2_000_000 <= got <= client_ns + 2_000_000
+    high = client_ns if concurrent else server_ns
+    return 0.95 * low_ns - 1_000_000 <= got <= high + 2_000_000
 
 
 def expected_route(path):
@@ -90,7 +91,7 @@ def check_server(kind, tmp):
                  len(pairs), len(recs), len(sent), at.duplicates(recs)[:3],
                  [t["request_id"] for t in at.unmatched(recs, truth)][:5]))
     by_id = {s["request_id"]: s for s in sent}
-    bad = {k: [] for k in ("fields", "route", "status", "headers", "bytes", "cpu_seq",
+    bad = {k: [] for k in ("fields", "route", "status", "headers", "bytes", "cpu",
                            "duration", "ttfb", "complete", "pid")}
     conc_truth = conc_seen = 0
     for rec, t in pairs:
@@ -117,20 +118,18 @@ def check_server(kind, tmp):
             bad["pid"].append((rid, rec["pid"]))
         if rec["incomplete"]:
             bad["complete"].append(rid)
-        if not within(rec["duration_ns"], t["wall_ns"], s["wall_ns"], rid in conc_ids):
+        if not within(rec["duration_ns"], t["cpu_ns"], t["wall_ns"], s["wall_ns"],
+                      rid in conc_ids):
             bad["duration"].append((rid, rec["duration_ns"], t["wall_ns"], s["wall_ns"]))
-        if not within(rec["ttfb_ns"], t["ttfb_ns"], s["wall_ns"], rid in conc_ids) \
+        if not within(rec["ttfb_ns"], 0, t["ttfb_ns"], s["wall_ns"], rid in conc_ids) \
                 or rec["ttfb_ns"] > rec["duration_ns"]:
             bad["ttfb"].append((rid, rec["ttfb_ns"], t["ttfb_ns"]))
         if rid in conc_ids:
             conc_truth += t["cpu_ns"]
             conc_seen += rec["cpu_ns"]
-            if kind == "c" and not at.near(rec["cpu_ns"], t["cpu_ns"], 0.05, 1_000_000):
-                bad["cpu_seq"].append((rid, rec["cpu_ns"], t["cpu_ns"], rec["threads"]))
-        else:
-            rel, abs_ns = (0.05, 1_000_000) if kind == "c" else (0.10, 2_000_000)
-            if not at.near(rec["cpu_ns"], t["cpu_ns"], rel, abs_ns):
-                bad["cpu_seq"].append((rid, rec["cpu_ns"], t["cpu_ns"], rec["threads"]))
+        rel, abs_ns = (0.05, 1_000_000) if kind == "c" else (0.10, 2_000_000)
+        if not at.near(rec["cpu_ns"], t["cpu_ns"], rel, abs_ns):
+            bad["cpu"].append((rid, rec["cpu_ns"], t["cpu_ns"], rec["threads"]))
     for k, v in bad.items():
         at.check(pre + "per-request " + k, not v, "%d bad, e.g. %s" % (len(v), v[:4]))
     at.check(pre + "concurrent: CPU sum within 10%% of the truth",

@@ -29,7 +29,8 @@ struct conn {
 	__u8 pg;		/* outbound: speaks PostgreSQL */
 	__u8 fresh;		/* outbound: connect() seen, no byte written yet */
 	struct ap_peer_key peer;
-	__u32 pad;
+	__u8 disk;		/* other: a regular file or block device */
+	__u8 pad[3];
 };
 
 enum call_phase {
@@ -43,6 +44,8 @@ enum wait_kind {
 	WAIT_OTHER,
 	WAIT_UPSTREAM,
 	WAIT_PG,
+	WAIT_DISK,
+	WAIT_LOCK,
 };
 
 /* Per-thread attribution state, keyed by tid. */
@@ -63,7 +66,9 @@ struct thread {
 	__u8 wait_kind;		/* enum wait_kind: what its last socket I/O was with */
 	__u8 block_kind;	/* enum wait_kind when it blocked */
 	__u8 on_cpu;		/* a switch-in was seen since the last switch-out */
-	__u8 pad[6];
+	__u8 in_disk;		/* in a read or write of a file */
+	__u8 in_futex;		/* in futex() */
+	__u8 pad[4];
 };
 
 /* Syscall arguments saved at sys_enter for sys_exit, keyed by tid. */

@@ -139,6 +139,8 @@ static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 b
 	r->peers_dropped = 0;
 	r->offcpu_upstream_ns = 0;
 	r->offcpu_pg_ns = 0;
+	r->offcpu_disk_ns = 0;
+	r->offcpu_lock_ns = 0;
 	r->minor_faults = 0;
 	r->major_faults = 0;
 	r->rss_delta_pages = 0;
@@ -175,17 +177,27 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 		return 0;
 	key = conn_key(tgid, fd);
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c && !is_read_op(op)) {
-		/* Only a thread working for a request makes an unknown socket an upstream. */
+	if (!c) {
+		/* Only a thread working for a request makes an unknown fd anything. */
+		t = bpf_map_lookup_elem(&threads, &tid);
+		if (t && t->req_id && !is_read_op(op))
+			c = conn_classify(key, fd);
+		else if (t && t->req_id && !fd_sock(fd))
+			other_new(key, fd);	/* sockets read are left to the head check */
+		if (!c && !is_read_op(op))
+			return 0;
+		if (!c)
+			c = bpf_map_lookup_elem(&conns, &key);
+	}
+	if (c && c->kind == AP_CONN_OTHER) {
+		if (!c->disk)
+			return 0;
+		/* Blocked in file I/O: disk time. */
 		t = bpf_map_lookup_elem(&threads, &tid);
 		if (!t || !t->req_id)
 			return 0;
-		c = conn_classify(key, fd);
-		if (!c)
-			return 0;
+		t->in_disk = 1;
 	}
-	if (c && c->kind == AP_CONN_OTHER)
-		return 0;
 	if (c && c->kind == AP_CONN_OUTBOUND) {
 		if (is_read_op(op)) {
 			t = bpf_map_lookup_elem(&threads, &tid);
@@ -335,7 +347,12 @@ static __always_inline void write_exit(const struct io_args *a, __u64 pid_tgid, 
 
 static __always_inline void thread_io_done(__u32 tid)
 {
-	thread_park(tid, false);
+	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
+
+	if (t) {
+		t->parked = 0;
+		t->in_disk = 0;
+	}
 }
 
 /*
@@ -387,8 +404,7 @@ static __always_inline int io_exit(long ret)
 		return 0;
 	a = *ap;
 	bpf_map_delete_elem(&io_args, &tid);
-	if (is_read_op(a.op))
-		thread_io_done(tid);
+	thread_io_done(tid);
 	if (a.op == IO_CONNECT) {
 		connect_exit(&a, pid_tgid, ret);
 		return 0;

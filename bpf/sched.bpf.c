@@ -29,7 +29,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	t = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (t) {
 		thread_switch_out(t, prev, now);
-		t->block_kind = t->wait_kind;
+		t->block_kind = t->in_futex ? WAIT_LOCK : t->in_disk ? WAIT_DISK : t->wait_kind;
 		if (t->parked) {
 			t->wake_ns = 0;
 			t->block_ns = 0;
@@ -71,6 +71,10 @@ static __always_inline int on_wakeup(struct task_struct *p)
 				__sync_fetch_and_add(&r->offcpu_upstream_ns, now - t->block_ns);
 			else if (t->block_kind == WAIT_PG)
 				__sync_fetch_and_add(&r->offcpu_pg_ns, now - t->block_ns);
+			else if (t->block_kind == WAIT_DISK)
+				__sync_fetch_and_add(&r->offcpu_disk_ns, now - t->block_ns);
+			else if (t->block_kind == WAIT_LOCK)
+				__sync_fetch_and_add(&r->offcpu_lock_ns, now - t->block_ns);
 		}
 		t->block_ns = 0;
 		t->wake_ns = now;
@@ -140,6 +144,61 @@ static __always_inline int on_exit(struct task_struct *p)
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&io_args, &tid);
 	return 0;
+}
+
+/*
+ * Syscalls that say what a thread blocks for: futex() (a lock, a condition
+ * variable, the GIL) and fsync()/fdatasync() (the disk; file reads and
+ * writes are told apart in requests.bpf.c).
+ */
+static __always_inline int in_syscall(bool futex, bool in)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
+
+	if (!t)
+		return 0;
+	if (futex)
+		t->in_futex = in;
+	else
+		t->in_disk = in;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex")
+int ap_futex_e(void *ctx)
+{
+	return in_syscall(true, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex")
+int ap_futex_x(void *ctx)
+{
+	return in_syscall(true, false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_fsync")
+int ap_fsync_e(void *ctx)
+{
+	return in_syscall(false, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fsync")
+int ap_fsync_x(void *ctx)
+{
+	return in_syscall(false, false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_fdatasync")
+int ap_fdatasync_e(void *ctx)
+{
+	return in_syscall(false, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fdatasync")
+int ap_fdatasync_x(void *ctx)
+{
+	return in_syscall(false, false);
 }
 
 SEC("tp_btf/sched_switch")

@@ -27,6 +27,14 @@ static __always_inline struct file *fd_file(__u32 fd)
 	return f;
 }
 
+#define S_IFREG 0100000
+#define S_IFBLK 0060000
+
+static __always_inline umode_t file_mode(struct file *f)
+{
+	return f ? BPF_CORE_READ(f, f_inode, i_mode) : 0;
+}
+
 /* The struct sock behind fd, or NULL when fd is not a socket. */
 static __always_inline struct sock *fd_sock(__u32 fd)
 {

@@ -112,6 +112,15 @@ static __always_inline struct conn *outbound_new(__u64 key, const struct ap_peer
  * server's well-known local port and an ephemeral peer port; connected ones
  * the reverse: only the latter are upstreams.
  */
+static __always_inline void other_new(__u64 key, __u32 fd)
+{
+	struct conn other = { .kind = AP_CONN_OTHER };
+	umode_t mode = file_mode(fd_file(fd)) & S_IFMT;
+
+	other.disk = mode == S_IFREG || mode == S_IFBLK;
+	bpf_map_update_elem(&conns, &key, &other, BPF_NOEXIST);
+}
+
 static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
 {
 	struct conn other = { .kind = AP_CONN_OTHER };
@@ -119,7 +128,11 @@ static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
 	struct sock *sk = fd_sock(fd);
 	__u16 local_port = 0;
 
-	if (!sk || peer_from_sk(&peer, sk, &local_port) ||
+	if (!sk) {
+		other_new(key, fd);
+		return bpf_map_lookup_elem(&conns, &key);
+	}
+	if (peer_from_sk(&peer, sk, &local_port) ||
 	    (peer.family != AF_UNIX && local_port <= peer.port)) {
 		bpf_map_update_elem(&conns, &key, &other, BPF_NOEXIST);
 		return NULL;

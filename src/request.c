@@ -120,10 +120,13 @@ static struct json_object *pg_json(const struct request *req)
 static struct json_object *offcpu_json(const struct ap_request_event *ev)
 {
 	struct json_object *o = json_object_new_object();
-	uint64_t known = ev->offcpu_upstream_ns + ev->offcpu_pg_ns;
+	uint64_t known = ev->offcpu_upstream_ns + ev->offcpu_pg_ns + ev->offcpu_disk_ns +
+			 ev->offcpu_lock_ns;
 
 	add_u64(o, "upstream_ns", ev->offcpu_upstream_ns);
 	add_u64(o, "pg_ns", ev->offcpu_pg_ns);
+	add_u64(o, "disk_ns", ev->offcpu_disk_ns);
+	add_u64(o, "lock_ns", ev->offcpu_lock_ns);
 	add_u64(o, "other_ns", ev->offcpu_ns > known ? ev->offcpu_ns - known : 0);
 	return o;
 }

@@ -99,6 +99,8 @@ struct ap_request_event {
 	__u32 nthreads;		/* distinct bindings of threads to this request */
 	__u64 offcpu_upstream_ns; /* part of offcpu_ns blocked reading an upstream */
 	__u64 offcpu_pg_ns;	/* part of offcpu_ns blocked reading PostgreSQL */
+	__u64 offcpu_disk_ns;	/* part of offcpu_ns blocked in file I/O */
+	__u64 offcpu_lock_ns;	/* part of offcpu_ns blocked in futex() (locks, the GIL) */
 	__u64 minor_faults;
 	__u64 major_faults;
 	__s64 rss_delta_pages;	/* process RSS at close-off minus at start */
@@ -115,7 +117,7 @@ struct ap_request_event {
 	char resp[AP_RESP_MAX];
 };
 
-_Static_assert(sizeof(struct ap_request_event) == 1704, "ap_request_event ABI changed");
+_Static_assert(sizeof(struct ap_request_event) == 1720, "ap_request_event ABI changed");
 
 
 

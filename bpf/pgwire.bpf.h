@@ -50,7 +50,7 @@ struct pgconn {
 	__u8 started;		/* the first client write was seen */
 	__u8 ssl_requested;
 	__u8 tls;
-	__u8 pad;
+	__u8 plain;		/* TLS, with plaintext from the libssl uprobes */
 	__u32 capture_len;
 	char capture[AP_PG_CAPTURE_MAX];
 };
@@ -163,9 +163,11 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	e->end_ns = now;
 	e->rows = pc->rows;
 	e->flags = (pc->errors ? AP_PG_ERROR : 0) | (pc->tls ? AP_PG_TLS : 0);
+	if (r && pc->tls)
+		r->flags |= AP_REQ_PG_TLS;
 	e->seq = idx - pc->cap_first;
 	e->capture_len = 0;
-	if (!pc->tls && idx >= pc->cap_first && idx < pc->cap_end) {
+	if ((!pc->tls || pc->plain) && idx >= pc->cap_first && idx < pc->cap_end) {
 		e->capture_len = pc->capture_len;
 		__builtin_memcpy(e->capture, pc->capture, sizeof(e->capture));
 	} else {
@@ -360,9 +362,12 @@ static __always_inline void pg_capture(struct pgconn *pc, const char *buf, long 
 	pc->capture_len = n;
 }
 
-/* Client -> server bytes. phase: the connection's call phase before this write. */
+/*
+ * Client -> server bytes. phase: the connection's call phase before this
+ * write. plain: the bytes come from SSL_write (tls.bpf.h), not a syscall.
+ */
 static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const char *buf,
-				     long len, __u8 phase, __u64 now)
+				     long len, __u8 phase, __u64 now, bool plain)
 {
 	struct pg_walk w = { .buf = buf, .len = len, .now = now, .key = key, .c = c, .pid = pid };
 	struct pgconn *pc = pgconn_get(key, true);
@@ -371,7 +376,11 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 	if (!pc)
 		return;
 	w.pc = pc;
-	if (pc->tls || !has_bpf_loop) {
+	if (pc->plain && !plain)
+		return;		/* the SSL_write uprobe has these bytes in clear */
+	if (pc->tls && !plain && tls_uprobes)
+		return;		/* handshake or not yet seen in clear: wait for SSL_write */
+	if ((pc->tls && !plain) || !has_bpf_loop) {
 		/*
 		 * Encrypted, or no message walking: a write after reading a
 		 * reply is the next round trip.
@@ -413,9 +422,9 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 		pc->cap_end = pc->sent_head;
 }
 
-/* Server -> client bytes. */
+/* Server -> client bytes; plain as for pg_write(). */
 static __always_inline void pg_read(struct conn *c, __u64 key, __u32 pid, const char *buf,
-				    long len, __u64 now)
+				    long len, __u64 now, bool plain)
 {
 	struct pg_walk w = { .buf = buf, .len = len, .now = now, .key = key, .c = c, .pid = pid };
 	struct pgconn *pc = pgconn_get(key, false);
@@ -424,15 +433,21 @@ static __always_inline void pg_read(struct conn *c, __u64 key, __u32 pid, const 
 	if (!pc)
 		return;
 	w.pc = pc;
-	if (pc->ssl_requested && !pc->tls && len == 1) {
-		/* The one-byte answer to SSLRequest: 'S' means TLS follows. */
+	if (pc->plain && !plain)
+		return;
+	if (pc->ssl_requested && !pc->tls && len == 1 && !plain) {
+		/*
+		 * The one-byte answer to SSLRequest: 'S' means TLS follows. Either
+		 * way the next client bytes are a StartupMessage.
+		 */
 		bpf_probe_read_user(&answer, 1, buf);
 		pc->ssl_requested = 0;
 		pc->tls = answer == 'S';
+		pc->started = 0;
 		return;
 	}
-	if (pc->tls) {
-		if (c->phase == CALL_SENDING)
+	if (pc->tls && !plain) {
+		if (c->phase == CALL_SENDING && !tls_uprobes)
 			pg_ready(pc, c, pid, now);
 		return;
 	}

@@ -17,6 +17,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 #include "maps.bpf.h"
 #include "attribution.bpf.h"
 #include "agentprof/pgwire.h"
@@ -28,6 +29,8 @@ const volatile bool trace_all = false;	/* no -p: every process on the host */
 const volatile __u32 self_tgid = 0;	/* never trace agentprof itself */
 /* bpf_loop() (5.17+) walks PostgreSQL messages; without it, only tails are read. */
 const volatile bool has_bpf_loop = true;
+/* libssl is probed (tls.bpf.h): TLS PostgreSQL is read in clear, not by turns. */
+const volatile bool tls_uprobes = false;
 /* PostgreSQL server ports (0 = unused slot). */
 const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
 
@@ -50,6 +53,9 @@ static __always_inline __u64 conn_key(__u32 tgid, __u32 fd)
 {
 	return (__u64)tgid << 32 | fd;
 }
+
+/* Needs traced() and conn_key(). */
+#include "tls.bpf.h"
 
 static __always_inline bool is_read_op(__u32 op)
 {
@@ -175,6 +181,7 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 
 	if (!traced(tgid))
 		return 0;
+	ssl_note_fd(tid, fd);
 	key = conn_key(tgid, fd);
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
@@ -231,7 +238,7 @@ static __always_inline void outbound_read(struct conn *c, __u64 key, const struc
 	if (c->pg) {
 		buf = first_buf(a, &len);
 		if (buf)
-			pg_read(c, key, pid_tgid >> 32, (const char *)buf, len, now);
+			pg_read(c, key, pid_tgid >> 32, (const char *)buf, len, now, false);
 	}
 	upstream_read(c, (__u32)pid_tgid, pid_tgid >> 32, now, ret);
 }
@@ -249,7 +256,7 @@ static __always_inline void outbound_write(struct conn *c, __u64 key, const stru
 	}
 	c->fresh = 0;
 	if (c->pg && buf)
-		pg_write(c, key, pid_tgid >> 32, (const char *)buf, len, c->phase, now);
+		pg_write(c, key, pid_tgid >> 32, (const char *)buf, len, c->phase, now, false);
 	upstream_write(c, (__u32)pid_tgid, now, ret);
 }
 
@@ -393,17 +400,40 @@ static __always_inline void connect_exit(const struct io_args *a, __u64 pid_tgid
 		c->connect_ns = 0;
 }
 
-static __always_inline int io_exit(long ret)
+/*
+ * A read that began before agentprof attached has no saved arguments: the
+ * thread of a keep-alive connection blocked waiting for its next request.
+ * The syscall's arguments are still in the task's saved user registers
+ * (bpf_task_pt_regs, 5.15+), so the request it returns is not lost.
+ */
+static __always_inline bool io_args_from_regs(struct io_args *a, __u32 op, long ret)
+{
+	struct pt_regs *regs;
+
+	if (ret <= 0 || !is_read_op(op) || !traced(bpf_get_current_pid_tgid() >> 32))
+		return false;
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+		return false;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	a->fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	a->buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	a->op = op;
+	return true;
+}
+
+static __always_inline int io_exit(__u32 op, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
-	struct io_args *ap, a;
+	struct io_args *ap, a = {};
 
 	ap = bpf_map_lookup_elem(&io_args, &tid);
-	if (!ap)
+	if (ap) {
+		a = *ap;
+		bpf_map_delete_elem(&io_args, &tid);
+	} else if (!io_args_from_regs(&a, op, ret)) {
 		return 0;
-	a = *ap;
-	bpf_map_delete_elem(&io_args, &tid);
+	}
 	thread_io_done(tid);
 	if (a.op == IO_CONNECT) {
 		connect_exit(&a, pid_tgid, ret);
@@ -427,7 +457,7 @@ static __always_inline int io_exit(long ret)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int ap_##name##_x(struct trace_event_raw_sys_exit *ctx)                                    \
 	{                                                                                          \
-		return io_exit(ctx->ret);                                                          \
+		return io_exit(op, ctx->ret);                                                      \
 	}
 
 IO_PROGS(read, IO_READ, 0, 1)
@@ -450,7 +480,7 @@ int ap_connect_e(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int ap_connect_x(struct trace_event_raw_sys_exit *ctx)
 {
-	return io_exit(ctx->ret);
+	return io_exit(IO_CONNECT, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")

@@ -340,10 +340,9 @@ void pg__add_round_trip(struct pg *pg, const struct ap_pg_event *e)
 	q.rows = e->rows;
 	q.error = e->flags & AP_PG_ERROR;
 	q.tls = e->flags & AP_PG_TLS;
-	if (e->flags & AP_PG_TLS)
-		set_out(q.fingerprint, sizeof(q.fingerprint), "(encrypted)");
-	else if (e->flags & AP_PG_NO_CAPTURE)
-		set_out(q.fingerprint, sizeof(q.fingerprint), "(pipelined, not captured)");
+	if (e->flags & AP_PG_NO_CAPTURE)
+		set_out(q.fingerprint, sizeof(q.fingerprint),
+			e->flags & AP_PG_TLS ? "(encrypted)" : "(pipelined, not captured)");
 	else
 		pg__statement(pg, e->conn_id, e->capture, cap, e->seq, q.fingerprint,
 			      sizeof(q.fingerprint), raw, pg->literals ? sizeof(raw) : 0);

@@ -25,6 +25,7 @@
 #include "profile.h"
 #include "record.h"
 #include "request.h"
+#include "tls.h"
 #include "tracefs.h"
 
 static volatile sig_atomic_t exiting;
@@ -45,6 +46,7 @@ struct recorder {
 	struct peers *peers;
 	struct request_decode_opts dopts;
 	struct launched child;
+	struct tls tls;
 	bool tp_btf;
 	int write_err;
 };
@@ -151,6 +153,9 @@ static int recorder__open_load(struct recorder *r, bool tp_btf)
 		return -errno;
 	r->skel->rodata->trace_all = env->npids == 0 && !env->command;
 	r->skel->rodata->self_tgid = getpid();
+	r->skel->rodata->tls_uprobes =
+		tls__find(&r->tls, env->command ? &r->child.pid : env->pids,
+			  env->command ? 1 : env->npids) > 0;
 	/* AGENTPROF_NO_BPF_LOOP=1 exercises the path of kernels before 5.17. */
 	r->skel->rodata->has_bpf_loop =
 	    libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) > 0 &&
@@ -421,7 +426,8 @@ static void print_tracing(struct recorder *r)
 		fprintf(stderr, "every HTTP server on this host");
 	for (i = 0; i < env->npids; i++)
 		fprintf(stderr, "%spid %d", i ? ", " : "", (int)env->pids[i]);
-	fprintf(stderr, " (%s); ", r->tp_btf ? "tp_btf" : "raw_tp");
+	fprintf(stderr, " (%s, %d libssl probed); ", r->tp_btf ? "tp_btf" : "raw_tp",
+		r->tls.nlibs);
 	if (env->duration_s)
 		fprintf(stderr, "stopping in %u s or at Ctrl-C\n", env->duration_s);
 	else
@@ -527,6 +533,8 @@ int record__run(const struct env *env)
 			strerror(-err), tracefs);
 		goto cleanup;
 	}
+	/* PostgreSQL over TLS: optional, so failures only lose plaintext. */
+	tls__attach(&r.tls, r.skel, env->verbose);
 	r.rb = ring_buffer__new(bpf_map__fd(r.skel->maps.events), handle_event, &r, NULL);
 	if (!r.rb) {
 		err = -errno;
@@ -543,12 +551,14 @@ int record__run(const struct env *env)
 	err = recorder__poll(&r);
 	/* Stop the programs first, so nothing races the final drain and flush. */
 	agentprof_bpf__detach(r.skel);
+	tls__detach(&r.tls);
 	ring_buffer__consume(r.rb);
 	recorder__flush_open(&r);
 	recorder__collect_stats(&r);
 	if (recorder__report(&r) && !err)
 		err = -EIO;
 cleanup:
+	tls__detach(&r.tls);
 	stop_child(&r);
 	ring_buffer__free(r.rb);
 	agentprof_bpf__destroy(r.skel);

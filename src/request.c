@@ -102,6 +102,7 @@ static struct json_object *pg_json(const struct request *req)
 	add_u64(o, "time_ns", ev->pg_time_ns);
 	add_u64(o, "errors", ev->pg_errors);
 	add_u64(o, "rows", ev->pg_rows);
+	json_object_object_add(o, "tls", json_object_new_boolean(ev->flags & AP_REQ_PG_TLS));
 	for (i = 0; i < req->npg_queries; i++) {
 		pq = &req->pg_queries[i];
 		q = json_object_new_object();

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""PostgreSQL over TLS: a private PostgreSQL 15 cluster with ssl=on (its own
+port and directory, started and removed here), a libpq client with
+sslmode=require, and agentprof reading the plaintext through its libssl
+uprobes: round trips exact against what the client ran, statements
+fingerprinted, pg.tls true, no literal value anywhere in the output."""
+
+import glob
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import agentprof_test as at
+
+SERVER = os.path.join(at.ROOT, "tests", "servers", "pg_tls_server.py")
+PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+SECRET = "271828"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def as_postgres(*cmd):
+    return subprocess.run(["runuser", "-u", "postgres", "--"] + list(cmd), check=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def start_cluster(base, port):
+    data = os.path.join(base, "data")
+    os.makedirs(data)
+    shutil.chown(base, "postgres", "postgres")
+    shutil.chown(data, "postgres", "postgres")
+    as_postgres(os.path.join(PGBIN, "initdb"), "-D", data, "-A", "trust", "-U", "postgres")
+    as_postgres("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", "/CN=127.0.0.1", "-keyout", os.path.join(data, "server.key"),
+                "-out", os.path.join(data, "server.crt"))
+    os.chmod(os.path.join(data, "server.key"), 0o600)
+    with open(os.path.join(data, "postgresql.conf"), "a") as f:
+        f.write("ssl = on\nport = %d\nlisten_addresses = '127.0.0.1'\n"
+                "unix_socket_directories = '%s'\n" % (port, base))
+    as_postgres(os.path.join(PGBIN, "pg_ctl"), "-D", data, "-w", "-l",
+                os.path.join(base, "log"), "start")
+    return data
+
+
+def stop_cluster(data):
+    subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PGBIN, "pg_ctl"), "-D",
+                    data, "-m", "fast", "-w", "stop"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def get(port, path, rid, conn=None):
+    """One request; on conn (kept open) or on a new connection (a new server
+    thread, so a new PostgreSQL connection whose TLS handshake is traced)."""
+    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", path, headers={"X-Request-Id": rid})
+    r = c.getresponse()
+    r.read()
+    if not conn:
+        c.close()
+    return int(r.getheader("X-PG-Round-Trips")), r.getheader("X-PG-TLS") == "1"
+
+
+def main():
+    base = tempfile.mkdtemp(prefix="agentprof-pgtls-")
+    os.chmod(base, 0o755)
+    pgport = free_port()
+    data = None
+    srv = ap = None
+    try:
+        data = start_cluster(base, pgport)
+        dsn = "host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=require" % pgport
+        srv = subprocess.Popen([at.PYTHON, SERVER, "--port", "0", "--dsn", dsn],
+                               stdout=subprocess.PIPE, text=True)
+        port = int(srv.stdout.readline().split()[1])
+        # A keep-alive client whose server thread set up TLS before tracing.
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        get(port, "/tls/0?n=1", "warm", kept)
+        reqs = os.path.join(base, "r.jsonl")
+        prof = os.path.join(base, "p.json")
+        ap = at.start_agentprof(["-p", str(srv.pid), "--pg-port", str(pgport)], reqs, prof)
+        truth = {}
+        for i, n in enumerate([2, 5, 3]):
+            truth["tls-%d" % i] = get(port, "/tls/%d?n=%d" % (i, n), "tls-%d" % i)
+        for i, n in enumerate([4, 1]):
+            truth["kept-%d" % i] = get(port, "/tls/%d?n=%d" % (i, n), "kept-%d" % i, kept)
+        kept.close()
+        rc, out, err = at.stop_agentprof(ap)
+        ap = None
+        recs = {(r["headers"] or {}).get("x-request-id"): r for r in at.load_jsonl(reqs)}
+        at.check("agentprof exits 0", rc == 0, err[-300:])
+        at.check("the client really used TLS", all(t for _, t in truth.values()), truth)
+        at.check("every request recorded", set(truth) <= set(recs), list(recs))
+        bad = [(rid, recs[rid]["pg"]["round_trips"], n) for rid, (n, _) in truth.items()
+               if rid in recs and recs[rid]["pg"]["round_trips"] != n]
+        at.check("round trips exact over TLS", not bad, bad)
+        at.check("pg.tls is true", all(recs[r]["pg"]["tls"] for r in truth if r in recs),
+                 [recs[r]["pg"] for r in truth if r in recs][:1])
+        fps = sorted({q["fingerprint"] for r in truth if r in recs
+                      for q in recs[r]["pg"]["queries"]})
+        at.check("statements read in clear through the libssl uprobes",
+                 "SELECT $1 + $2" in fps and "(encrypted)" not in fps, fps)
+        with open(prof) as f:
+            everything = open(reqs).read() + f.read() + out + err
+        at.check("no literal value in the output", SECRET not in everything,
+                 everything[everything.find(SECRET) - 80:everything.find(SECRET) + 20]
+                 if SECRET in everything else "")
+    finally:
+        if ap:
+            at.stop_agentprof(ap)
+        if srv:
+            srv.terminate()
+            srv.wait()
+        if data:
+            stop_cluster(data)
+        shutil.rmtree(base, ignore_errors=True)
+    at.report()
+
+
+if __name__ == "__main__":
+    main()

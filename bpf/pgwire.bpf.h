@@ -23,8 +23,9 @@
 #include "maps.bpf.h"
 #include "agentprof/pgwire.h"
 
-#define PG_MAX_MSGS 2048
-#define PG_SENT_RING 8
+#define PG_MAX_MSGS 65536
+#define PG_CAP_SLOTS 8
+#define PG_SENT_RING 64
 #define PG_MAX_MSG_LEN (1U << 30)
 #define PG_PROTOCOL_3 196608
 #define PG_SSL_REQUEST 80877103
@@ -37,13 +38,26 @@ struct pg_dir {
 	__u8 hdr[6];
 };
 
+/*
+ * The first bytes of the client writes that start round trips. A capture
+ * stays open, and later writes append to it, until its bytes end a round
+ * trip: asyncpg sends Parse+Describe+Flush and Bind+Execute+Sync apart. Up to
+ * PG_CAP_SLOTS captures are kept, for writes pipelined before replies.
+ */
+struct pg_cap {
+	__u32 first;		/* round trips sent before its first write */
+	__u32 end;		/* round trips sent after its last write */
+	__u32 len;
+	__u32 open;
+	char data[AP_PG_CAPTURE_MAX];
+};
+
 struct pgconn {
 	__u64 sent_ns[PG_SENT_RING];
 	__u64 last_z_ns;
 	__u32 sent_head;	/* round trips sent */
 	__u32 sent_tail;	/* round trips answered */
-	__u32 cap_first;	/* sent_head before the captured write */
-	__u32 cap_end;		/* sent_head after it */
+	__u32 cap_slot;		/* the capture being written */
 	__u32 rows;
 	__u32 errors;
 	struct pg_dir srv, cli;
@@ -51,13 +65,12 @@ struct pgconn {
 	__u8 ssl_requested;
 	__u8 tls;
 	__u8 plain;		/* TLS, with plaintext from the libssl uprobes */
-	__u32 capture_len;
-	char capture[AP_PG_CAPTURE_MAX];
+	struct pg_cap cap[PG_CAP_SLOTS];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 2048);
 	__type(key, __u64);	/* conns key */
 	__type(value, struct pgconn);
 } pgconns SEC(".maps");
@@ -127,8 +140,9 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 {
 	struct ap_request_event *r;
 	struct ap_pg_event *e;
-	__u32 idx = pc->sent_tail;
-	__u64 start, dur;
+	__u32 idx = pc->sent_tail, i;
+	struct pg_cap *cap = NULL;
+	__u64 start, from;
 
 	if (pc->sent_head == idx) {
 		/* Not an answer to anything we saw sent: start-up, or joined late. */
@@ -136,15 +150,14 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 		return;
 	}
 	start = pc->sent_ns[idx & (PG_SENT_RING - 1)];
-	if (start < pc->last_z_ns)
-		start = pc->last_z_ns;	/* pipelined: count overlapping time once */
-	dur = now > start ? now - start : 0;
+	/* Pipelined round trips overlap: the request's PG time counts it once. */
+	from = start > pc->last_z_ns ? start : pc->last_z_ns;
 	pc->sent_tail = idx + 1;
 	pc->last_z_ns = now;
 	r = c->req_id ? bpf_map_lookup_elem(&requests, &c->req_id) : NULL;
 	if (r) {
 		r->pg_round_trips++;
-		r->pg_time_ns += dur;
+		r->pg_time_ns += now > from ? now - from : 0;
 		r->pg_rows += pc->rows;
 		if (pc->errors)
 			r->pg_errors++;
@@ -159,17 +172,22 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	e->pid = pid;
 	e->req_id = c->req_id;
 	e->conn_id = c->conn_id;
-	e->start_ns = start;
+	e->start_ns = start;	/* the query's own latency, overlapping or not */
 	e->end_ns = now;
 	e->rows = pc->rows;
 	e->flags = (pc->errors ? AP_PG_ERROR : 0) | (pc->tls ? AP_PG_TLS : 0);
 	if (r && pc->tls)
 		r->flags |= AP_REQ_PG_TLS;
-	e->seq = idx - pc->cap_first;
+	e->seq = 0;
 	e->capture_len = 0;
-	if ((!pc->tls || pc->plain) && idx >= pc->cap_first && idx < pc->cap_end) {
-		e->capture_len = pc->capture_len;
-		__builtin_memcpy(e->capture, pc->capture, sizeof(e->capture));
+	for (i = 0; i < PG_CAP_SLOTS; i++) {
+		if (idx >= pc->cap[i].first && idx < pc->cap[i].end && pc->cap[i].len)
+			cap = &pc->cap[i];
+	}
+	if (cap && (!pc->tls || pc->plain)) {
+		e->seq = idx - cap->first;
+		e->capture_len = cap->len;
+		__builtin_memcpy(e->capture, cap->data, sizeof(e->capture));
 	} else {
 		e->flags |= AP_PG_NO_CAPTURE;
 	}
@@ -353,13 +371,46 @@ static __always_inline bool pg_detect(const char *buf, long len)
 	return code == PG_PROTOCOL_3 || code == PG_SSL_REQUEST || code == PG_GSSENC_REQUEST;
 }
 
-static __always_inline void pg_capture(struct pgconn *pc, const char *buf, long len)
+/* A client write: into the open capture, or a new one in the next slot. */
+static __always_inline struct pg_cap *pg_capture(struct pgconn *pc, const char *buf, long len)
 {
-	__u64 n = bounded(len, AP_PG_CAPTURE_MAX);
+	struct pg_cap *cap = &pc->cap[pc->cap_slot & (PG_CAP_SLOTS - 1)];
+	__u64 off, n;
 
-	if (bpf_probe_read_user(pc->capture, n, buf))
-		n = 0;
-	pc->capture_len = n;
+	if (!cap->open) {
+		pc->cap_slot++;
+		cap = &pc->cap[pc->cap_slot & (PG_CAP_SLOTS - 1)];
+		cap->first = cap->end = pc->sent_head;
+		cap->len = 0;
+		cap->open = 1;
+	}
+	/*
+	 * A first write fills up to the whole capture; a later one is appended
+	 * into the second half, if the first left it free. Two fixed halves
+	 * keep every copy within the buffer for the verifier.
+	 */
+	off = cap->len;
+	asm volatile("" : "+r"(off));
+	if (!off) {
+		n = bounded(len, AP_PG_CAPTURE_MAX);
+		if (!bpf_probe_read_user(cap->data, n, buf))
+			cap->len = n;
+		return cap;
+	}
+	if (off >= AP_PG_CAPTURE_MAX / 2)
+		return cap;
+	n = bounded(len, AP_PG_CAPTURE_MAX / 2);
+	if (!bpf_probe_read_user(&cap->data[off], n, buf))
+		cap->len = off + n;
+	return cap;
+}
+
+/* After the write is walked: a capture whose bytes end a round trip is complete. */
+static __always_inline void pg_capture_done(struct pgconn *pc, struct pg_cap *cap)
+{
+	cap->end = pc->sent_head;
+	if (cap->end != cap->first)
+		cap->open = 0;
 }
 
 /*
@@ -371,7 +422,7 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 {
 	struct pg_walk w = { .buf = buf, .len = len, .now = now, .key = key, .c = c, .pid = pid };
 	struct pgconn *pc = pgconn_get(key, true);
-	bool batch;
+	struct pg_cap *cap;
 
 	if (!pc)
 		return;
@@ -386,20 +437,16 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 		 * reply is the next round trip.
 		 */
 		if (phase != CALL_SENDING) {
-			if (!pc->tls) {
-				pg_capture(pc, buf, len);
-				pc->cap_first = pc->sent_head;
-				pc->cap_end = pc->sent_head + 1;
-			}
+			cap = pc->tls ? NULL : pg_capture(pc, buf, len);
 			pg_sent(pc, now);
+			if (cap)
+				pg_capture_done(pc, cap);
 		}
 		return;
 	}
-	batch = pc->sent_head == pc->sent_tail;
-	if (batch) {
-		/* Nothing open: a new batch, whose bytes name its statements. */
-		pg_capture(pc, buf, len);
-		pc->cap_first = pc->sent_head;
+	cap = pg_capture(pc, buf, len);
+	if (pc->sent_head == pc->sent_tail) {
+		/* Nothing open: the server has answered all; both directions restart clean. */
 		pc->srv.lost = 0;
 		pc->srv.skip = 0;
 		pc->srv.have = 0;
@@ -410,6 +457,9 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 	if (!pc->started) {
 		w.pos = pg_startup(&w);
 		if (w.pos) {
+			/* Start-up bytes name no statement. */
+			cap->len = 0;
+			cap->open = 0;
 			if (w.pos >= w.len) {
 				pc->cli.skip = w.pos - w.len;
 				return;
@@ -418,8 +468,7 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 		}
 	}
 	pg_walk(&w, false);
-	if (batch)
-		pc->cap_end = pc->sent_head;
+	pg_capture_done(pc, cap);
 }
 
 /* Server -> client bytes; plain as for pg_write(). */

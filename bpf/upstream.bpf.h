@@ -110,7 +110,8 @@ static __always_inline struct conn *outbound_new(__u64 key, const struct ap_peer
  * A socket seen first when a request thread writes to it (a pooled
  * connection opened before agentprof started). Accepted sockets have the
  * server's well-known local port and an ephemeral peer port; connected ones
- * the reverse: only the latter are upstreams.
+ * the reverse: only the latter are upstreams. A configured PostgreSQL port
+ * is an upstream whatever the numbers say.
  */
 static __always_inline void other_new(__u64 key, __u32 fd)
 {
@@ -133,7 +134,7 @@ static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
 		return bpf_map_lookup_elem(&conns, &key);
 	}
 	if (peer_from_sk(&peer, sk, &local_port) ||
-	    (peer.family != AF_UNIX && local_port <= peer.port)) {
+	    (peer.family != AF_UNIX && local_port <= peer.port && !is_pg_port(peer.port))) {
 		bpf_map_update_elem(&conns, &key, &other, BPF_NOEXIST);
 		return NULL;
 	}

@@ -244,6 +244,12 @@ void pg__statement(struct pg *pg, uint64_t conn_id, const char *cap, size_t len,
 			break;
 		p = body + mlen - 4;
 	}
+	/* The capture ended before its Sync (not captured): its Parse names it. */
+	if (!done && idx == seq && cur[0]) {
+		set_out(out, out_sz, cur);
+		if (raw_sz)
+			snprintf(raw, raw_sz, "%s", cur_raw);
+	}
 }
 
 static size_t id_bucket(uint64_t id)

@@ -73,11 +73,12 @@ int tls__find(struct tls *tls, const pid_t *pids, int npids)
 
 	for (i = 0; i < npids; i++)
 		n = maps_libssl(pids[i], tls->libs, n);
+	tls->nmapped = n;
 	for (k = 0; !n && k < sizeof(default_libs) / sizeof(default_libs[0]); k++)
 		if (!access(default_libs[k], R_OK))
 			snprintf(tls->libs[n++], 256, "%s", default_libs[k]);
 	tls->nfound = n;
-	return n;
+	return tls->nmapped;
 }
 
 int tls__attach(struct tls *tls, struct agentprof_bpf *skel, bool verbose)

@@ -22,9 +22,14 @@ struct tls {
 	int nlibs;		/* fully probed */
 	char libs[TLS_MAX_LIBS][256];
 	int nfound;
+	int nmapped;		/* found in the targets' maps, not by default */
 };
 
-/* Finds the libssl files to probe (before load: they decide tls_uprobes). */
+/*
+ * Finds the libssl files to probe; returns how many the targets map (before
+ * load: only those make TLS PostgreSQL counted from plaintext alone, as a
+ * target without libssl may do TLS some other way).
+ */
 int tls__find(struct tls *tls, const pid_t *pids, int npids);
 /* Attaches what it can to the files found; returns the number fully probed. */
 int tls__attach(struct tls *tls, struct agentprof_bpf *skel, bool verbose);

@@ -75,6 +75,7 @@ enum ap_req_flags {
 	AP_REQ_TASK_EXITED = 1 << 1,	/* the serving thread exited mid-request */
 	AP_REQ_CONN_CLOSED = 1 << 2,	/* ended by close() or EOF, not by the next request */
 	AP_REQ_FLUSHED = 1 << 3,	/* ended by userspace at exit, still open */
+	AP_REQ_PG_TLS = 1 << 4,		/* talked to PostgreSQL over TLS */
 };
 
 struct ap_request_event {

@@ -1,0 +1,345 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""End to end: PostgreSQL round trips per request, from the wire (issue 3).
+
+Three test servers run a known number of statements per request against the
+real PostgreSQL 15 (tests/pg/): psycopg2 (libpq, simple protocol), asyncpg
+(its own extended-protocol code, named prepared statements cached across
+requests) and a C server using libpq pipeline mode (several Syncs in flight).
+Each writes a truth line per request: the round trips it completed, rows,
+errors, the normalized fingerprint of each round trip and every literal value
+it sent. tests/pg/selftest.py checks those truths against a proxy that counts
+ReadyForQuery messages on the wire.
+
+`agentprof record -p SERVER` must report per request exactly:
+  pg.round_trips, pg.errors, pg.rows; pg.queries in order with fingerprint,
+  rows and error flag; and in the profile one statements entry per
+  fingerprint with calls/errors/rows summed over the run and the routes.
+No literal value (31337..., 'secret-...', bound or inline, in comments too)
+may appear in the requests file, the profile, stdout or stderr, unless
+--pg-literals is given (checked once, as a control that the search works).
+
+Bad input, inside the psycopg run: a request that writes garbage on raw
+connections to port 5432 (and still runs one good statement); a request whose
+backend is killed by pg_terminate_backend mid-query (recorded, no crash); a
+connection opened inside a request to a port that is not a configured PG
+port (a forwarding proxy): found by its StartupMessage.
+
+Usage: test_pg.py [psycopg|asyncpg|pipeline ...]   (root; PostgreSQL 15/main)
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import agentprof_test as at
+
+PG_DIR = os.path.join(at.ROOT, "tests", "pg")
+sys.path.insert(0, PG_DIR)
+import pgtest  # noqa: E402
+import selftest  # noqa: E402
+import workload  # noqa: E402
+
+PG_PEER = "%s:%d" % (pgtest.PG_HOST, pgtest.PG_PORT)
+# Any 'secret-<12 hex>' string is a leak. Numbers (31337001.. from the Python
+# servers, 313375001.. from the C one) are looked up one by one from the truth
+# lines, as whole numbers: a pattern would match durations now and then.
+LITERAL_RE = re.compile(r"secret-[0-9a-f]{12}")
+
+
+def route_of(path):
+    return "/" + path.split("?")[0].split("/")[1] + "/:id"
+
+
+def wait_truth(path, n, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(at.load_jsonl(path)) < n:
+        time.sleep(0.02)
+
+
+def placeholder(fp):
+    """Expected fingerprint None: the statement could not be known (a
+    "(...)" placeholder), e.g. prepared before tracing started."""
+    return isinstance(fp, str) and fp.startswith("(") and fp.endswith(")") and \
+        not LITERAL_RE.search(fp)
+
+
+def fp_ok(got, want):
+    return placeholder(got) if want is None else got == want
+
+
+def run_kind(kind, tmp, extra_args=(), sleep_kill=True, pg_port=pgtest.PG_PORT):
+    """Runs kind's server under agentprof with kind's workload; returns a dict
+    with everything the checks need."""
+    truth_path = os.path.join(tmp, "truth-%s.jsonl" % kind)
+    reqs_path = os.path.join(tmp, "requests-%s.jsonl" % kind)
+    prof_path = os.path.join(tmp, "profile-%s.json" % kind)
+    fresh = pgtest.CountingProxy() if kind == "psycopg" else None
+    srv, port = selftest.start(kind, truth_path, pg_port=pg_port)
+    ap = None
+    try:
+        ap = at.start_agentprof(["-p", srv.pid] + list(extra_args), reqs_path, prof_path)
+        sent = workload.run(
+            kind, port, fresh_port=fresh.port if fresh else None,
+            sleep_kill=(lambda: pgtest.terminate_when_running("SELECT pg_sleep("))
+            if kind == "psycopg" and sleep_kill else None)
+        wait_truth(truth_path, len(sent))
+        time.sleep(0.2)  # the last round-trip records reach agentprof
+        rc, out, err = at.stop_agentprof(ap)
+        ap = None
+    finally:
+        if ap:
+            at.stop_agentprof(ap)
+        srv_rc = pgtest.stop(srv)
+        if fresh:
+            fresh.close()
+    prof_text = open(prof_path).read() if os.path.exists(prof_path) else ""
+    reqs_text = open(reqs_path).read() if os.path.exists(reqs_path) else ""
+    try:
+        prof = json.loads(prof_text)
+    except ValueError:
+        prof = None
+    return dict(kind=kind, sent=sent, truth=at.load_jsonl(truth_path),
+                recs=at.load_jsonl(reqs_path), rc=rc, out=out, err=err, srv_rc=srv_rc,
+                prof=prof, prof_text=prof_text, reqs_text=reqs_text,
+                fresh_port=fresh.port if fresh else None)
+
+
+def check_kind(r):
+    kind, sent, truth, recs = r["kind"], r["sent"], r["truth"], r["recs"]
+    pre = kind + ": "
+    at.check(pre + "agentprof exits 0", r["rc"] == 0, "rc %s, stderr %s" % (r["rc"], r["err"][-800:]))
+    at.check(pre + "server exits cleanly", r["srv_rc"] in (0, -15), "rc %s" % r["srv_rc"])
+    errs = [(s["path"], s["status"], s["error"]) for s in sent
+            if s["error"] or s["status"] != 200]
+    at.check(pre + "every request answered 200", not errs, errs[:4])
+    at.check(pre + "one truth line per request", len(truth) == len(sent),
+             "%d truth, %d sent" % (len(truth), len(sent)))
+    hdr = [(s["path"], s["round_trips"], t["round_trips"]) for s, t in
+           zip(sorted(sent, key=lambda s: s["request_id"]),
+               sorted(truth, key=lambda t: t["request_id"] or ""))
+           if s["round_trips"] != t["round_trips"]]
+    at.check(pre + "X-PG-Round-Trips = truth", not hdr, hdr[:4])
+    pairs = at.match(recs, truth)
+    at.check(pre + "every request recorded exactly once",
+             len(pairs) == len(sent) and not at.duplicates(recs),
+             "%d matched of %d, %d records, duplicates %s, unmatched %s" % (
+                 len(pairs), len(sent), len(recs), at.duplicates(recs)[:3],
+                 [t["path"] for t in at.unmatched(recs, truth)][:5]))
+    by_id = {s["request_id"]: s for s in sent}
+    bad = {k: [] for k in ("pg field", "round_trips", "errors", "rows", "queries count",
+                           "fingerprints", "query rows", "query error flags", "time_ns",
+                           "query durations", "offcpu.pg_ns", "upstream pg entry")}
+    for rec, t in pairs:
+        s = by_id[t["request_id"]]
+        where = (t["path"], "concurrent" if s["concurrent"] else "one at a time")
+        pg = rec.get("pg")
+        if t["died"]:
+            continue  # checked on its own below
+        if t["round_trips"] == 0 and not pg:
+            continue  # no PostgreSQL, no pg object: fine
+        if not isinstance(pg, dict):
+            bad["pg field"].append((where, pg))
+            continue
+        if pg.get("round_trips") != t["round_trips"]:
+            bad["round_trips"].append((where, pg.get("round_trips"), t["round_trips"]))
+        if pg.get("errors") != t["errors"]:
+            bad["errors"].append((where, pg.get("errors"), t["errors"]))
+        if pg.get("rows") != t["rows"]:
+            bad["rows"].append((where, pg.get("rows"), t["rows"]))
+        q = pg.get("queries") or []
+        want = expected(t, kind)
+        if len(q) != len(want):
+            bad["queries count"].append((where, len(q), len(want)))
+        fps = [x.get("fingerprint") for x in q]
+        if len(q) != len(want) or not all(fp_ok(g, w["fingerprint"]) for g, w in zip(fps, want)):
+            bad["fingerprints"].append((where, fps, [w["fingerprint"] for w in want]))
+        if [x.get("rows") for x in q] != [w["rows"] for w in want]:
+            bad["query rows"].append((where, [x.get("rows") for x in q],
+                                      [w["rows"] for w in want]))
+        if [bool(x.get("error")) for x in q] != [w["error"] for w in want]:
+            bad["query error flags"].append((where, [x.get("error") for x in q],
+                                             [w["error"] for w in want]))
+        tn = pg.get("time_ns")
+        if t["round_trips"] and not (isinstance(tn, int) and 0 < tn <= rec["duration_ns"]):
+            bad["time_ns"].append((where, tn, rec["duration_ns"]))
+        # A query's duration is its own: its send to its ReadyForQuery.
+        # Pipelined round trips overlap, and time_ns counts overlapping time
+        # once: the durations add up to time_ns one at a time, to more when
+        # pipelined, and none is longer than time_ns.
+        durs = [x.get("duration_ns") for x in q]
+        total_ok = sum(durs) == tn if kind != "pipeline" else sum(durs) >= tn
+        if not (all(isinstance(d, int) and 0 < d <= min(tn or 0, rec["duration_ns"])
+                    for d in durs) and total_ok):
+            bad["query durations"].append((where, durs, tn, rec["duration_ns"]))
+        off = rec.get("offcpu") or {}
+        pgns = off.get("pg_ns")
+        if t["round_trips"] and not (isinstance(pgns, int) and pgns <= rec["offcpu_ns"]):
+            bad["offcpu.pg_ns"].append((where, off, rec["offcpu_ns"]))
+        ups = [u for u in rec.get("upstream") or [] if u.get("kind") == "pg"]
+        peer = PG_PEER if s["tag"] != "fresh" else "%s:%d" % (pgtest.PG_HOST, r["fresh_port"])
+        if t["round_trips"] and not any(u.get("peer") == peer for u in ups):
+            bad["upstream pg entry"].append((where, rec.get("upstream")))
+    for k, v in bad.items():
+        at.check(pre + "per request: pg " + k, not v, "%d bad, e.g. %s" % (len(v), v[:3]))
+
+    # a 100 ms pg_sleep: the thread (or the event loop) blocks waiting for PG
+    w = [(rec.get("offcpu"), rec["offcpu_ns"], (rec.get("pg") or {}).get("time_ns"))
+         for rec, t in pairs if "wait/" in t["path"]]
+    at.check(pre + "pg_sleep(0.1): pg.time_ns >= 100 ms, offcpu.pg_ns >= 80 ms",
+             len(w) == 1 and (w[0][2] or 0) >= 100_000_000 and
+             80_000_000 <= (w[0][0] or {}).get("pg_ns", 0) <= w[0][1], w)
+
+    if kind == "psycopg":
+        g = [(rec.get("pg"), t) for rec, t in pairs if "/garbage/" in t["path"]]
+        at.check(pre + "garbage on port 5432: request recorded, its good statement counted",
+                 len(g) == 1 and (g[0][0] or {}).get("round_trips") == 1,
+                 g and g[0][0])
+        f = [(rec.get("pg"), rec.get("upstream")) for rec, t in pairs if "/fresh/" in t["path"]]
+        at.check(pre + "connection to an unconfigured port found by its StartupMessage",
+                 len(f) == 1 and (f[0][0] or {}).get("round_trips") == 2, f)
+        d = [(rec, t) for rec, t in pairs if t["died"]]
+        at.check(pre + "backend killed mid-query: the request is recorded",
+                 len(d) == 1 and d[0][0].get("status") == 200, [x[0] for x in d])
+        if d:
+            print("# %s/sleep killed mid-query: pg %s, duration %.0f ms" % (
+                pre, json.dumps(d[0][0].get("pg")), d[0][0]["duration_ns"] / 1e6))
+
+    check_profile(r, pairs)
+    check_no_literals(r)
+
+
+# agentprof keeps the statement bytes of 8 pipelined batches per connection
+# (bpf/pgwire.bpf.h PG_CAP_SLOTS); older ones in flight are counted, timed,
+# and reported as "(pipelined, not captured)".
+CAPTURES_IN_FLIGHT = 8
+
+
+def expected(t, kind):
+    stmts = t["statements"]
+    if kind != "pipeline" or len(stmts) <= CAPTURES_IN_FLIGHT or not t["path"].startswith("/pipe/"):
+        return stmts
+    lost = len(stmts) - CAPTURES_IN_FLIGHT
+    return [dict(s, fingerprint="(pipelined, not captured)") for s in stmts[:lost]] + stmts[lost:]
+
+
+def check_profile(r, pairs):
+    pre = r["kind"] + ": "
+    prof = r["prof"]
+    if not at.check(pre + "profile is JSON with a statements list",
+                    isinstance(prof, dict) and isinstance(prof.get("statements"), list),
+                    r["prof_text"][:300]):
+        return
+    want = {}  # fingerprint -> calls, errors, rows, routes
+    for rec, t in pairs:
+        stmts = expected(t, r["kind"])
+        stmts = stmts[:-1] if t["died"] else stmts
+        for st in stmts:
+            fp = st["fingerprint"]
+            if fp is None:
+                continue
+            w = want.setdefault(fp, {"calls": 0, "errors": 0, "rows": 0, "routes": set()})
+            w["calls"] += 1
+            w["errors"] += int(st["error"])
+            w["rows"] += st["rows"]
+            w["routes"].add(route_of(t["path"]))
+    got = {s.get("fingerprint"): s for s in prof["statements"]}
+    bad = []
+    for fp, w in sorted(want.items()):
+        s = got.get(fp)
+        if not s:
+            bad.append((fp, "missing"))
+            continue
+        g = {k: s.get(k) for k in ("calls", "errors", "rows")}
+        if g != {k: w[k] for k in g}:
+            bad.append((fp, g, {k: w[k] for k in g}))
+        routes = set(s.get("routes") or [])
+        if not w["routes"] <= routes:
+            bad.append((fp, "routes", sorted(routes), sorted(w["routes"])))
+        d = s.get("duration_ns") or {}
+        if not (isinstance(s.get("total_ns"), int) and s["total_ns"] > 0 and
+                isinstance(d.get("p50"), (int, float)) and 0 < d["p50"] <= d.get("p95", 0)):
+            bad.append((fp, "times", s.get("total_ns"), d))
+    at.check(pre + "profile: one statements entry per fingerprint, calls/errors/rows/routes",
+             not bad, "%d bad, e.g. %s" % (len(bad), bad[:3]))
+    extra = [fp for fp in got if fp not in want and not placeholder(fp)]
+    at.check(pre + "profile: no unexpected statements", not extra, extra[:5])
+    at.check(pre + "stdout has the top statements table",
+             "statements" in r["out"].lower() and any(fp in r["out"] for fp in want),
+             r["out"][-800:])
+
+
+def check_no_literals(r):
+    pre = r["kind"] + ": "
+    lits = sorted({l for t in r["truth"] for l in t["literals"]})
+    at.check(pre + "the servers sent literals (the search below is not vacuous)",
+             len(lits) >= 10 and any(l.startswith("secret-") for l in lits), lits[:5])
+    leaks = []
+    for name in ("requests", "profile", "stdout", "stderr"):
+        text = {"requests": r["reqs_text"], "profile": r["prof_text"], "stdout": r["out"],
+                "stderr": r["err"]}[name]
+        # numbers as whole numbers only: a duration may hold the same digits
+        hit = [l for l in lits if re.search(r"(?<![0-9])%s(?![0-9])" % re.escape(l), text)]
+        hit += [m for m in LITERAL_RE.findall(text) if m not in hit]
+        if hit:
+            i = text.find(hit[0])  # context for the report
+            leaks.append((name, hit[:3], text[max(0, i - 120):i + 60]))
+    at.check(pre + "no literal value in requests, profile, stdout or stderr", not leaks, leaks)
+
+
+def check_literals_and_port(tmp):
+    """psycopg again, its pool connected (before tracing) to PostgreSQL through
+    a forwarding proxy on another port, named with --pg-port; with
+    --pg-literals, as a control that the literal search works."""
+    proxy = pgtest.CountingProxy()
+    try:
+        r = run_kind("psycopg", tmp, sleep_kill=False, pg_port=proxy.port,
+                     extra_args=["--pg-literals", "--pg-port", proxy.port])
+    finally:
+        proxy.close()
+    pre = "--pg-port %d --pg-literals: " % proxy.port
+    at.check(pre + "agentprof exits 0", r["rc"] == 0, r["err"][-500:])
+    pairs = at.match(r["recs"], r["truth"])
+    bad = [(t["path"], (rec.get("pg") or {}).get("round_trips"), t["round_trips"])
+           for rec, t in pairs if t["round_trips"] and
+           (rec.get("pg") or {}).get("round_trips") != t["round_trips"]]
+    at.check(pre + "round trips exact on the configured port",
+             len(pairs) == len(r["sent"]) and not bad,
+             "%d/%d matched, %s" % (len(pairs), len(r["sent"]), bad[:4]))
+    lits = {l for t in r["truth"] for l in t["literals"] if l.startswith("secret-")}
+    text = r["reqs_text"] + r["prof_text"]
+    at.check(pre + "the secret string literals appear in the output",
+             lits and any(l in text for l in lits), sorted(lits)[:3])
+
+
+def main():
+    kinds = sys.argv[1:] or ["psycopg", "asyncpg", "pipeline"]
+    started = None
+    if not pgtest.pg_running():
+        # stop it again only if this test started it (a private state dir)
+        started = tempfile.mkdtemp(prefix="agentprof-pg-state-")
+        subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "start"], check=True,
+                       env=dict(os.environ, AGENTPROF_STATE=started))
+    try:
+        pgtest.setup_db()
+        selftest.build_pipeline()
+        with tempfile.TemporaryDirectory(prefix="agentprof-test-pg-") as tmp:
+            for kind in kinds:
+                t0 = time.monotonic()
+                check_kind(run_kind(kind, tmp))
+                print("# %s: %.1f s" % (kind, time.monotonic() - t0), flush=True)
+            if "psycopg" in kinds:
+                check_literals_and_port(tmp)
+    finally:
+        if started:
+            subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "stop"],
+                           env=dict(os.environ, AGENTPROF_STATE=started))
+    at.report()
+
+
+if __name__ == "__main__":
+    main()

@@ -192,6 +192,28 @@ static void env__defaults(struct env *env)
 	env->class_header = "X-Request-Class";
 }
 
+/* argp names the program after argv[0]: make it "agentprof record" in messages. */
+static int env__parse_sub(struct env *env, const struct argp *argp, int argc, char **argv)
+{
+	char name[64], **sub;
+	int err, i;
+
+	sub = calloc(argc, sizeof(*sub));
+	if (!sub)
+		return 2;
+	snprintf(name, sizeof(name), "agentprof %s", argv[1]);
+	sub[0] = name;
+	for (i = 2; i < argc; i++)
+		sub[i - 1] = argv[i];
+	err = argp_parse(argp, argc - 1, sub, 0, NULL, env);
+	/* env->command points into sub: keep it for the process's life. */
+	if (err) {
+		free(sub);
+		return 2;
+	}
+	return 0;
+}
+
 int env__parse(struct env *env, int argc, char **argv)
 {
 	static const struct argp main_argp = {common_opts, parse_common, "COMMAND", main_doc,
@@ -220,7 +242,5 @@ int env__parse(struct env *env, int argc, char **argv)
 			argv[1]);
 		return 2;
 	}
-	if (argp_parse(argp, argc - 1, argv + 1, 0, NULL, env))
-		return 2;
-	return 0;
+	return env__parse_sub(env, argp, argc, argv);
 }

@@ -109,36 +109,60 @@ int procs__for_each_descendant(pid_t root, void (*fn)(pid_t pid, void *ctx), voi
 
 int procs__launch(char **argv, struct launched *l)
 {
-	int fds[2], err;
+	int fds[2], errfds[2], err;
 	char c;
 
 	if (pipe2(fds, O_CLOEXEC))
 		return -errno;
-	l->pid = fork();
-	if (l->pid < 0) {
+	/* Closed by a successful exec (CLOEXEC): EOF tells the parent it worked. */
+	if (pipe2(errfds, O_CLOEXEC)) {
 		err = -errno;
 		close(fds[0]);
 		close(fds[1]);
 		return err;
 	}
+	l->pid = fork();
+	if (l->pid < 0) {
+		err = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		close(errfds[0]);
+		close(errfds[1]);
+		return err;
+	}
 	if (l->pid == 0) {
 		close(fds[1]);
+		close(errfds[0]);
 		/* Wait until the parent traces us; EOF means go (or the parent died). */
 		while (read(fds[0], &c, 1) < 0 && errno == EINTR)
 			;
 		close(fds[0]);
 		execvp(argv[0], argv);
-		fprintf(stderr, "agentprof: cannot run %s: %s\n", argv[0], strerror(errno));
+		err = errno;
+		if (write(errfds[1], &err, sizeof(err)) < 0)
+			_exit(126);
 		_exit(127);
 	}
 	close(fds[0]);
+	close(errfds[1]);
 	l->go_fd = fds[1];
+	l->err_fd = errfds[0];
 	return 0;
 }
 
-void procs__release(struct launched *l)
+int procs__release(struct launched *l)
 {
-	if (l->go_fd >= 0)
-		close(l->go_fd);
+	int child_errno = 0;
+	ssize_t n;
+
+	if (l->go_fd < 0)
+		return 0;
+	close(l->go_fd);
 	l->go_fd = -1;
+	do
+		n = read(l->err_fd, &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close(l->err_fd);
+	l->err_fd = -1;
+	return n == sizeof(child_errno) ? -child_errno : 0;
 }

@@ -16,10 +16,12 @@ int procs__for_each_descendant(pid_t root, void (*fn)(pid_t pid, void *ctx), voi
 /* A command forked stopped: it execs only once procs__release() is called. */
 struct launched {
 	pid_t pid;
-	int go_fd; /* write end: closing it lets the child exec */
+	int go_fd;  /* write end: closing it lets the child exec */
+	int err_fd; /* read end: the child's errno if exec fails, EOF if it worked */
 };
 
 int procs__launch(char **argv, struct launched *l);
-void procs__release(struct launched *l);
+/* Lets the child exec; returns 0 once it did, or -errno of the failed exec. */
+int procs__release(struct launched *l);
 
 #endif /* AGENTPROF_PROCS_H */

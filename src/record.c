@@ -469,7 +469,7 @@ static void stop_child(struct recorder *r)
 
 int record__run(const struct env *env)
 {
-	struct recorder r = {.env = env, .child = {.pid = -1, .go_fd = -1}};
+	struct recorder r = { .env = env, .child = { .pid = -1, .go_fd = -1, .err_fd = -1 } };
 	char tracefs[256], msg[512];
 	int err, i;
 
@@ -546,7 +546,12 @@ int record__run(const struct env *env)
 	signal(SIGTERM, on_signal);
 	r.dopts.mono_to_real_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
 	profile__run(r.profile)->start_real_ns = now_ns(CLOCK_REALTIME);
-	procs__release(&r.child);
+	err = procs__release(&r.child);
+	if (err) {
+		fprintf(stderr, "agentprof: cannot run %s: %s: check the command and PATH\n",
+			env->command[0], strerror(-err));
+		goto cleanup;
+	}
 	print_tracing(&r);
 	err = recorder__poll(&r);
 	/* Stop the programs first, so nothing races the final drain and flush. */

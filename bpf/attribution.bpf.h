@@ -32,9 +32,10 @@ static __always_inline struct ap_request_event *request_get(__u64 req_id)
 	return r;
 }
 
-static __always_inline void charge(struct thread *t, struct task_struct *task, __u64 cpu_ns)
+static __always_inline void charge(struct thread *t, struct task_struct *task, __u64 cpu_ns,
+				   bool btf)
 {
-	__u64 min_flt = BPF_CORE_READ(task, min_flt), maj_flt = BPF_CORE_READ(task, maj_flt);
+	__u64 min_flt = TASK_FIELD(btf, task, min_flt), maj_flt = TASK_FIELD(btf, task, maj_flt);
 	struct ap_request_event *r = request_get(t->req_id);
 
 	if (t->sock_io)
@@ -58,14 +59,14 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
  * switched out more often than switched in. Only the part of a slice spent
  * for a request before the task changes request is measured by the clock.
  */
-static __always_inline __u64 slice_start(struct task_struct *task)
+static __always_inline __u64 slice_start(struct task_struct *task, bool btf)
 {
-	return BPF_CORE_READ(task, se.prev_sum_exec_runtime);
+	return TASK_FIELD(btf, task, se.prev_sum_exec_runtime);
 }
 
-static __always_inline __u64 slice_exec(struct task_struct *task, __u64 start)
+static __always_inline __u64 slice_exec(struct task_struct *task, __u64 start, bool btf)
 {
-	__u64 sum = BPF_CORE_READ(task, se.sum_exec_runtime);
+	__u64 sum = TASK_FIELD(btf, task, se.sum_exec_runtime);
 
 	return sum > start ? sum - start : 0;
 }
@@ -73,7 +74,7 @@ static __always_inline __u64 slice_exec(struct task_struct *task, __u64 start)
 /* The running task changes request mid-slice: charge the slice so far. */
 static __always_inline void thread_charge(struct thread *t, struct task_struct *task, __u64 now)
 {
-	__u64 start = slice_start(task), delta = now - t->acct_ns, exec;
+	__u64 start = slice_start(task, false), delta = now - t->acct_ns, exec;
 
 	if (start != t->slice_mark) {
 		/*
@@ -81,22 +82,23 @@ static __always_inline void thread_charge(struct thread *t, struct task_struct *
 		 * acct_ns; the kernel's count so far (as of its last update,
 		 * a tick at most ago) bounds it.
 		 */
-		exec = slice_exec(task, start);
+		exec = slice_exec(task, start, false);
 		if (!t->on_cpu && exec < delta)
 			delta = exec;
 		t->slice_mark = start;
 		t->slice_ns = 0;
 	}
 	t->on_cpu = 1;
-	charge(t, task, delta);
+	charge(t, task, delta, false);
 	t->slice_ns += delta;
 	t->acct_ns = now;
 }
 
 /* Switch-out: the slice's on-CPU time, less what was charged mid-slice. */
-static __always_inline void thread_switch_out(struct thread *t, struct task_struct *task, __u64 now)
+static __always_inline void thread_switch_out(struct thread *t, struct task_struct *task, __u64 now,
+					      bool btf)
 {
-	__u64 start = slice_start(task), exec = slice_exec(task, start), cpu;
+	__u64 start = slice_start(task, btf), exec = slice_exec(task, start, btf), cpu;
 
 	if (start != t->slice_mark)
 		t->slice_ns = 0;
@@ -104,7 +106,7 @@ static __always_inline void thread_switch_out(struct thread *t, struct task_stru
 	/* Never more than the clock since the last accounting point (RT tasks). */
 	if (cpu > now - t->acct_ns)
 		cpu = now - t->acct_ns;
-	charge(t, task, cpu);
+	charge(t, task, cpu, btf);
 	t->acct_ns = now;
 	t->slice_ns = 0;
 	t->on_cpu = 0;
@@ -117,15 +119,15 @@ static __always_inline void thread_switch_out(struct thread *t, struct task_stru
  * part of the slice before now is then no request's).
  */
 static __always_inline void thread_snapshot(struct thread *t, struct task_struct *task, __u64 now,
-					    bool switch_in)
+					    bool switch_in, bool btf)
 {
-	__u64 start = slice_start(task);
+	__u64 start = slice_start(task, btf);
 
 	t->acct_ns = now;
-	t->min_flt = BPF_CORE_READ(task, min_flt);
-	t->maj_flt = BPF_CORE_READ(task, maj_flt);
+	t->min_flt = TASK_FIELD(btf, task, min_flt);
+	t->maj_flt = TASK_FIELD(btf, task, maj_flt);
 	t->slice_mark = start;
-	t->slice_ns = switch_in ? 0 : slice_exec(task, start);
+	t->slice_ns = switch_in ? 0 : slice_exec(task, start, btf);
 	t->on_cpu = 1;
 }
 
@@ -169,7 +171,7 @@ static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, boo
 		if (!req_id)
 			return;
 		fresh.req_id = req_id;
-		thread_snapshot(&fresh, current_task(), now, false);
+		thread_snapshot(&fresh, current_task(), now, false, false);
 		fresh.tgid = tgid;
 		fresh.inherited = !own_io;
 		fresh.sock_io = own_io;
@@ -241,7 +243,9 @@ static __always_inline void request_finish(__u64 req_id, __u32 flags, __u64 now)
 	r->flags |= flags;
 	if (!r->first_tx_ns)
 		r->flags |= AP_REQ_INCOMPLETE;
-	if (bpf_ringbuf_output(&events, r, sizeof(*r), 0))
+	/* Only the captured part of the head: most heads are far below AP_HEAD_MAX. */
+	if (bpf_ringbuf_output(&events, r, AP_REQ_EVENT_SIZE(bounded(r->head_len, AP_HEAD_MAX)),
+			       ringbuf_flags()))
 		stat_inc(AP_STAT_RINGBUF_DROPS);
 	else
 		stat_inc(AP_STAT_REQUESTS);

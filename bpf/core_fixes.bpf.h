@@ -7,6 +7,13 @@
 #include <bpf/bpf_core_read.h>
 
 /*
+ * A task_struct field: loaded directly from a BTF-typed pointer (tp_btf
+ * arguments: no helper call), or with bpf_probe_read_kernel otherwise (raw_tp,
+ * bpf_get_current_task()). btf must be a compile-time constant.
+ */
+#define TASK_FIELD(btf, task, field) ((btf) ? (task)->field : BPF_CORE_READ(task, field))
+
+/*
  * task_struct::state became task_struct::__state (and unsigned int) in
  * kernel commit 2f064a59a11f ("sched: Change task_struct::state"), v5.14.
  */
@@ -18,13 +25,14 @@ struct task_struct___x {
 	unsigned int __state;
 } __attribute__((preserve_access_index));
 
-static __always_inline __s64 task_state(void *task)
+static __always_inline __s64 task_state(void *task, bool btf)
 {
 	struct task_struct___x *t = task;
+	struct task_struct___o *o = task;
 
 	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___o *)task, state);
+		return TASK_FIELD(btf, t, __state);
+	return TASK_FIELD(btf, o, state);
 }
 
 /*

@@ -158,7 +158,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, 4 << 20);	/* ringbuf_flags() knows this size */
 } events SEC(".maps") __weak;
 
 /*
@@ -172,6 +172,18 @@ static __always_inline __u64 bounded(__u64 n, __u64 max)
 		n = max;
 	asm volatile("" : "+r"(n));
 	return n;
+}
+
+/*
+ * Ring-buffer records wake the reader only once a quarter of the buffer is
+ * waiting: a wakeup per record (the default when the reader keeps up) costs
+ * more than the rest of a handler. The reader also polls every 100 ms.
+ */
+static __always_inline __u64 ringbuf_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (4 << 20) / 4 ?
+		       BPF_RB_FORCE_WAKEUP :
+		       BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void stat_inc(enum ap_stat idx)

@@ -191,7 +191,7 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	} else {
 		e->flags |= AP_PG_NO_CAPTURE;
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, ringbuf_flags());
 	pc->rows = pc->errors = 0;
 }
 

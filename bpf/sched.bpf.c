@@ -6,8 +6,9 @@
  * threads that exit mid-request.
  *
  * Each hook exists as tp_btf (preferred, cheaper) and raw_tp (kernels without
- * tp_btf); userspace probes and autoloads one of the two. Task fields are read
- * with BPF_CORE_READ so both share one body.
+ * tp_btf); userspace probes and autoloads one of the two. They share one body:
+ * TASK_FIELD loads task fields directly in tp_btf (the hot sched_switch path
+ * then calls no helper to read them) and through BPF_CORE_READ in raw_tp.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -19,21 +20,21 @@
 
 #define TASK_RUNNING 0
 
-static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next)
+static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)
 {
-	__u32 prev_tid = BPF_CORE_READ(prev, pid), next_tid = BPF_CORE_READ(next, pid);
+	__u32 prev_tid = TASK_FIELD(btf, prev, pid), next_tid = TASK_FIELD(btf, next, pid);
 	__u64 now = bpf_ktime_get_ns();
 	struct ap_request_event *r;
 	struct thread *t;
 
 	t = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (t) {
-		thread_switch_out(t, prev, now);
+		thread_switch_out(t, prev, now, btf);
 		t->block_kind = t->in_futex ? WAIT_LOCK : t->in_disk ? WAIT_DISK : t->wait_kind;
 		if (t->parked) {
 			t->wake_ns = 0;
 			t->block_ns = 0;
-		} else if (task_state(prev) == TASK_RUNNING) {
+		} else if (task_state(prev, btf) == TASK_RUNNING) {
 			t->wake_ns = now;	/* preempted: waits in the run queue */
 			t->block_ns = 0;
 		} else {
@@ -43,7 +44,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	}
 	t = bpf_map_lookup_elem(&threads, &next_tid);
 	if (t) {
-		thread_snapshot(t, next, now, true);
+		thread_snapshot(t, next, now, true, btf);
 		if (t->wake_ns) {
 			r = request_get(t->req_id);
 			if (r)
@@ -88,7 +89,7 @@ static __always_inline int on_wakeup(struct task_struct *p)
 		fresh.tgid = w->tgid;
 		fresh.inherited = 1;
 		/* The wakee may be on CPU already. */
-		thread_snapshot(&fresh, p, now, false);
+		thread_snapshot(&fresh, p, now, false, false);
 		fresh.on_cpu = 0;
 		fresh.wake_ns = now;
 		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
@@ -204,13 +205,13 @@ int ap_fdatasync_x(void *ctx)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(ap_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	return on_switch(prev, next);
+	return on_switch(prev, next, true);
 }
 
 SEC("?raw_tp/sched_switch")
 int BPF_PROG(ap_raw_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	return on_switch(prev, next);
+	return on_switch(prev, next, false);
 }
 
 SEC("tp_btf/sched_wakeup")

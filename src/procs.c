@@ -10,6 +10,23 @@
 
 #include "procs.h"
 
+pid_t procs__tgid(pid_t pid)
+{
+	char path[64], line[128];
+	pid_t tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
 bool procs__exists(pid_t pid)
 {
 	char path[64];
@@ -131,6 +148,8 @@ int procs__launch(char **argv, struct launched *l)
 		return err;
 	}
 	if (l->pid == 0) {
+		/* Its own process group: stopping it stops what it starts (sh -c ...). */
+		setpgid(0, 0);
 		close(fds[1]);
 		close(errfds[0]);
 		/* Wait until the parent traces us; EOF means go (or the parent died). */

@@ -7,6 +7,8 @@
 #include <sys/types.h>
 
 bool procs__exists(pid_t pid);
+/* The process (thread group) of a thread id; -1 when it does not exist. */
+pid_t procs__tgid(pid_t pid);
 /*
  * Calls fn for every live descendant of root (children, grandchildren...);
  * returns the number found or -errno.

@@ -99,14 +99,27 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 	pg__free_queries(queries, nq);
 }
 
+/* Records come trimmed after the captured head: decode from a full-size copy. */
+static void recorder__consume_sized(struct recorder *r, const void *data, size_t size)
+{
+	struct ap_request_event ev;
+
+	if (size > sizeof(ev))
+		size = sizeof(ev);
+	memcpy(&ev, data, size);
+	if (ev.head_len > size - AP_REQ_EVENT_SIZE(0))
+		ev.head_len = size - AP_REQ_EVENT_SIZE(0);
+	recorder__consume(r, &ev);
+}
+
 static int handle_event(void *ctx, void *data, size_t size)
 {
 	const uint32_t *type = data;
 
 	if (size < sizeof(*type))
 		return 0;
-	if (*type == AP_EV_REQUEST && size >= sizeof(struct ap_request_event))
-		recorder__consume(ctx, data);
+	if (*type == AP_EV_REQUEST && size >= AP_REQ_EVENT_SIZE(0))
+		recorder__consume_sized(ctx, data, size);
 	else if (*type == AP_EV_PG && size >= sizeof(struct ap_pg_event))
 		pg__add_round_trip(((struct recorder *)ctx)->pg, data);
 	return 0;
@@ -180,8 +193,11 @@ static int recorder__load(struct recorder *r)
 {
 	int err;
 
-	/* tp_btf is cheaper; kernels without it (or without BTF for it) get raw_tp. */
-	err = recorder__open_load(r, true);
+	/*
+	 * tp_btf is cheaper; kernels without it (or without BTF for it) get
+	 * raw_tp. AGENTPROF_FORCE_RAW_TP=1 tests that path on kernels with both.
+	 */
+	err = getenv("AGENTPROF_FORCE_RAW_TP") ? -ENOTSUP : recorder__open_load(r, true);
 	if (!err)
 		return 0;
 	if (r->env->verbose)
@@ -434,17 +450,25 @@ static void print_tracing(struct recorder *r)
 		fprintf(stderr, "Ctrl-C to stop\n");
 }
 
-static int check_targets(const struct env *env)
+/* Every -p names a live process; a thread id stands for its process. */
+static int check_targets(struct env *env)
 {
+	pid_t tgid;
 	int i;
 
 	for (i = 0; i < env->npids; i++) {
-		if (!procs__exists(env->pids[i])) {
+		tgid = procs__tgid(env->pids[i]);
+		if (tgid <= 0) {
 			fprintf(stderr,
 				"agentprof: process %d does not exist: check the PID "
 				"(e.g. pgrep -f uvicorn)\n",
 				(int)env->pids[i]);
 			return -ESRCH;
+		}
+		if (tgid != env->pids[i]) {
+			fprintf(stderr, "agentprof: %d is a thread of process %d: tracing %d\n",
+				(int)env->pids[i], (int)tgid, (int)tgid);
+			env->pids[i] = tgid;
 		}
 	}
 	return 0;
@@ -457,24 +481,31 @@ static void stop_child(struct recorder *r)
 	if (r->child.pid <= 0)
 		return;
 	procs__release(&r->child);
-	kill(r->child.pid, SIGTERM);
+	/* The whole group: a shell's children too. */
+	kill(-r->child.pid, SIGTERM);
 	for (i = 0; i < 50; i++) {
 		if (waitpid(r->child.pid, &status, WNOHANG) == r->child.pid)
-			return;
+			break;
 		usleep(100 * 1000);
 	}
-	kill(r->child.pid, SIGKILL);
-	waitpid(r->child.pid, &status, 0);
+	if (i == 50) {
+		kill(-r->child.pid, SIGKILL);
+		waitpid(r->child.pid, &status, 0);
+	}
+	/* Grandchildren that linger after the group leader exits. */
+	kill(-r->child.pid, SIGTERM);
+	r->child.pid = -1;
 }
 
-int record__run(const struct env *env)
+int record__run(const struct env *cli)
 {
+	struct env targets = *cli, *env = &targets;
 	struct recorder r = { .env = env, .child = { .pid = -1, .go_fd = -1, .err_fd = -1 } };
 	char tracefs[256], msg[512];
 	int err, i;
 
 	libbpf_set_print(env->verbose ? libbpf_print : libbpf_quiet);
-	err = check_targets(env);
+	err = check_targets(&targets);
 	if (err)
 		return 1;
 	err = tracefs__ensure(tracefs, sizeof(tracefs), msg, sizeof(msg));

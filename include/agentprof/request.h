@@ -114,11 +114,16 @@ struct ap_request_event {
 	__u32 peers_dropped;	/* peers beyond AP_MAX_PEERS */
 	struct ap_peer peers[AP_MAX_PEERS];
 	char comm[AP_COMM_LEN];
-	char head[AP_HEAD_MAX];
 	char resp[AP_RESP_MAX];
+	/* Last: a record is sent only up to the captured bytes (AP_REQ_EVENT_SIZE). */
+	char head[AP_HEAD_MAX];
 };
 
 _Static_assert(sizeof(struct ap_request_event) == 1720, "ap_request_event ABI changed");
+
+/* Bytes of a record as sent, head_len bytes of the head included. */
+#define AP_REQ_EVENT_SIZE(head_len)                                                                \
+	(__builtin_offsetof(struct ap_request_event, head) + (head_len))
 
 
 

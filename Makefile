@@ -84,8 +84,9 @@ demo:
 	$(MAKE) all
 	./tools/demo.sh
 
+# Overhead, measured side by side (root): BENCH_ARGS=--quick for one short round.
 bench: all
-	./bench/run.sh
+	./bench/run.sh $(BENCH_ARGS)
 
 install: $(BUILD)/agentprof
 	install -D -m 0755 $< $(DESTDIR)/usr/local/sbin/agentprof

@@ -205,26 +205,28 @@ void profile__print_table(struct profile *p, FILE *out)
 		return;
 	}
 	fprintf(out,
-		"%-12s %-6s %-34s %-9s %6s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s %8s %8s\n",
+		"%-12s %-6s %-34s %-9s %6s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s %6s %6s %8s "
+		"%8s\n",
 		"SERVICE", "METHOD", "ROUTE", "CLASS", "REQS", "LAT_P50", "LAT_P95", "LAT_P99",
-		"CPU_P50", "CPU_P95", "CPU_P99", "RUNQ_P95", "OFFC_P50", "UPS_P50", "PG_RT", "PG_P50",
-		"FLT_MB");
+		"CPU_P50", "CPU_P95", "CPU_P99", "RUNQ_P95", "OFFC_P50", "UPS_P50", "PG_RT", "RT_P95",
+		"RT_MAX", "PG_P50", "FLT_MB");
 	for (i = 0; i < n; i++) {
 		g = v[i];
 		fprintf(out,
 			"%-12s %-6s %-34s %-9s %6llu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f "
-			"%8.2f %6.0f %8.2f %8.2f\n",
+			"%8.2f %6.0f %6.0f %6.0f %8.2f %8.2f\n",
 			g->service, g->method, g->route, g->class[0] ? g->class : "-",
 			(unsigned long long)g->requests, ms(q(g, PM_DURATION, 0.5)),
 			ms(q(g, PM_DURATION, 0.95)), ms(q(g, PM_DURATION, 0.99)),
 			ms(q(g, PM_CPU, 0.5)), ms(q(g, PM_CPU, 0.95)), ms(q(g, PM_CPU, 0.99)),
 			ms(q(g, PM_RUNQ, 0.95)), ms(q(g, PM_OFFCPU, 0.5)),
 			ms(q(g, PM_UPSTREAM_WAIT, 0.5)), q(g, PM_PG_ROUND_TRIPS, 0.5),
+			q(g, PM_PG_ROUND_TRIPS, 0.95), q(g, PM_PG_ROUND_TRIPS, 1.0),
 			ms(q(g, PM_PG_TIME, 0.5)), q(g, PM_MINOR_FAULTS, 0.5) * 4096 / 1048576.0);
 	}
 	fprintf(out, "(times in ms, p50 unless named; LAT: first request byte read to last response "
 		     "byte written; RUNQ: waiting for a CPU; OFFC: blocked; UPS: waiting on "
-		     "upstreams; PG_RT: PostgreSQL round trips; FLT_MB: page faults x 4 KiB)\n");
+		     "upstreams; PG_RT, RT_P95, RT_MAX: PostgreSQL round trips; PG: time in them; FLT_MB: page faults x 4 KiB)\n");
 }
 
 struct json_object *profile__quantiles_json(const struct hist *h)

@@ -203,19 +203,6 @@ static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, boo
 }
 
 /*
- * The thread reads a connection whose response has begun: it waits for the
- * next request, and that wait is no request's time. The binding stays, so
- * an event loop that finds nothing (EAGAIN, EOF) goes on working for it.
- */
-static __always_inline void thread_park(__u32 tid, bool parked)
-{
-	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
-
-	if (t)
-		t->parked = parked;
-}
-
-/*
  * Close off a request: send its record and forget it. The calling thread may
  * still be on CPU for it (close() right after the response): charge that
  * slice first. Other threads' slices in flight on other CPUs are lost.

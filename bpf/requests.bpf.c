@@ -113,8 +113,9 @@ static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
 	return (__u64)iov.iov_base;
 }
 
+/* len: bytes of the head at buf; rx: bytes the read returned. */
 static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 buf,
-					 __u64 len, __u64 now)
+					 __u64 len, __u64 rx, __u64 now)
 {
 	struct ap_request_event *r;
 	__u32 zero = 0;
@@ -133,7 +134,7 @@ static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 b
 	r->cpu_ns = 0;
 	r->runq_ns = 0;
 	r->offcpu_ns = 0;
-	r->rx_bytes = len;
+	r->rx_bytes = rx;
 	r->tx_bytes = 0;
 	r->pid = pid_tgid >> 32;
 	r->tid = (__u32)pid_tgid;
@@ -176,6 +177,7 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 	struct io_args a = { .buf = buf, .fd = fd, .op = op };
 	struct ap_request_event *r;
 	struct thread *t;
+	struct file *f;
 	struct conn *c;
 	__u64 key;
 
@@ -184,46 +186,50 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 	ssl_note_fd(tid, fd);
 	key = conn_key(tgid, fd);
 	c = bpf_map_lookup_elem(&conns, &key);
+	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!c) {
 		/* Only a thread working for a request makes an unknown fd anything. */
-		t = bpf_map_lookup_elem(&threads, &tid);
-		if (t && t->req_id && !is_read_op(op))
+		if (t && t->req_id && !is_read_op(op)) {
 			c = conn_classify(key, fd);
-		else if (t && t->req_id && !fd_sock(fd))
-			other_new(key, fd);	/* sockets read are left to the head check */
+		} else if (t && t->req_id) {
+			/* Sockets read are left to the head check in read_exit(). */
+			f = fd_file(fd);
+			if (!file_sock(f)) {
+				other_new(key, f);
+				c = bpf_map_lookup_elem(&conns, &key);
+			}
+		}
 		if (!c && !is_read_op(op))
 			return 0;
-		if (!c)
-			c = bpf_map_lookup_elem(&conns, &key);
 	}
 	if (c && c->kind == AP_CONN_OTHER) {
-		if (!c->disk)
+		if (!c->disk || !t || !t->req_id)
 			return 0;
 		/* Blocked in file I/O: disk time. */
-		t = bpf_map_lookup_elem(&threads, &tid);
-		if (!t || !t->req_id)
-			return 0;
 		t->in_disk = 1;
 	}
 	if (c && c->kind == AP_CONN_OUTBOUND) {
-		if (is_read_op(op)) {
-			t = bpf_map_lookup_elem(&threads, &tid);
-			if (t)
-				t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
-		}
+		if (is_read_op(op) && t)
+			t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
 	} else if (c && c->req_id) {
 		/*
 		 * What a thread blocks for is what its last socket I/O was
 		 * with: an upstream or PostgreSQL reply (also when it waits in
 		 * poll or epoll), until it turns back to its client.
 		 */
-		t = bpf_map_lookup_elem(&threads, &tid);
 		if (t)
 			t->wait_kind = WAIT_OTHER;
 		r = bpf_map_lookup_elem(&requests, &c->req_id);
-		if (r && r->first_tx_ns && is_read_op(op))
-			thread_park(tid, true);
-		else if (r)
+		/*
+		 * Reading a connection whose response has begun: waiting for the
+		 * next request, which is no request's time (parked until the read
+		 * returns, thread_io_done()). The binding stays, so an event loop
+		 * that finds nothing (EAGAIN, EOF) goes on working for it.
+		 */
+		if (r && r->first_tx_ns && is_read_op(op)) {
+			if (t)
+				t->parked = 1;
+		} else if (r)
 			thread_bind(tid, tgid, c->req_id, true, bpf_ktime_get_ns());
 	}
 	bpf_map_update_elem(&io_args, &tid, &a, BPF_ANY);
@@ -310,11 +316,8 @@ static __always_inline void read_exit(const struct io_args *a, __u64 pid_tgid, l
 			return;
 	}
 	prev = c->req_id;
-	if (!request_start(c, pid_tgid, buf, len, now))
+	if (!request_start(c, pid_tgid, buf, len, ret, now))
 		return;
-	r = bpf_map_lookup_elem(&requests, &c->req_id);
-	if (r && (__u64)ret > len)
-		r->rx_bytes = ret;
 	thread_bind(tid, tgid, c->req_id, true, now);
 	if (prev)
 		request_finish(prev, 0, now);

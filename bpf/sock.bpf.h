@@ -35,20 +35,20 @@ static __always_inline umode_t file_mode(struct file *f)
 	return f ? BPF_CORE_READ(f, f_inode, i_mode) : 0;
 }
 
-/* The struct sock behind fd, or NULL when fd is not a socket. */
-static __always_inline struct sock *fd_sock(__u32 fd)
+/* The struct sock behind a file, or NULL when it is not a socket. */
+static __always_inline struct sock *file_sock(struct file *f)
 {
-	struct file *f = fd_file(fd);
 	struct socket *sock;
-	umode_t mode;
 
-	if (!f)
-		return NULL;
-	mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
+	if ((file_mode(f) & S_IFMT) != S_IFSOCK)
 		return NULL;
 	sock = BPF_CORE_READ(f, private_data);
 	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline struct sock *fd_sock(__u32 fd)
+{
+	return file_sock(fd_file(fd));
 }
 
 #endif /* AGENTPROF_SOCK_BPF_H */

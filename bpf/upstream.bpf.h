@@ -106,6 +106,16 @@ static __always_inline struct conn *outbound_new(__u64 key, const struct ap_peer
 	return bpf_map_lookup_elem(&conns, &key);
 }
 
+/* A file that is not a socket: remembered, with whether it is disk I/O. */
+static __always_inline void other_new(__u64 key, struct file *f)
+{
+	struct conn other = { .kind = AP_CONN_OTHER };
+	umode_t mode = file_mode(f) & S_IFMT;
+
+	other.disk = mode == S_IFREG || mode == S_IFBLK;
+	bpf_map_update_elem(&conns, &key, &other, BPF_NOEXIST);
+}
+
 /*
  * A socket seen first when a request thread writes to it (a pooled
  * connection opened before agentprof started). Accepted sockets have the
@@ -113,24 +123,16 @@ static __always_inline struct conn *outbound_new(__u64 key, const struct ap_peer
  * the reverse: only the latter are upstreams. A configured PostgreSQL port
  * is an upstream whatever the numbers say.
  */
-static __always_inline void other_new(__u64 key, __u32 fd)
-{
-	struct conn other = { .kind = AP_CONN_OTHER };
-	umode_t mode = file_mode(fd_file(fd)) & S_IFMT;
-
-	other.disk = mode == S_IFREG || mode == S_IFBLK;
-	bpf_map_update_elem(&conns, &key, &other, BPF_NOEXIST);
-}
-
 static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
 {
 	struct conn other = { .kind = AP_CONN_OTHER };
 	struct ap_peer_key peer = {};
-	struct sock *sk = fd_sock(fd);
+	struct file *f = fd_file(fd);
+	struct sock *sk = file_sock(f);
 	__u16 local_port = 0;
 
 	if (!sk) {
-		other_new(key, fd);
+		other_new(key, f);
 		return bpf_map_lookup_elem(&conns, &key);
 	}
 	if (peer_from_sk(&peer, sk, &local_port) ||

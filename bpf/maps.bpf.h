@@ -161,6 +161,12 @@ struct {
 	__uint(max_entries, 4 << 20);	/* ringbuf_flags() knows this size */
 } events SEC(".maps") __weak;
 
+/* The conns key of a file descriptor. */
+static __always_inline __u64 conn_key(__u32 tgid, __u32 fd)
+{
+	return (__u64)tgid << 32 | fd;
+}
+
 /*
  * n, at most max, in a form the verifier can see: clang may otherwise fold
  * the clamp into arithmetic the verifier cannot bound.

@@ -21,8 +21,10 @@
 #include "maps.bpf.h"
 #include "attribution.bpf.h"
 #include "agentprof/pgwire.h"
+#include "syscall_nr.bpf.h"
 
 #define EINPROGRESS 115
+#define MSG_PEEK 2
 
 /* Set by userspace before load. */
 const volatile bool trace_all = false;	/* no -p: every process on the host */
@@ -31,6 +33,11 @@ const volatile __u32 self_tgid = 0;	/* never trace agentprof itself */
 const volatile bool has_bpf_loop = true;
 /* libssl is probed (tls.bpf.h): TLS PostgreSQL is read in clear, not by turns. */
 const volatile bool tls_uprobes = false;
+/*
+ * Socket reads and writes come from the sock_recv_length/sock_send_length
+ * tracepoints (6.3+) instead of syscall tracepoints: see io_sock().
+ */
+const volatile bool sock_tps = false;
 /* PostgreSQL server ports (0 = unused slot). */
 const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
 
@@ -47,11 +54,6 @@ static __always_inline bool traced(__u32 tgid)
 	if (trace_all)
 		return true;
 	return bpf_map_lookup_elem(&procs, &tgid) != NULL;
-}
-
-static __always_inline __u64 conn_key(__u32 tgid, __u32 fd)
-{
-	return (__u64)tgid << 32 | fd;
 }
 
 /* Needs traced() and conn_key(). */
@@ -170,68 +172,88 @@ static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 b
 	return 1;
 }
 
-static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
+/*
+ * Before the bytes move: classify an fd a request thread first touches, note
+ * what the thread will wait for, and bind it to the request of an inbound
+ * connection. False when the fd is nothing to agentprof. sock: called at
+ * the end of the I/O (io_sock()), where read_exit() does the binding and
+ * only sockets come.
+ */
+static __always_inline bool io_begin(const struct io_args *a, __u64 pid_tgid, bool sock)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct io_args a = { .buf = buf, .fd = fd, .op = op };
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid, op = a->op;
+	__u64 key = conn_key(tgid, a->fd);
 	struct ap_request_event *r;
 	struct thread *t;
 	struct file *f;
 	struct conn *c;
-	__u64 key;
 
-	if (!traced(tgid))
-		return 0;
-	ssl_note_fd(tid, fd);
-	key = conn_key(tgid, fd);
+	ssl_note_fd(tid, a->fd);
 	c = bpf_map_lookup_elem(&conns, &key);
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!c) {
 		/* Only a thread working for a request makes an unknown fd anything. */
 		if (t && t->req_id && !is_read_op(op)) {
-			c = conn_classify(key, fd);
-		} else if (t && t->req_id) {
+			c = conn_classify(key, a->fd);
+		} else if (t && t->req_id && !sock) {
 			/* Sockets read are left to the head check in read_exit(). */
-			f = fd_file(fd);
+			f = fd_file(a->fd);
 			if (!file_sock(f)) {
 				other_new(key, f);
 				c = bpf_map_lookup_elem(&conns, &key);
 			}
 		}
-		if (!c && !is_read_op(op))
-			return 0;
+		if (!c)
+			return is_read_op(op);
 	}
-	if (c && c->kind == AP_CONN_OTHER) {
+	if (c->kind == AP_CONN_OTHER) {
 		if (!c->disk || !t || !t->req_id)
-			return 0;
+			return false;
 		/* Blocked in file I/O: disk time. */
 		t->in_disk = 1;
+		return true;
 	}
-	if (c && c->kind == AP_CONN_OUTBOUND) {
-		if (is_read_op(op) && t)
-			t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
-	} else if (c && c->req_id) {
-		/*
-		 * What a thread blocks for is what its last socket I/O was
-		 * with: an upstream or PostgreSQL reply (also when it waits in
-		 * poll or epoll), until it turns back to its client.
-		 */
+	if (c->kind == AP_CONN_OUTBOUND) {
+		/* Once a query or call is out, what the thread waits for is its reply. */
 		if (t)
-			t->wait_kind = WAIT_OTHER;
-		r = bpf_map_lookup_elem(&requests, &c->req_id);
-		/*
-		 * Reading a connection whose response has begun: waiting for the
-		 * next request, which is no request's time (parked until the read
-		 * returns, thread_io_done()). The binding stays, so an event loop
-		 * that finds nothing (EAGAIN, EOF) goes on working for it.
-		 */
-		if (r && r->first_tx_ns && is_read_op(op)) {
-			if (t)
-				t->parked = 1;
-		} else if (r)
-			thread_bind(tid, tgid, c->req_id, true, bpf_ktime_get_ns());
+			t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
+		return true;
 	}
+	if (!c->req_id)
+		return true;
+	/*
+	 * What a thread blocks for is what its last socket I/O was with: an
+	 * upstream or PostgreSQL reply (also when it waits in poll or epoll),
+	 * until it turns back to its client.
+	 */
+	if (t)
+		t->wait_kind = WAIT_OTHER;
+	if (sock && is_read_op(op))
+		return true;
+	r = bpf_map_lookup_elem(&requests, &c->req_id);
+	/*
+	 * Reading a connection whose response has begun: waiting for the next
+	 * request, which is no request's time (parked until the read returns,
+	 * thread_io_done()). The binding stays, so an event loop that finds
+	 * nothing (EAGAIN, EOF) goes on working for it.
+	 */
+	if (r && r->first_tx_ns && is_read_op(op)) {
+		if (t)
+			t->parked = 1;
+	} else if (r) {
+		thread_bind(tid, tgid, c->req_id, true, bpf_ktime_get_ns());
+	}
+	return true;
+}
+
+static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct io_args a = { .buf = buf, .fd = fd, .op = op };
+	__u32 tid = (__u32)pid_tgid;
+
+	if (!traced(pid_tgid >> 32) || !io_begin(&a, pid_tgid, false))
+		return 0;
 	bpf_map_update_elem(&io_args, &tid, &a, BPF_ANY);
 	return 0;
 }
@@ -424,6 +446,21 @@ static __always_inline bool io_args_from_regs(struct io_args *a, __u32 op, long 
 	return true;
 }
 
+/* After the bytes moved (ret: what the syscall returns). */
+static __always_inline void io_end(const struct io_args *a, __u64 pid_tgid, long ret)
+{
+	if (a->op == IO_CONNECT) {
+		connect_exit(a, pid_tgid, ret);
+		return;
+	}
+	if (ret < 0)
+		return;
+	if (is_read_op(a->op))
+		read_exit(a, pid_tgid, ret);
+	else if (ret > 0)
+		write_exit(a, pid_tgid, ret);
+}
+
 static __always_inline int io_exit(__u32 op, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -438,17 +475,80 @@ static __always_inline int io_exit(__u32 op, long ret)
 		return 0;
 	}
 	thread_io_done(tid);
-	if (a.op == IO_CONNECT) {
-		connect_exit(&a, pid_tgid, ret);
-		return 0;
-	}
-	if (ret < 0)
-		return 0;
-	if (is_read_op(a.op))
-		read_exit(&a, pid_tgid, ret);
-	else if (ret > 0)
-		write_exit(&a, pid_tgid, ret);
+	io_end(&a, pid_tgid, ret);
 	return 0;
+}
+
+/* The I/O op of a 64-bit syscall that moved bytes on a socket. */
+static __always_inline bool io_op_of(long nr, bool send, __u32 *op)
+{
+	switch (nr) {
+	case NR_read:
+	case NR_recvfrom:
+		*op = IO_READ;
+		break;
+	case NR_readv:
+		*op = IO_READV;
+		break;
+	case NR_recvmsg:
+		*op = IO_RECVMSG;
+		break;
+	case NR_write:
+	case NR_sendto:
+		*op = IO_WRITE;
+		break;
+	case NR_writev:
+		*op = IO_WRITEV;
+		break;
+	case NR_sendmsg:
+		*op = IO_SENDMSG;
+		break;
+	case NR_sendfile:
+		*op = IO_SENDFILE;
+		break;
+	default:
+		return false;
+	}
+	return is_read_op(*op) != send;
+}
+
+/*
+ * Socket-tracepoint mode. sock_recv_length and sock_send_length fire in
+ * sock_recvmsg()/sock_sendmsg() once the bytes have moved, only for sockets:
+ * no syscall tracepoint runs for the reads and writes of files, pipes and
+ * eventfds of every process on the host, which costs more than agentprof's
+ * own work (README "Overhead"). The fd and buffer are the syscall's
+ * arguments, still in the task's saved user registers; what a thread blocks
+ * in is read from the same registers at switch-out (sched.bpf.c).
+ */
+static __always_inline int io_sock(int ret, int flags, bool send)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct io_args a = {};
+	struct pt_regs *regs;
+
+	if (!traced(pid_tgid >> 32) || (!send && (flags & MSG_PEEK)))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!io_op_of(SYSCALL_NR(regs), send, &a.op))
+		return 0;
+	a.fd = SYSCALL_ARG1(regs);
+	a.buf = SYSCALL_ARG2(regs);
+	if (io_begin(&a, pid_tgid, true))
+		io_end(&a, pid_tgid, ret);
+	return 0;
+}
+
+SEC("?tp_btf/sock_recv_length")
+int BPF_PROG(ap_sock_recv, struct sock *sk, int ret, int flags)
+{
+	return io_sock(ret, flags, false);
+}
+
+SEC("?tp_btf/sock_send_length")
+int BPF_PROG(ap_sock_send, struct sock *sk, int ret, int flags)
+{
+	return io_sock(ret, flags, true);
 }
 
 #define IO_PROGS(name, op, fd_arg, buf_arg)                                                        \

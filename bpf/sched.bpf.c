@@ -17,8 +17,95 @@
 #include "maps.bpf.h"
 #include "attribution.bpf.h"
 #include "core_fixes.bpf.h"
+#include "sock.bpf.h"
+#include "syscall_nr.bpf.h"
 
 #define TASK_RUNNING 0
+
+/* requests.bpf.c: reads and writes come from the socket tracepoints. */
+extern const volatile bool sock_tps;
+
+/*
+ * Socket-tracepoint mode has no syscall-entry hooks: what a thread blocks in
+ * is read from its saved user registers as it switches out (prev is still
+ * current in sched_switch, so fd_file() sees its files). Sets *parked for a
+ * read of a connection whose response has begun (io_begin()).
+ */
+static __always_inline __u8 block_kind_from_regs(const struct thread *t, struct task_struct *prev,
+						 bool *parked)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+	long nr = SYSCALL_NR(regs);
+	struct ap_request_event *r;
+	bool read = false;
+	struct conn *c;
+	umode_t mode;
+	__u64 key;
+	__u32 fd;
+
+	switch (nr) {
+	case NR_futex:
+	case NR_futex_waitv:
+		return WAIT_LOCK;
+	case NR_fsync:
+	case NR_fdatasync:
+		return WAIT_DISK;
+	case NR_read:
+	case NR_readv:
+	case NR_recvfrom:
+	case NR_recvmsg:
+	case NR_pread64:
+	case NR_preadv:
+		read = true;
+		break;
+	case NR_write:
+	case NR_writev:
+	case NR_sendto:
+	case NR_sendmsg:
+	case NR_pwrite64:
+	case NR_pwritev:
+		break;
+	default:
+		return t->wait_kind;
+	}
+	fd = SYSCALL_ARG1(regs);
+	key = conn_key(t->tgid, fd);
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c) {
+		mode = file_mode(fd_file(fd)) & S_IFMT;
+		return mode == S_IFREG || mode == S_IFBLK ? WAIT_DISK : t->wait_kind;
+	}
+	if (c->kind == AP_CONN_OUTBOUND)
+		return c->pg ? WAIT_PG : WAIT_UPSTREAM;
+	if (c->kind != AP_CONN_INBOUND)
+		return t->wait_kind;
+	if (read && c->req_id) {
+		r = bpf_map_lookup_elem(&requests, &c->req_id);
+		*parked = r && r->first_tx_ns;
+	}
+	return WAIT_OTHER;
+}
+
+static __always_inline void thread_switch_state(struct thread *t, struct task_struct *prev,
+						__u64 now, bool btf)
+{
+	bool parked = t->parked, running = task_state(prev, btf) == TASK_RUNNING;
+
+	if (btf && sock_tps && !running)
+		t->block_kind = block_kind_from_regs(t, prev, &parked);
+	else
+		t->block_kind = t->in_futex ? WAIT_LOCK : t->in_disk ? WAIT_DISK : t->wait_kind;
+	if (parked) {
+		t->wake_ns = 0;
+		t->block_ns = 0;
+	} else if (running) {
+		t->wake_ns = now;	/* preempted: waits in the run queue */
+		t->block_ns = 0;
+	} else {
+		t->block_ns = now;
+		t->wake_ns = 0;
+	}
+}
 
 static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)
 {
@@ -30,17 +117,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	t = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (t) {
 		thread_switch_out(t, prev, now, btf);
-		t->block_kind = t->in_futex ? WAIT_LOCK : t->in_disk ? WAIT_DISK : t->wait_kind;
-		if (t->parked) {
-			t->wake_ns = 0;
-			t->block_ns = 0;
-		} else if (task_state(prev, btf) == TASK_RUNNING) {
-			t->wake_ns = now;	/* preempted: waits in the run queue */
-			t->block_ns = 0;
-		} else {
-			t->block_ns = now;
-			t->wake_ns = 0;
-		}
+		thread_switch_state(t, prev, now, btf);
 	}
 	t = bpf_map_lookup_elem(&threads, &next_tid);
 	if (t) {

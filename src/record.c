@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "agentprof/pgwire.h"
@@ -48,6 +49,7 @@ struct recorder {
 	struct launched child;
 	struct tls tls;
 	bool tp_btf;
+	bool sock_tps;
 	int write_err;
 };
 
@@ -156,7 +158,47 @@ static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
 	}
 }
 
-static int recorder__open_load(struct recorder *r, bool tp_btf)
+/*
+ * Socket-tracepoint mode (bpf/requests.bpf.c, io_sock()) replaces the syscall
+ * tracepoints of every read and write, and the futex/fsync hooks whose job
+ * the saved registers do at switch-out.
+ */
+static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps)
+{
+	struct bpf_program *sys[] = {
+	    skel->progs.ap_read_e,	 skel->progs.ap_read_x,	      skel->progs.ap_recvfrom_e,
+	    skel->progs.ap_recvfrom_x,	 skel->progs.ap_readv_e,      skel->progs.ap_readv_x,
+	    skel->progs.ap_recvmsg_e,	 skel->progs.ap_recvmsg_x,    skel->progs.ap_write_e,
+	    skel->progs.ap_write_x,	 skel->progs.ap_sendto_e,     skel->progs.ap_sendto_x,
+	    skel->progs.ap_writev_e,	 skel->progs.ap_writev_x,     skel->progs.ap_sendmsg_e,
+	    skel->progs.ap_sendmsg_x,	 skel->progs.ap_sendfile64_e, skel->progs.ap_sendfile64_x,
+	    skel->progs.ap_futex_e,	 skel->progs.ap_futex_x,      skel->progs.ap_fsync_e,
+	    skel->progs.ap_fsync_x,	 skel->progs.ap_fdatasync_e,  skel->progs.ap_fdatasync_x,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+		bpf_program__set_autoload(sys[i], !sock_tps);
+	bpf_program__set_autoload(skel->progs.ap_sock_recv, sock_tps);
+	bpf_program__set_autoload(skel->progs.ap_sock_send, sock_tps);
+	skel->rodata->sock_tps = sock_tps;
+}
+
+/* The kernel has sock_send_length and sock_recv_length (6.3+) for tp_btf. */
+static bool have_sock_tps(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool ok;
+
+	if (!btf)
+		return false;
+	ok = btf__find_by_name_kind(btf, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0 &&
+	     btf__find_by_name_kind(btf, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) > 0;
+	btf__free(btf);
+	return ok;
+}
+
+static int recorder__open_load(struct recorder *r, bool tp_btf, bool sock_tps)
 {
 	const struct env *env = r->env;
 	int err, i;
@@ -179,6 +221,7 @@ static int recorder__open_load(struct recorder *r, bool tp_btf)
 			r->skel->rodata->pg_ports[i] = env->pg_ports[i];
 	}
 	select_sched_flavour(r->skel, tp_btf);
+	select_io_hooks(r->skel, sock_tps);
 	err = agentprof_bpf__load(r->skel);
 	if (err) {
 		agentprof_bpf__destroy(r->skel);
@@ -186,6 +229,7 @@ static int recorder__open_load(struct recorder *r, bool tp_btf)
 		return err;
 	}
 	r->tp_btf = tp_btf;
+	r->sock_tps = sock_tps;
 	return 0;
 }
 
@@ -194,16 +238,25 @@ static int recorder__load(struct recorder *r)
 	int err;
 
 	/*
-	 * tp_btf is cheaper; kernels without it (or without BTF for it) get
-	 * raw_tp. AGENTPROF_FORCE_RAW_TP=1 tests that path on kernels with both.
+	 * Cheapest first: tp_btf with socket tracepoints, tp_btf with syscall
+	 * tracepoints, raw_tp. AGENTPROF_SYSCALL_IO=1 and AGENTPROF_FORCE_RAW_TP=1
+	 * test the fallbacks on kernels that have it all.
 	 */
-	err = getenv("AGENTPROF_FORCE_RAW_TP") ? -ENOTSUP : recorder__open_load(r, true);
+	err = -ENOTSUP;
+	if (!getenv("AGENTPROF_FORCE_RAW_TP") && !getenv("AGENTPROF_SYSCALL_IO") && have_sock_tps())
+		err = recorder__open_load(r, true, true);
+	if (!err)
+		return 0;
+	if (r->env->verbose && err != -ENOTSUP)
+		fprintf(stderr, "agentprof: socket tracepoint programs did not load (%s); trying "
+				"syscall tracepoints\n", strerror(-err));
+	err = getenv("AGENTPROF_FORCE_RAW_TP") ? -ENOTSUP : recorder__open_load(r, true, false);
 	if (!err)
 		return 0;
 	if (r->env->verbose)
 		fprintf(stderr, "agentprof: tp_btf programs did not load (%s); trying raw_tp\n",
 			strerror(-err));
-	err = recorder__open_load(r, false);
+	err = recorder__open_load(r, false, false);
 	if (!err)
 		return 0;
 	if (err == -EPERM && geteuid() != 0)
@@ -442,8 +495,9 @@ static void print_tracing(struct recorder *r)
 		fprintf(stderr, "every HTTP server on this host");
 	for (i = 0; i < env->npids; i++)
 		fprintf(stderr, "%spid %d", i ? ", " : "", (int)env->pids[i]);
-	fprintf(stderr, " (%s, %d libssl probed); ", r->tp_btf ? "tp_btf" : "raw_tp",
-		r->tls.nlibs);
+	fprintf(stderr, " (%s, %s%s, %d libssl probed); ", r->tp_btf ? "tp_btf" : "raw_tp",
+		r->sock_tps ? "socket tracepoints" : "syscall tracepoints",
+		r->skel->rodata->has_bpf_loop ? "" : ", without bpf_loop", r->tls.nlibs);
 	if (env->duration_s)
 		fprintf(stderr, "stopping in %u s or at Ctrl-C\n", env->duration_s);
 	else

@@ -165,7 +165,33 @@ def start_agentprof(args, requests_path, profile_path, timeout=30, echo_stderr=F
             "agentprof did not start tracing (rc=%s): %s\nstderr:\n%s"
             % (p.returncode, " ".join(cmd), p._err.text(1))
         )
+    want = expected_hooks()
+    if any(w not in line for w in want):
+        p.kill()
+        p.wait()
+        raise RuntimeError("agentprof traces with other hooks than this run tests: "
+                           "wanted %s in %r" % (" and ".join(want), line))
     return p
+
+
+def expected_hooks():
+    """What the "agentprof: tracing" line must name for the mode under test.
+
+    The test environment variables force the fallbacks (tests/run runs the
+    suite both ways); without them, a kernel with the socket tracepoints
+    must use them.
+    """
+    want = []
+    if os.environ.get("AGENTPROF_FORCE_RAW_TP"):
+        want.append("raw_tp")
+    if os.environ.get("AGENTPROF_FORCE_RAW_TP") or os.environ.get("AGENTPROF_SYSCALL_IO"):
+        want.append("syscall tracepoints")
+    elif os.path.exists("/sys/kernel/btf/vmlinux") and os.path.isdir(
+            "/sys/kernel/tracing/events/sock/sock_recv_length"):
+        want.append("socket tracepoints")
+    if os.environ.get("AGENTPROF_NO_BPF_LOOP"):
+        want.append("without bpf_loop")
+    return want
 
 
 def stop_agentprof(p, timeout=30):

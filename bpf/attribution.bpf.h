@@ -36,18 +36,26 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
 				   bool btf)
 {
 	__u64 min_flt = TASK_FIELD(btf, task, min_flt), maj_flt = TASK_FIELD(btf, task, maj_flt);
-	struct ap_request_event *r = request_get(t->req_id);
+	__u64 dmin = min_flt - t->min_flt, dmaj = maj_flt - t->maj_flt;
+	struct ap_request_event *r;
 
-	if (t->sock_io)
-		t->pending_ns += cpu_ns;
-	else if (r)
-		__sync_fetch_and_add(&r->cpu_ns, cpu_ns);
-	if (r) {
-		__sync_fetch_and_add(&r->minor_faults, min_flt - t->min_flt);
-		__sync_fetch_and_add(&r->major_faults, maj_flt - t->maj_flt);
-	}
 	t->min_flt = min_flt;
 	t->maj_flt = maj_flt;
+	if (t->sock_io) {
+		t->pending_ns += cpu_ns;
+		/* Most slices fault nothing: then there is nothing to add now. */
+		if (!dmin && !dmaj)
+			return;
+	}
+	r = request_get(t->req_id);
+	if (!r)
+		return;
+	if (!t->sock_io && cpu_ns)
+		__sync_fetch_and_add(&r->cpu_ns, cpu_ns);
+	if (dmin)
+		__sync_fetch_and_add(&r->minor_faults, dmin);
+	if (dmaj)
+		__sync_fetch_and_add(&r->major_faults, dmaj);
 }
 
 /*
@@ -72,9 +80,10 @@ static __always_inline __u64 slice_exec(struct task_struct *task, __u64 start, b
 }
 
 /* The running task changes request mid-slice: charge the slice so far. */
-static __always_inline void thread_charge(struct thread *t, struct task_struct *task, __u64 now)
+static __always_inline void thread_charge(struct thread *t, struct task_struct *task, __u64 now,
+					  bool btf)
 {
-	__u64 start = slice_start(task, false), delta = now - t->acct_ns, exec;
+	__u64 start = slice_start(task, btf), delta = now - t->acct_ns, exec;
 
 	if (start != t->slice_mark) {
 		/*
@@ -82,14 +91,14 @@ static __always_inline void thread_charge(struct thread *t, struct task_struct *
 		 * acct_ns; the kernel's count so far (as of its last update,
 		 * a tick at most ago) bounds it.
 		 */
-		exec = slice_exec(task, start, false);
+		exec = slice_exec(task, start, btf);
 		if (!t->on_cpu && exec < delta)
 			delta = exec;
 		t->slice_mark = start;
 		t->slice_ns = 0;
 	}
 	t->on_cpu = 1;
-	charge(t, task, delta, false);
+	charge(t, task, delta, btf);
 	t->slice_ns += delta;
 	t->acct_ns = now;
 }
@@ -150,76 +159,107 @@ static __always_inline struct task_struct *current_task(void)
 	return (struct task_struct *)bpf_get_current_task();
 }
 
+/* thread_charge() of the running thread, with plain loads where the kernel allows. */
+static __always_inline void thread_charge_current(struct thread *t, __u64 now)
+{
+	if (HAVE_TASK_BTF)
+		thread_charge(t, bpf_get_current_task_btf(), now, true);
+	else
+		thread_charge(t, current_task(), now, false);
+}
+
 static __always_inline __s64 process_rss_pages(void)
 {
-	return mm_rss_pages(BPF_CORE_READ(current_task(), mm));
+	if (HAVE_TASK_BTF)
+		return mm_rss_pages(bpf_get_current_task_btf()->mm, true);
+	return mm_rss_pages(BPF_CORE_READ(current_task(), mm), false);
 }
 
 /*
  * Make the running thread work for req_id (0: for nothing), charging the
  * on-CPU time since the last accounting point to the request it worked for.
- * own_io is false when the binding comes from a wakeup.
+ * own_io is false when the binding comes from a wakeup. t is the thread's
+ * entry (NULL: it has none yet), r the request's (NULL: looked up here if
+ * needed). Returns the thread's entry, NULL if none could be made.
  */
-static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, bool own_io,
-					__u64 now)
+static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid, __u32 tgid,
+						     __u64 req_id, struct ap_request_event *r,
+						     bool own_io, __u64 now)
 {
-	struct ap_request_event *r;
-	struct thread *t, fresh = {};
+	struct thread fresh = {};
 
-	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!t) {
 		if (!req_id)
-			return;
+			return NULL;
 		fresh.req_id = req_id;
-		thread_snapshot(&fresh, current_task(), now, false, false);
+		if (HAVE_TASK_BTF)
+			thread_snapshot(&fresh, bpf_get_current_task_btf(), now, false, true);
+		else
+			thread_snapshot(&fresh, current_task(), now, false, false);
 		fresh.tgid = tgid;
 		fresh.inherited = !own_io;
 		fresh.sock_io = own_io;
 		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST)) {
 			stat_inc(AP_STAT_THREAD_MAP_FULL);
-			return;
+			return NULL;
 		}
-		r = request_get(req_id);
+		if (!r)
+			r = request_get(req_id);
 		if (r)
 			__sync_fetch_and_add(&r->nthreads, 1);
-		return;
+		return bpf_map_lookup_elem(&threads, &tid);
 	}
 	if (own_io) {
 		/* Bring pending up to now (a pool thread's last slice: as it went). */
-		thread_charge(t, current_task(), now);
+		thread_charge_current(t, now);
 		t->sock_io = 1;
 		t->inherited = 0;
-		thread_settle(t, req_id);
+	} else if (t->req_id != req_id) {
+		thread_charge_current(t, now);
+	}
+	if (t->req_id == req_id && !(own_io && t->pending_ns))
+		return t;
+	if (!r && req_id)
+		r = request_get(req_id);
+	/* Socket I/O for req_id: the on-CPU time that led to it is that request's. */
+	if (own_io && t->pending_ns && r) {
+		__sync_fetch_and_add(&r->cpu_ns, t->pending_ns);
+		t->pending_ns = 0;
 	}
 	if (t->req_id == req_id)
-		return;
-	if (!own_io)
-		thread_charge(t, current_task(), now);
+		return t;
 	t->req_id = req_id;
 	t->inherited = !own_io;
-	r = request_get(req_id);
 	if (r)
 		__sync_fetch_and_add(&r->nthreads, 1);
+	return t;
+}
+
+static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, bool own_io,
+					__u64 now)
+{
+	thread_bind_to(bpf_map_lookup_elem(&threads, &tid), tid, tgid, req_id, NULL, own_io, now);
 }
 
 /*
- * Close off a request: send its record and forget it. The calling thread may
+ * Close off a request: send its record and forget it. t: the calling
+ * thread's entry, NULL to look it up. The calling thread may
  * still be on CPU for it (close() right after the response): charge that
  * slice first. Other threads' slices in flight on other CPUs are lost.
  */
-static __always_inline void request_finish(__u64 req_id, __u32 flags, __u64 now)
+static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32 flags, __u64 now)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct ap_request_event *r;
-	struct thread *t;
 
 	r = bpf_map_lookup_elem(&requests, &req_id);
 	if (!r)
 		return;
-	t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t)
+		t = bpf_map_lookup_elem(&threads, &tid);
 	if (t && t->req_id == req_id) {
 		/* close(), EOF or exit: I/O for this request, the last. */
-		thread_charge(t, current_task(), now);
+		thread_charge_current(t, now);
 		thread_settle(t, req_id);
 	}
 	/* With a response, RSS was read at its last write (request_respond()). */

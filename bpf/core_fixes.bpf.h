@@ -14,6 +14,13 @@
 #define TASK_FIELD(btf, task, field) ((btf) ? (task)->field : BPF_CORE_READ(task, field))
 
 /*
+ * bpf_get_current_task_btf() (5.11+) gives the current task as a BTF pointer,
+ * whose fields are plain loads; before, every field is a helper call. Known
+ * at load time: the verifier drops the branch not taken.
+ */
+#define HAVE_TASK_BTF bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)
+
+/*
  * task_struct::state became task_struct::__state (and unsigned int) in
  * kernel commit 2f064a59a11f ("sched: Change task_struct::state"), v5.14.
  */
@@ -56,8 +63,10 @@ struct mm_struct___pcpu {
 
 enum { MM_FILEPAGES_, MM_ANONPAGES_, MM_SWAPENTS_, MM_SHMEMPAGES_ };
 
-/* Resident pages of mm: file + anon + shmem. */
-static __always_inline __s64 mm_rss_pages(void *mm)
+#define MM_FIELD(btf, mm, field) ((btf) ? (mm)->field : BPF_CORE_READ(mm, field))
+
+/* Resident pages of mm: file + anon + shmem. btf: mm is a BTF pointer. */
+static __always_inline __s64 mm_rss_pages(void *mm, bool btf)
 {
 	struct mm_struct___pcpu *n = mm;
 	struct mm_struct___old *o = mm;
@@ -65,12 +74,12 @@ static __always_inline __s64 mm_rss_pages(void *mm)
 	if (!mm)
 		return 0;
 	if (bpf_core_type_exists(struct mm_rss_stat___old))
-		return BPF_CORE_READ(o, rss_stat.count[MM_FILEPAGES_].counter) +
-		       BPF_CORE_READ(o, rss_stat.count[MM_ANONPAGES_].counter) +
-		       BPF_CORE_READ(o, rss_stat.count[MM_SHMEMPAGES_].counter);
-	return BPF_CORE_READ(n, rss_stat[MM_FILEPAGES_].count) +
-	       BPF_CORE_READ(n, rss_stat[MM_ANONPAGES_].count) +
-	       BPF_CORE_READ(n, rss_stat[MM_SHMEMPAGES_].count);
+		return MM_FIELD(btf, o, rss_stat.count[MM_FILEPAGES_].counter) +
+		       MM_FIELD(btf, o, rss_stat.count[MM_ANONPAGES_].counter) +
+		       MM_FIELD(btf, o, rss_stat.count[MM_SHMEMPAGES_].counter);
+	return MM_FIELD(btf, n, rss_stat[MM_FILEPAGES_].count) +
+	       MM_FIELD(btf, n, rss_stat[MM_ANONPAGES_].count) +
+	       MM_FIELD(btf, n, rss_stat[MM_SHMEMPAGES_].count);
 }
 
 #endif /* AGENTPROF_CORE_FIXES_BPF_H */

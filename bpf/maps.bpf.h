@@ -91,11 +91,18 @@ enum io_op {
 	IO_MMAP,		/* mmap: buf is the length */
 };
 
+/*
+ * Traced processes: a bitmap indexed by tgid, one bit per possible pid
+ * (AP_PID_LIMIT, 512 KiB). Array lookups are inlined by the verifier, so the
+ * filter every hook runs for every process on the host costs a few loads
+ * instead of a hash lookup. Userspace sets bits through mmap.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, AP_MAX_PROCS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AP_PID_LIMIT / 64);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u64);
 } procs SEC(".maps") __weak;
 
 struct {
@@ -160,6 +167,26 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);	/* ringbuf_flags() knows this size */
 } events SEC(".maps") __weak;
+
+static __always_inline bool proc_traced(__u32 tgid)
+{
+	__u32 word = tgid / 64;
+	__u64 *w = bpf_map_lookup_elem(&procs, &word);
+
+	return w && (*w >> (tgid % 64)) & 1;
+}
+
+/* False when tgid is beyond the bitmap (a pid_max above PID_MAX_LIMIT). */
+static __always_inline bool proc_add(__u32 tgid)
+{
+	__u32 word = tgid / 64;
+	__u64 *w = bpf_map_lookup_elem(&procs, &word);
+
+	if (!w)
+		return false;
+	__sync_fetch_and_or(w, 1ULL << (tgid % 64));
+	return true;
+}
 
 /* The conns key of a file descriptor. */
 static __always_inline __u64 conn_key(__u32 tgid, __u32 fd)

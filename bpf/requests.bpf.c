@@ -53,7 +53,7 @@ static __always_inline bool traced(__u32 tgid)
 		return false;
 	if (trace_all)
 		return true;
-	return bpf_map_lookup_elem(&procs, &tgid) != NULL;
+	return proc_traced(tgid);
 }
 
 /* Needs traced() and conn_key(). */
@@ -116,8 +116,9 @@ static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
 }
 
 /* len: bytes of the head at buf; rx: bytes the read returned. */
-static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 buf,
-					 __u64 len, __u64 rx, __u64 now)
+static __always_inline struct ap_request_event *request_start(struct conn *c, __u64 pid_tgid,
+							      __u64 buf, __u64 len, __u64 rx,
+							      __u64 now)
 {
 	struct ap_request_event *r;
 	__u32 zero = 0;
@@ -125,7 +126,7 @@ static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 b
 
 	r = bpf_map_lookup_elem(&scratch, &zero);
 	if (!r)
-		return 0;
+		return NULL;
 	id = __sync_fetch_and_add(&next_req_id, 1) + 1;
 	r->id = id;
 	r->cgroup_id = bpf_get_current_cgroup_id();
@@ -166,10 +167,33 @@ static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 b
 		r->head_len = 0;
 	if (bpf_map_update_elem(&requests, &id, r, BPF_NOEXIST)) {
 		stat_inc(AP_STAT_REQ_MAP_FULL);
-		return 0;
+		return NULL;
 	}
 	c->req_id = id;
-	return 1;
+	return bpf_map_lookup_elem(&requests, &id);
+}
+
+/*
+ * One socket or file I/O as the handlers see it: the syscall's arguments,
+ * and the map entries of its fd and thread, looked up once and handed down
+ * (a lookup is a good part of a handler's cost).
+ */
+struct io {
+	struct io_args a;
+	__u64 pid_tgid;
+	__u64 key;		/* conn_key() of a.fd */
+	__u64 now;
+	struct conn *c;		/* the fd's entry, NULL if none */
+	struct thread *t;	/* the calling thread's entry, NULL if none */
+};
+
+static __always_inline void io_lookup(struct io *io)
+{
+	__u32 tid = (__u32)io->pid_tgid;
+
+	io->key = conn_key(io->pid_tgid >> 32, io->a.fd);
+	io->c = bpf_map_lookup_elem(&conns, &io->key);
+	io->t = bpf_map_lookup_elem(&threads, &tid);
 }
 
 /*
@@ -179,30 +203,29 @@ static __always_inline int request_start(struct conn *c, __u64 pid_tgid, __u64 b
  * the end of the I/O (io_sock()), where read_exit() does the binding and
  * only sockets come.
  */
-static __always_inline bool io_begin(const struct io_args *a, __u64 pid_tgid, bool sock)
+static __always_inline bool io_begin(struct io *io, bool sock)
 {
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid, op = a->op;
-	__u64 key = conn_key(tgid, a->fd);
+	__u32 tgid = io->pid_tgid >> 32, tid = (__u32)io->pid_tgid, op = io->a.op;
+	struct thread *t = io->t;
 	struct ap_request_event *r;
-	struct thread *t;
+	struct conn *c = io->c;
 	struct file *f;
-	struct conn *c;
 
-	ssl_note_fd(tid, a->fd);
-	c = bpf_map_lookup_elem(&conns, &key);
-	t = bpf_map_lookup_elem(&threads, &tid);
+	if (tls_uprobes)
+		ssl_note_fd(tid, io->a.fd);
 	if (!c) {
 		/* Only a thread working for a request makes an unknown fd anything. */
 		if (t && t->req_id && !is_read_op(op)) {
-			c = conn_classify(key, a->fd);
+			c = conn_classify(io->key, io->a.fd);
 		} else if (t && t->req_id && !sock) {
 			/* Sockets read are left to the head check in read_exit(). */
-			f = fd_file(a->fd);
+			f = fd_file(io->a.fd);
 			if (!file_sock(f)) {
-				other_new(key, f);
-				c = bpf_map_lookup_elem(&conns, &key);
+				other_new(io->key, f);
+				c = bpf_map_lookup_elem(&conns, &io->key);
 			}
 		}
+		io->c = c;
 		if (!c)
 			return is_read_op(op);
 	}
@@ -234,27 +257,32 @@ static __always_inline bool io_begin(const struct io_args *a, __u64 pid_tgid, bo
 	/*
 	 * Reading a connection whose response has begun: waiting for the next
 	 * request, which is no request's time (parked until the read returns,
-	 * thread_io_done()). The binding stays, so an event loop that finds
+	 * io_exit()). The binding stays, so an event loop that finds
 	 * nothing (EAGAIN, EOF) goes on working for it.
 	 */
 	if (r && r->first_tx_ns && is_read_op(op)) {
 		if (t)
 			t->parked = 1;
 	} else if (r) {
-		thread_bind(tid, tgid, c->req_id, true, bpf_ktime_get_ns());
+		io->t = thread_bind_to(t, tid, tgid, c->req_id, r, true, io->now);
 	}
 	return true;
 }
 
 static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct io_args a = { .buf = buf, .fd = fd, .op = op };
-	__u32 tid = (__u32)pid_tgid;
+	struct io io = { .a = { .buf = buf, .fd = fd, .op = op } };
+	__u32 tid;
 
-	if (!traced(pid_tgid >> 32) || !io_begin(&a, pid_tgid, false))
+	io.pid_tgid = bpf_get_current_pid_tgid();
+	if (!traced(io.pid_tgid >> 32))
 		return 0;
-	bpf_map_update_elem(&io_args, &tid, &a, BPF_ANY);
+	io.now = bpf_ktime_get_ns();
+	io_lookup(&io);
+	if (!io_begin(&io, false))
+		return 0;
+	tid = (__u32)io.pid_tgid;
+	bpf_map_update_elem(&io_args, &tid, &io.a, BPF_ANY);
 	return 0;
 }
 
@@ -288,37 +316,35 @@ static __always_inline void outbound_write(struct conn *c, __u64 key, const stru
 	upstream_write(c, (__u32)pid_tgid, now, ret);
 }
 
-static __always_inline void read_exit(const struct io_args *a, __u64 pid_tgid, long ret)
+static __always_inline void read_exit(struct io *io, long ret)
 {
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	__u64 key = conn_key(tgid, a->fd), now = bpf_ktime_get_ns();
-	struct conn *c, fresh = { .kind = AP_CONN_INBOUND };
+	__u32 tgid = io->pid_tgid >> 32, tid = (__u32)io->pid_tgid;
+	struct conn *c = io->c, fresh = { .kind = AP_CONN_INBOUND };
 	struct ap_request_event *r;
 	__u64 buf, len = ret, prev;
 	char head[4] = {};
 
-	c = bpf_map_lookup_elem(&conns, &key);
 	if (c && c->kind != AP_CONN_INBOUND) {
 		if (c->kind == AP_CONN_OUTBOUND && ret > 0)
-			outbound_read(c, key, a, pid_tgid, ret, now);
+			outbound_read(c, io->key, &io->a, io->pid_tgid, ret, io->now);
 		return;
 	}
 	if (ret == 0) {
 		/* EOF: the peer is done with this connection. */
 		if (c && c->req_id)
-			request_finish(c->req_id, AP_REQ_CONN_CLOSED, now);
+			request_finish(c->req_id, io->t, AP_REQ_CONN_CLOSED, io->now);
 		if (c)
-			bpf_map_delete_elem(&conns, &key);
+			bpf_map_delete_elem(&conns, &io->key);
 		return;
 	}
 	r = c ? bpf_map_lookup_elem(&requests, &c->req_id) : NULL;
 	if (r && !r->first_tx_ns) {
 		/* More of the request: body, or the rest of a split head. */
 		__sync_fetch_and_add(&r->rx_bytes, ret);
-		thread_bind(tid, tgid, c->req_id, true, now);
+		thread_bind_to(io->t, tid, tgid, c->req_id, r, true, io->now);
 		return;
 	}
-	buf = first_buf(a, &len);
+	buf = first_buf(&io->a, &len);
 	if (!buf || len < 4 || bpf_probe_read_user(head, sizeof(head), (const void *)buf))
 		return;
 	if (!is_request_start(head)) {
@@ -327,36 +353,35 @@ static __always_inline void read_exit(const struct io_args *a, __u64 pid_tgid, l
 		return;
 	}
 	if (!c) {
-		if (!fd_sock(a->fd))
+		if (!fd_sock(io->a.fd))
 			return;
-		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST)) {
+		if (bpf_map_update_elem(&conns, &io->key, &fresh, BPF_NOEXIST)) {
 			stat_inc(AP_STAT_CONN_MAP_FULL);
 			return;
 		}
-		c = bpf_map_lookup_elem(&conns, &key);
+		c = bpf_map_lookup_elem(&conns, &io->key);
 		if (!c)
 			return;
 	}
 	prev = c->req_id;
-	if (!request_start(c, pid_tgid, buf, len, ret, now))
+	r = request_start(c, io->pid_tgid, buf, len, ret, io->now);
+	if (!r)
 		return;
-	thread_bind(tid, tgid, c->req_id, true, now);
+	io->t = thread_bind_to(io->t, tid, tgid, c->req_id, r, true, io->now);
 	if (prev)
-		request_finish(prev, 0, now);
+		request_finish(prev, io->t, 0, io->now);
 }
 
-static __always_inline void write_exit(const struct io_args *a, __u64 pid_tgid, long ret)
+static __always_inline void write_exit(struct io *io, long ret)
 {
-	__u32 tgid = pid_tgid >> 32;
-	__u64 key = conn_key(tgid, a->fd), now = bpf_ktime_get_ns(), buf, len = ret;
 	struct ap_request_event *r;
-	struct conn *c;
+	struct conn *c = io->c;
+	__u64 buf, len = ret;
 
-	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return;
 	if (c->kind == AP_CONN_OUTBOUND) {
-		outbound_write(c, key, a, pid_tgid, ret, now);
+		outbound_write(c, io->key, &io->a, io->pid_tgid, ret, io->now);
 		return;
 	}
 	if (c->kind != AP_CONN_INBOUND || !c->req_id)
@@ -365,26 +390,16 @@ static __always_inline void write_exit(const struct io_args *a, __u64 pid_tgid, 
 	if (!r)
 		return;
 	if (!r->first_tx_ns) {
-		r->first_tx_ns = now;
-		buf = first_buf(a, &len);
+		r->first_tx_ns = io->now;
+		buf = first_buf(&io->a, &len);
 		len = bounded(len, AP_RESP_MAX);
 		if (buf && !bpf_probe_read_user(r->resp, len, (const void *)buf))
 			r->resp_len = len;
 	}
-	r->last_tx_ns = now;
+	r->last_tx_ns = io->now;
 	__sync_fetch_and_add(&r->tx_bytes, ret);
 	/* The request's memory is what the process holds when it answers. */
 	r->rss_delta_pages = process_rss_pages() - r->rss_start_pages;
-}
-
-static __always_inline void thread_io_done(__u32 tid)
-{
-	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
-
-	if (t) {
-		t->parked = 0;
-		t->in_disk = 0;
-	}
 }
 
 /*
@@ -447,35 +462,42 @@ static __always_inline bool io_args_from_regs(struct io_args *a, __u32 op, long 
 }
 
 /* After the bytes moved (ret: what the syscall returns). */
-static __always_inline void io_end(const struct io_args *a, __u64 pid_tgid, long ret)
+static __always_inline void io_end(struct io *io, long ret)
 {
-	if (a->op == IO_CONNECT) {
-		connect_exit(a, pid_tgid, ret);
+	if (io->a.op == IO_CONNECT) {
+		connect_exit(&io->a, io->pid_tgid, ret);
 		return;
 	}
 	if (ret < 0)
 		return;
-	if (is_read_op(a->op))
-		read_exit(a, pid_tgid, ret);
+	if (is_read_op(io->a.op))
+		read_exit(io, ret);
 	else if (ret > 0)
-		write_exit(a, pid_tgid, ret);
+		write_exit(io, ret);
 }
 
 static __always_inline int io_exit(__u32 op, long ret)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	struct io_args *ap, a = {};
+	struct io io = {};
+	struct io_args *ap;
+	__u32 tid;
 
+	io.pid_tgid = bpf_get_current_pid_tgid();
+	tid = (__u32)io.pid_tgid;
 	ap = bpf_map_lookup_elem(&io_args, &tid);
 	if (ap) {
-		a = *ap;
+		io.a = *ap;
 		bpf_map_delete_elem(&io_args, &tid);
-	} else if (!io_args_from_regs(&a, op, ret)) {
+	} else if (!io_args_from_regs(&io.a, op, ret)) {
 		return 0;
 	}
-	thread_io_done(tid);
-	io_end(&a, pid_tgid, ret);
+	io.now = bpf_ktime_get_ns();
+	io_lookup(&io);
+	if (io.t) {
+		io.t->parked = 0;
+		io.t->in_disk = 0;
+	}
+	io_end(&io, ret);
 	return 0;
 }
 
@@ -523,19 +545,21 @@ static __always_inline bool io_op_of(long nr, bool send, __u32 *op)
  */
 static __always_inline int io_sock(int ret, int flags, bool send)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct io_args a = {};
 	struct pt_regs *regs;
+	struct io io = {};
 
-	if (!traced(pid_tgid >> 32) || (!send && (flags & MSG_PEEK)))
+	io.pid_tgid = bpf_get_current_pid_tgid();
+	if (!traced(io.pid_tgid >> 32) || (!send && (flags & MSG_PEEK)))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (!io_op_of(SYSCALL_NR(regs), send, &a.op))
+	if (!io_op_of(SYSCALL_NR(regs), send, &io.a.op))
 		return 0;
-	a.fd = SYSCALL_ARG1(regs);
-	a.buf = SYSCALL_ARG2(regs);
-	if (io_begin(&a, pid_tgid, true))
-		io_end(&a, pid_tgid, ret);
+	io.a.fd = SYSCALL_ARG1(regs);
+	io.a.buf = SYSCALL_ARG2(regs);
+	io.now = bpf_ktime_get_ns();
+	io_lookup(&io);
+	if (io_begin(&io, true))
+		io_end(&io, ret);
 	return 0;
 }
 
@@ -600,7 +624,7 @@ int ap_close_e(struct trace_event_raw_sys_enter *ctx)
 	if (!c)
 		return 0;
 	if (c->kind == AP_CONN_INBOUND && c->req_id)
-		request_finish(c->req_id, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
+		request_finish(c->req_id, NULL, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
 	if (c->sk)
 		bpf_map_delete_elem(&socks, &c->sk);
 	if (c->pg)

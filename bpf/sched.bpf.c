@@ -24,6 +24,18 @@
 
 /* requests.bpf.c: reads and writes come from the socket tracepoints. */
 extern const volatile bool sock_tps;
+/* requests.bpf.c: no -p, every process is traced. */
+extern const volatile bool trace_all;
+
+/*
+ * Only threads of traced processes have attribution state: with -p, a switch
+ * or wakeup between other processes' threads (most of them, on a busy host)
+ * leaves at the bitmap, before any hash lookup or clock read.
+ */
+static __always_inline bool sched_traced(__u32 tgid)
+{
+	return trace_all || proc_traced(tgid);
+}
 
 /*
  * Socket-tracepoint mode has no syscall-entry hooks: what a thread blocks in
@@ -110,11 +122,16 @@ static __always_inline void thread_switch_state(struct thread *t, struct task_st
 static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)
 {
 	__u32 prev_tid = TASK_FIELD(btf, prev, pid), next_tid = TASK_FIELD(btf, next, pid);
-	__u64 now = bpf_ktime_get_ns();
+	bool prev_traced = sched_traced(TASK_FIELD(btf, prev, tgid));
 	struct ap_request_event *r;
-	struct thread *t;
+	struct thread *t = NULL;
+	__u64 now;
 
-	t = bpf_map_lookup_elem(&threads, &prev_tid);
+	if (!prev_traced && !sched_traced(TASK_FIELD(btf, next, tgid)))
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (prev_traced)
+		t = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (t) {
 		thread_switch_out(t, prev, now, btf);
 		thread_switch_state(t, prev, now, btf);
@@ -133,13 +150,17 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 }
 
 /* The wakee stops blocking; work handed over by the waker follows the wakeup. */
-static __always_inline int on_wakeup(struct task_struct *p)
+static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns();
-	__u32 tid = BPF_CORE_READ(p, pid), waker_tid = (__u32)pid_tgid;
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), now;
+	__u32 tid = TASK_FIELD(btf, p, pid), waker_tid = (__u32)pid_tgid;
 	struct thread *t, *w, fresh = {};
 	struct ap_request_event *r;
 
+	/* Threads of other processes have no state, and inherit no work. */
+	if (!sched_traced(TASK_FIELD(btf, p, tgid)))
+		return 0;
+	now = bpf_ktime_get_ns();
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (t && t->block_ns) {
 		r = request_get(t->req_id);
@@ -159,14 +180,14 @@ static __always_inline int on_wakeup(struct task_struct *p)
 	}
 	w = bpf_map_lookup_elem(&threads, &waker_tid);
 	if (!w || !w->req_id || w->tgid != (__u32)(pid_tgid >> 32) ||
-	    w->tgid != (__u32)BPF_CORE_READ(p, tgid))
+	    w->tgid != (__u32)TASK_FIELD(btf, p, tgid))
 		return 0;
 	if (!t) {
 		fresh.req_id = w->req_id;
 		fresh.tgid = w->tgid;
 		fresh.inherited = 1;
 		/* The wakee may be on CPU already. */
-		thread_snapshot(&fresh, p, now, false, false);
+		thread_snapshot(&fresh, p, now, false, btf);
 		fresh.on_cpu = 0;
 		fresh.wake_ns = now;
 		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
@@ -186,23 +207,22 @@ static __always_inline int on_wakeup(struct task_struct *p)
 	return 0;
 }
 
-static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child)
+static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, bool btf)
 {
-	__u32 ptgid = BPF_CORE_READ(parent, tgid), cpid = BPF_CORE_READ(child, pid);
-	__u8 one = 1;
+	__u32 ptgid = TASK_FIELD(btf, parent, tgid), cpid = TASK_FIELD(btf, child, pid);
 
-	if (cpid != (__u32)BPF_CORE_READ(child, tgid))
+	if (cpid != (__u32)TASK_FIELD(btf, child, tgid))
 		return 0;	/* a thread: covered by its process */
-	if (!bpf_map_lookup_elem(&procs, &ptgid))
+	if (!proc_traced(ptgid))
 		return 0;
-	if (bpf_map_update_elem(&procs, &cpid, &one, BPF_ANY))
+	if (!proc_add(cpid))
 		stat_inc(AP_STAT_PROC_MAP_FULL);
 	return 0;
 }
 
-static __always_inline int on_exit(struct task_struct *p)
+static __always_inline int on_exit(struct task_struct *p, bool btf)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
+	__u32 tid = TASK_FIELD(btf, p, pid);
 	__u64 now = bpf_ktime_get_ns();
 	struct ap_request_event *r;
 	struct thread *t;
@@ -213,9 +233,9 @@ static __always_inline int on_exit(struct task_struct *p)
 	if (t->req_id && !t->inherited) {
 		r = bpf_map_lookup_elem(&requests, &t->req_id);
 		if (r && !r->first_tx_ns) {
-			request_finish(t->req_id, AP_REQ_TASK_EXITED, now);
+			request_finish(t->req_id, t, AP_REQ_TASK_EXITED, now);
 		} else {
-			thread_charge(t, p, now);
+			thread_charge(t, p, now, btf);
 			thread_settle(t, t->req_id);
 		}
 	}
@@ -294,49 +314,49 @@ int BPF_PROG(ap_raw_switch, bool preempt, struct task_struct *prev, struct task_
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(ap_sched_wakeup, struct task_struct *p)
 {
-	return on_wakeup(p);
+	return on_wakeup(p, true);
 }
 
 SEC("?raw_tp/sched_wakeup")
 int BPF_PROG(ap_raw_wakeup, struct task_struct *p)
 {
-	return on_wakeup(p);
+	return on_wakeup(p, false);
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(ap_sched_wk_new, struct task_struct *p)
 {
-	return on_wakeup(p);
+	return on_wakeup(p, true);
 }
 
 SEC("?raw_tp/sched_wakeup_new")
 int BPF_PROG(ap_raw_wk_new, struct task_struct *p)
 {
-	return on_wakeup(p);
+	return on_wakeup(p, false);
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(ap_proc_fork, struct task_struct *parent, struct task_struct *child)
 {
-	return on_fork(parent, child);
+	return on_fork(parent, child, true);
 }
 
 SEC("?raw_tp/sched_process_fork")
 int BPF_PROG(ap_raw_fork, struct task_struct *parent, struct task_struct *child)
 {
-	return on_fork(parent, child);
+	return on_fork(parent, child, false);
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(ap_proc_exit, struct task_struct *p)
 {
-	return on_exit(p);
+	return on_exit(p, true);
 }
 
 SEC("?raw_tp/sched_process_exit")
 int BPF_PROG(ap_raw_exit, struct task_struct *p)
 {
-	return on_exit(p);
+	return on_exit(p, false);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -275,30 +276,46 @@ static int recorder__load(struct recorder *r)
 	return err;
 }
 
+/* Set pid's bit in the procs bitmap (bpf/maps.bpf.h), mapped at ctx. */
 static void add_proc(pid_t pid, void *ctx)
 {
-	struct recorder *r = ctx;
-	uint32_t key = pid;
-	uint8_t one = 1;
+	uint64_t *words = ctx;
 
-	bpf_map__update_elem(r->skel->maps.procs, &key, sizeof(key), &one, sizeof(one), BPF_ANY);
+	if ((uint32_t)pid < AP_PID_LIMIT)
+		__atomic_fetch_or(&words[pid / 64], 1ULL << (pid % 64), __ATOMIC_RELAXED);
 }
 
 static int recorder__add_targets(struct recorder *r)
 {
 	const struct env *env = r->env;
-	int i, n;
+	size_t size = AP_PID_LIMIT / 8;
+	uint64_t *words;
+	int i, n, err = 0;
 
+	/* The BPF side sets bits of forked children at the same time: atomics on shared memory. */
+	words = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(r->skel->maps.procs),
+		     0);
+	if (words == MAP_FAILED) {
+		err = -errno;
+		fprintf(stderr, "agentprof: mapping the traced-process bitmap failed: %s: the "
+				"kernel needs BPF_F_MMAPABLE arrays (5.5+)\n", strerror(errno));
+		return err;
+	}
 	for (i = 0; i < env->npids; i++) {
-		add_proc(env->pids[i], r);
+		add_proc(env->pids[i], words);
 		/* Workers forked before we started (gunicorn, node cluster) count too. */
-		n = procs__for_each_descendant(env->pids[i], add_proc, r);
-		if (n < 0)
-			return n;
+		n = procs__for_each_descendant(env->pids[i], add_proc, words);
+		if (n < 0) {
+			err = n;
+			fprintf(stderr, "agentprof: listing the children of pid %d failed: %s\n",
+				(int)env->pids[i], strerror(-n));
+			break;
+		}
 	}
 	if (env->command)
-		add_proc(r->child.pid, r);
-	return 0;
+		add_proc(r->child.pid, words);
+	munmap(words, size);
+	return err;
 }
 
 static uint64_t stat_sum(struct recorder *r, enum ap_stat idx)
@@ -381,8 +398,8 @@ static void recorder__print_summary(struct recorder *r)
 		    "more open connections than the map holds");
 	report_loss(run->threads_map_full, "threads not tracked: threads map full",
 		    "more busy threads than the map holds");
-	report_loss(run->procs_map_full, "child processes not traced: procs map full",
-		    "trace fewer processes");
+	report_loss(run->procs_map_full, "child processes not traced: pid beyond AP_PID_LIMIT",
+		    "kernel.pid_max is above what Linux allows: report it");
 }
 
 /* The kernel's per-peer TCP counters, folded into the peers table. */
@@ -605,11 +622,8 @@ int record__run(const struct env *cli)
 	if (err)
 		goto cleanup;
 	err = recorder__add_targets(&r);
-	if (err) {
-		fprintf(stderr, "agentprof: listing the children of the targets failed: %s\n",
-			strerror(-err));
+	if (err)
 		goto cleanup;
-	}
 	err = agentprof_bpf__attach(r.skel);
 	if (err) {
 		fprintf(stderr,

@@ -127,6 +127,9 @@ _Static_assert(sizeof(struct ap_request_event) == 1720, "ap_request_event ABI ch
 
 
 
+/* Pids are below PID_MAX_LIMIT on 64-bit kernels: the size of the procs bitmap. */
+#define AP_PID_LIMIT (1u << 22)
+
 /* Indexes of the per-CPU `stats` array; userspace sums them. */
 enum ap_stat {
 	AP_STAT_REQUESTS,	/* records submitted */
@@ -134,7 +137,7 @@ enum ap_stat {
 	AP_STAT_REQ_MAP_FULL,	/* requests not tracked: requests map full */
 	AP_STAT_CONN_MAP_FULL,	/* sockets not tracked: conns map full */
 	AP_STAT_THREAD_MAP_FULL, /* threads not tracked: threads map full */
-	AP_STAT_PROC_MAP_FULL,	/* children not traced: procs map full */
+	AP_STAT_PROC_MAP_FULL,	/* children not traced: pid beyond the procs bitmap */
 	AP_STAT_NON_HTTP,	/* reads on traced sockets that were not HTTP */
 	AP_STAT_STALE_REQ,	/* bindings that pointed at a finished request */
 	AP_STAT_PG_BAD,		/* PostgreSQL streams that stopped parsing (garbage) */

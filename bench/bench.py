@@ -823,12 +823,14 @@ def evaluate_targets(res):
         if sw and sw["ns_per_call"] is not None:
             add(f"{key}: ap_sched_switch ns/call", f"<= {T_SWITCH_NS}",
                 round(sw["ns_per_call"], 1), sw["ns_per_call"] <= T_SWITCH_NS)
-        over = {n: round(p["ns_per_call"]) for n, p in progs.items()
-                if p["type"] == "tracepoint" and p["ns_per_call"] is not None
-                and p["ns_per_call"] > T_SYSCALL_NS}
-        called = [n for n, p in progs.items() if p["type"] == "tracepoint" and p["run_cnt"]]
-        if called:
-            add(f"{key}: every syscall handler ns/call", f"<= {T_SYSCALL_NS}",
+        # Syscall tracepoints, and the socket tracepoints that replace them
+        # for reads and writes on kernels that have them.
+        io = {n: p for n, p in progs.items()
+              if p["type"] == "tracepoint" or n in ("ap_sock_recv", "ap_sock_send")}
+        over = {n: round(p["ns_per_call"]) for n, p in io.items()
+                if p["ns_per_call"] is not None and p["ns_per_call"] > T_SYSCALL_NS}
+        if any(p["run_cnt"] for p in io.values()):
+            add(f"{key}: every syscall/socket I/O handler ns/call", f"<= {T_SYSCALL_NS}",
                 over or "all within", not over)
         rr, pr = s["B"].get("rps_ratio"), s["B"].get("p99_ms_ratio")
         spread = s["A"].get("rps_spread")

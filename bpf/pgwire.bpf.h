@@ -82,9 +82,30 @@ struct {
 	__type(value, struct pgconn);
 } pg_zero SEC(".maps");
 
+/*
+ * The first PG_WIN bytes of a syscall, copied in one probe read: message
+ * headers inside it are plain loads, instead of a probe read each (a reply of
+ * a few rows is a dozen messages).
+ */
+#define PG_WIN 4096
+
+struct pg_win {
+	__u8 b[PG_WIN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pg_win);
+} pg_wins SEC(".maps");
+
 /* One syscall's bytes being walked, for the bpf_loop callbacks. */
 struct pg_walk {
 	const char *buf;
+	struct pg_win *win;	/* a copy of win_len bytes of buf from win_off */
+	__u32 win_off;
+	__u32 win_len;
 	__u32 len;
 	__u32 pos;
 	__u64 now;
@@ -235,11 +256,25 @@ static __always_inline struct pg_dir *pg_dir_of(struct pgconn *pc, bool server)
 static __always_inline long pg_step(struct pg_walk *w, bool server)
 {
 	struct pg_dir *d = pg_dir_of(w->pc, server);
-	__u64 left, n;
+	struct pg_win *win = w->win;
+	__u64 left, n, p;
 	__u8 hdr[5];
 
 	if (w->pos >= w->len)
 		return 1;
+	p = w->pos - w->win_off;
+	if (win && w->pos >= w->win_off && p + sizeof(hdr) <= w->win_len) {
+		p = bounded(p, PG_WIN - sizeof(hdr));
+		hdr[0] = win->b[p];
+		n = be32(&win->b[p + 1]);
+		if (!pg_msg(w, server, hdr[0], n)) {
+			d->lost = 1;
+			stat_inc(AP_STAT_PG_BAD);
+			return 1;
+		}
+		w->pos += 1 + n;
+		return 0;
+	}
 	left = w->len - w->pos;
 	if (left < 5) {
 		/* A header cut by the end of this read: keep its bytes. */
@@ -302,6 +337,8 @@ static __always_inline bool pg_resume(struct pg_walk *w, bool server)
 static __always_inline void pg_walk(struct pg_walk *w, bool server)
 {
 	struct pg_dir *d = pg_dir_of(w->pc, server);
+	__u32 zero = 0;
+	__u64 n;
 
 	if (d->lost)
 		return;
@@ -315,6 +352,15 @@ static __always_inline void pg_walk(struct pg_walk *w, bool server)
 		/* Counted from ReadyForQuery at the end of reads (pg_tail_resync). */
 		d->lost = 1;
 		return;
+	}
+	/* From pos: the rest of a message begun by the previous read is not needed. */
+	w->win = bpf_map_lookup_elem(&pg_wins, &zero);
+	w->win_off = w->pos;
+	w->win_len = 0;
+	if (w->win && w->pos < w->len) {
+		n = bounded(w->len - w->pos, PG_WIN);
+		if (!bpf_probe_read_user(w->win->b, n, w->buf + w->pos))
+			w->win_len = n;
 	}
 	bpf_loop(PG_MAX_MSGS, server ? pg_step_server : pg_step_client, w, 0);
 	if (w->pos > w->len)

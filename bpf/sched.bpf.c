@@ -123,11 +123,12 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 {
 	__u32 prev_tid = TASK_FIELD(btf, prev, pid), next_tid = TASK_FIELD(btf, next, pid);
 	bool prev_traced = sched_traced(TASK_FIELD(btf, prev, tgid));
+	bool next_traced = sched_traced(TASK_FIELD(btf, next, tgid));
 	struct ap_request_event *r;
 	struct thread *t = NULL;
 	__u64 now;
 
-	if (!prev_traced && !sched_traced(TASK_FIELD(btf, next, tgid)))
+	if (!prev_traced && !next_traced)
 		return 0;
 	now = bpf_ktime_get_ns();
 	if (prev_traced)
@@ -136,7 +137,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		thread_switch_out(t, prev, now, btf);
 		thread_switch_state(t, prev, now, btf);
 	}
-	t = bpf_map_lookup_elem(&threads, &next_tid);
+	t = next_traced ? bpf_map_lookup_elem(&threads, &next_tid) : NULL;
 	if (t) {
 		thread_snapshot(t, next, now, true, btf);
 		if (t->wake_ns) {

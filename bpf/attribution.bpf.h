@@ -235,12 +235,6 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid
 	return t;
 }
 
-static __always_inline void thread_bind(__u32 tid, __u32 tgid, __u64 req_id, bool own_io,
-					__u64 now)
-{
-	thread_bind_to(bpf_map_lookup_elem(&threads, &tid), tid, tgid, req_id, NULL, own_io, now);
-}
-
 /*
  * Close off a request: send its record and forget it. t: the calling
  * thread's entry, NULL to look it up. The calling thread may

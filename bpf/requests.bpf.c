@@ -115,18 +115,17 @@ static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
 	return (__u64)iov.iov_base;
 }
 
-/* len: bytes of the head at buf; rx: bytes the read returned. */
-static __always_inline struct ap_request_event *request_start(struct conn *c, __u64 pid_tgid,
-							      __u64 buf, __u64 len, __u64 rx,
+/*
+ * r: the per-CPU scratch record, its head already read (head_len bytes);
+ * rx: bytes the read returned.
+ */
+static __always_inline struct ap_request_event *request_start(struct conn *c,
+							      struct ap_request_event *r,
+							      __u64 pid_tgid, __u64 rx,
 							      __u64 now)
 {
-	struct ap_request_event *r;
-	__u32 zero = 0;
 	__u64 id;
 
-	r = bpf_map_lookup_elem(&scratch, &zero);
-	if (!r)
-		return NULL;
 	id = __sync_fetch_and_add(&next_req_id, 1) + 1;
 	r->id = id;
 	r->cgroup_id = bpf_get_current_cgroup_id();
@@ -160,11 +159,10 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 	r->pg_round_trips = 0;
 	r->pg_errors = 0;
 	r->pg_rows = 0;
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
-	len = bounded(len, AP_HEAD_MAX);
-	r->head_len = len;
-	if (bpf_probe_read_user(r->head, len, (const void *)buf))
-		r->head_len = 0;
+	if (HAVE_TASK_BTF)
+		__builtin_memcpy(r->comm, bpf_get_current_task_btf()->comm, sizeof(r->comm));
+	else
+		bpf_get_current_comm(r->comm, sizeof(r->comm));
 	if (bpf_map_update_elem(&requests, &id, r, BPF_NOEXIST)) {
 		stat_inc(AP_STAT_REQ_MAP_FULL);
 		return NULL;
@@ -185,6 +183,7 @@ struct io {
 	__u64 now;
 	struct conn *c;		/* the fd's entry, NULL if none */
 	struct thread *t;	/* the calling thread's entry, NULL if none */
+	struct ap_request_event *r;	/* the request of an inbound c, if looked up */
 };
 
 static __always_inline void io_lookup(struct io *io)
@@ -254,6 +253,7 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 	if (sock && is_read_op(op))
 		return true;
 	r = bpf_map_lookup_elem(&requests, &c->req_id);
+	io->r = r;
 	/*
 	 * Reading a connection whose response has begun: waiting for the next
 	 * request, which is no request's time (parked until the read returns,
@@ -286,25 +286,26 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 	return 0;
 }
 
-static __always_inline void outbound_read(struct conn *c, __u64 key, const struct io_args *a,
-					  __u64 pid_tgid, long ret, __u64 now)
+static __always_inline void outbound_read(struct io *io, long ret)
 {
+	__u32 tid = (__u32)io->pid_tgid, tgid = io->pid_tgid >> 32;
+	struct conn *c = io->c;
 	__u64 buf, len = ret;
 
 	if (c->pg) {
-		buf = first_buf(a, &len);
+		buf = first_buf(&io->a, &len);
 		if (buf)
-			pg_read(c, key, pid_tgid >> 32, (const char *)buf, len, now, false);
+			pg_read(c, io->key, tgid, (const char *)buf, len, io->now, false);
 	}
-	upstream_read(c, (__u32)pid_tgid, pid_tgid >> 32, now, ret);
+	upstream_read(c, io->t, tid, tgid, io->now, ret);
 }
 
-static __always_inline void outbound_write(struct conn *c, __u64 key, const struct io_args *a,
-					   __u64 pid_tgid, long ret, __u64 now)
+static __always_inline void outbound_write(struct io *io, long ret)
 {
+	struct conn *c = io->c;
 	__u64 buf, len = ret;
 
-	buf = first_buf(a, &len);
+	buf = first_buf(&io->a, &len);
 	if (c->fresh && buf && !c->pg && pg_detect((const char *)buf, len)) {
 		/* A StartupMessage makes it PostgreSQL, whatever the port. */
 		c->pg = 1;
@@ -312,21 +313,22 @@ static __always_inline void outbound_write(struct conn *c, __u64 key, const stru
 	}
 	c->fresh = 0;
 	if (c->pg && buf)
-		pg_write(c, key, pid_tgid >> 32, (const char *)buf, len, c->phase, now, false);
-	upstream_write(c, (__u32)pid_tgid, now, ret);
+		pg_write(c, io->key, io->pid_tgid >> 32, (const char *)buf, len, c->phase, io->now,
+			 false);
+	upstream_write(c, io->t, (__u32)io->pid_tgid, io->now, ret);
 }
 
 static __always_inline void read_exit(struct io *io, long ret)
 {
 	__u32 tgid = io->pid_tgid >> 32, tid = (__u32)io->pid_tgid;
 	struct conn *c = io->c, fresh = { .kind = AP_CONN_INBOUND };
-	struct ap_request_event *r;
+	struct ap_request_event *r, *h;
 	__u64 buf, len = ret, prev;
-	char head[4] = {};
+	__u32 zero = 0;
 
 	if (c && c->kind != AP_CONN_INBOUND) {
 		if (c->kind == AP_CONN_OUTBOUND && ret > 0)
-			outbound_read(c, io->key, &io->a, io->pid_tgid, ret, io->now);
+			outbound_read(io, ret);
 		return;
 	}
 	if (ret == 0) {
@@ -345,15 +347,25 @@ static __always_inline void read_exit(struct io *io, long ret)
 		return;
 	}
 	buf = first_buf(&io->a, &len);
-	if (!buf || len < 4 || bpf_probe_read_user(head, sizeof(head), (const void *)buf))
+	h = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf || len < 4 || !h)
 		return;
-	if (!is_request_start(head)) {
-		if (c)
+	len = bounded(len, AP_HEAD_MAX);
+	if (c) {
+		/* A known connection's next head: read into the record at once. */
+		if (bpf_probe_read_user(h->head, len, (const void *)buf))
+			return;
+		if (!is_request_start(h->head)) {
 			stat_inc(AP_STAT_NON_HTTP);
-		return;
-	}
-	if (!c) {
-		if (!fd_sock(io->a.fd))
+			return;
+		}
+	} else {
+		/* Any socket read of the host may come here (no -p): 4 bytes first. */
+		if (bpf_probe_read_user(h->head, 4, (const void *)buf) ||
+		    !is_request_start(h->head))
+			return;
+		if (!fd_sock(io->a.fd) ||
+		    bpf_probe_read_user(h->head, len, (const void *)buf))
 			return;
 		if (bpf_map_update_elem(&conns, &io->key, &fresh, BPF_NOEXIST)) {
 			stat_inc(AP_STAT_CONN_MAP_FULL);
@@ -363,8 +375,9 @@ static __always_inline void read_exit(struct io *io, long ret)
 		if (!c)
 			return;
 	}
+	h->head_len = len;
 	prev = c->req_id;
-	r = request_start(c, io->pid_tgid, buf, len, ret, io->now);
+	r = request_start(c, h, io->pid_tgid, ret, io->now);
 	if (!r)
 		return;
 	io->t = thread_bind_to(io->t, tid, tgid, c->req_id, r, true, io->now);
@@ -381,12 +394,12 @@ static __always_inline void write_exit(struct io *io, long ret)
 	if (!c)
 		return;
 	if (c->kind == AP_CONN_OUTBOUND) {
-		outbound_write(c, io->key, &io->a, io->pid_tgid, ret, io->now);
+		outbound_write(io, ret);
 		return;
 	}
 	if (c->kind != AP_CONN_INBOUND || !c->req_id)
 		return;
-	r = bpf_map_lookup_elem(&requests, &c->req_id);
+	r = io->r ?: bpf_map_lookup_elem(&requests, &c->req_id);
 	if (!r)
 		return;
 	if (!r->first_tx_ns) {

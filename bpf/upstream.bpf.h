@@ -180,18 +180,18 @@ static __always_inline struct ap_peer *peer_slot(struct ap_request_event *r, str
 	return p;
 }
 
-static __always_inline void upstream_write(struct conn *c, __u32 tid, __u64 now, long ret)
+/* t: the writing thread's entry, NULL if it has none. */
+static __always_inline void upstream_write(struct conn *c, struct thread *t, __u32 tid, __u64 now,
+					   long ret)
 {
 	struct ap_request_event *r;
-	struct thread *t;
 	struct ap_peer *p;
 
-	t = bpf_map_lookup_elem(&threads, &tid);
 	if (t) {
 		t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
 		/* A call made for the thread's request: the CPU that led to it is its. */
 		if (t->req_id)
-			thread_bind(tid, t->tgid, t->req_id, true, now);
+			thread_bind_to(t, tid, t->tgid, t->req_id, NULL, true, now);
 	}
 	if (t && t->req_id && c->req_id != t->req_id) {
 		c->req_id = t->req_id;
@@ -215,8 +215,9 @@ static __always_inline void upstream_write(struct conn *c, __u32 tid, __u64 now,
 	c->mark_ns = now;
 }
 
-static __always_inline void upstream_read(struct conn *c, __u32 tid, __u32 tgid, __u64 now,
-					  long ret)
+/* t: the reading thread's entry, NULL if it has none. */
+static __always_inline void upstream_read(struct conn *c, struct thread *t, __u32 tid, __u32 tgid,
+					  __u64 now, long ret)
 {
 	struct ap_peer_totals *tot;
 	struct ap_request_event *r;
@@ -224,9 +225,9 @@ static __always_inline void upstream_read(struct conn *c, __u32 tid, __u32 tgid,
 	struct ap_peer *p;
 	__u32 srtt;
 
-	if (c->req_id)
-		thread_bind(tid, tgid, c->req_id, true, now);
 	r = request_get(c->req_id);
+	if (c->req_id)
+		thread_bind_to(t, tid, tgid, c->req_id, r, true, now);
 	p = r ? peer_slot(r, c) : NULL;
 	if (p) {
 		if (c->phase == CALL_SENDING)

@@ -26,7 +26,7 @@ static __always_inline struct ap_request_event *request_get(__u64 req_id)
 
 	if (!req_id)
 		return NULL;
-	r = bpf_map_lookup_elem(&requests, &req_id);
+	r = request_lookup(req_id);
 	if (!r)
 		stat_inc(AP_STAT_STALE_REQ);
 	return r;
@@ -147,7 +147,7 @@ static __always_inline void thread_settle(struct thread *t, __u64 req_id)
 
 	if (!t->pending_ns || !req_id)
 		return;
-	r = bpf_map_lookup_elem(&requests, &req_id);
+	r = request_lookup(req_id);
 	if (!r)
 		return;
 	__sync_fetch_and_add(&r->cpu_ns, t->pending_ns);
@@ -246,7 +246,7 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct ap_request_event *r;
 
-	r = bpf_map_lookup_elem(&requests, &req_id);
+	r = request_lookup(req_id);
 	if (!r)
 		return;
 	if (!t)
@@ -256,7 +256,7 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 		thread_charge_current(t, now);
 		thread_settle(t, req_id);
 	}
-	/* With a response, RSS was read at its last write (request_respond()). */
+	/* With a response, RSS was read at its last write (write_exit()). */
 	if (!r->last_tx_ns && r->pid == (__u32)(bpf_get_current_pid_tgid() >> 32) &&
 	    !(flags & AP_REQ_TASK_EXITED))
 		r->rss_delta_pages = process_rss_pages() - r->rss_start_pages;
@@ -270,7 +270,7 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 		stat_inc(AP_STAT_RINGBUF_DROPS);
 	else
 		stat_inc(AP_STAT_REQUESTS);
-	bpf_map_delete_elem(&requests, &req_id);
+	r->id = 0;	/* the slot is free */
 }
 
 #endif /* AGENTPROF_ATTRIBUTION_BPF_H */

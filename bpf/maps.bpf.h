@@ -13,7 +13,7 @@
 
 #define AP_MAX_PROCS 4096
 #define AP_MAX_CONNS 65536
-#define AP_MAX_REQUESTS 8192
+#define AP_MAX_REQUESTS 8192	/* a power of two: request_slot() */
 #define AP_MAX_THREADS 16384
 
 /* Per-socket state, keyed by tgid << 32 | fd. */
@@ -112,10 +112,17 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps") __weak;
 
+/*
+ * Open requests, in slots indexed by id: request id lives in slot
+ * id % AP_MAX_REQUESTS while its record's id says so (0: a free slot). An
+ * array, not a hash: lookups are inlined loads, and a request starting or
+ * ending copies nothing but its own fields (a hash insert copies the whole
+ * 1.7 KB value, and needs a delete).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, AP_MAX_REQUESTS);
-	__type(key, __u64);
+	__type(key, __u32);
 	__type(value, struct ap_request_event);
 } requests SEC(".maps") __weak;
 
@@ -132,14 +139,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct io_args);
 } io_args SEC(".maps") __weak;
-
-/* Scratch space to build a request record bigger than the BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ap_request_event);
-} scratch SEC(".maps") __weak;
 
 /* Outbound sockets by their struct sock, for the TCP tracepoints. */
 struct {
@@ -186,6 +185,22 @@ static __always_inline bool proc_add(__u32 tgid)
 		return false;
 	__sync_fetch_and_or(w, 1ULL << (tgid % 64));
 	return true;
+}
+
+/* The slot of request id, whatever it holds now. */
+static __always_inline struct ap_request_event *request_slot(__u64 id)
+{
+	__u32 slot = id & (AP_MAX_REQUESTS - 1);
+
+	return bpf_map_lookup_elem(&requests, &slot);
+}
+
+/* The record of open request id; NULL once it is finished (or id is 0). */
+static __always_inline struct ap_request_event *request_lookup(__u64 id)
+{
+	struct ap_request_event *r = request_slot(id);
+
+	return r && id && r->id == id ? r : NULL;
 }
 
 /* The conns key of a file descriptor. */

@@ -26,7 +26,7 @@ static __always_inline struct ap_request_event *current_request(struct thread **
 	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
 
 	*tp = t;
-	return t && t->req_id ? bpf_map_lookup_elem(&requests, &t->req_id) : NULL;
+	return t && t->req_id ? request_lookup(t->req_id) : NULL;
 }
 
 SEC("tracepoint/syscalls/sys_enter_mmap")

@@ -175,7 +175,7 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	from = start > pc->last_z_ns ? start : pc->last_z_ns;
 	pc->sent_tail = idx + 1;
 	pc->last_z_ns = now;
-	r = c->req_id ? bpf_map_lookup_elem(&requests, &c->req_id) : NULL;
+	r = c->req_id ? request_lookup(c->req_id) : NULL;
 	if (r) {
 		r->pg_round_trips++;
 		r->pg_time_ns += now > from ? now - from : 0;

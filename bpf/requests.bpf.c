@@ -116,18 +116,35 @@ static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
 }
 
 /*
- * r: the per-CPU scratch record, its head already read (head_len bytes);
- * rx: bytes the read returned.
+ * Open a request on inbound connection c, its head the len bytes at buf
+ * (check: see that they begin with a method first; NULL if not). rx: bytes
+ * the read returned. The record is built in its slot of the requests map.
  */
-static __always_inline struct ap_request_event *request_start(struct conn *c,
-							      struct ap_request_event *r,
+static __always_inline struct ap_request_event *request_start(struct conn *c, __u64 buf,
+							      __u64 len, bool check,
 							      __u64 pid_tgid, __u64 rx,
 							      __u64 now)
 {
+	struct ap_request_event *r;
 	__u64 id;
 
 	id = __sync_fetch_and_add(&next_req_id, 1) + 1;
-	r->id = id;
+	r = request_slot(id);
+	if (!r)
+		return NULL;
+	if (r->id) {
+		/* Open across AP_MAX_REQUESTS newer requests (or leaked): closed off. */
+		stat_inc(AP_STAT_REQ_MAP_FULL);
+		request_finish(r->id, NULL, AP_REQ_FLUSHED, now);
+	}
+	len = bounded(len, AP_HEAD_MAX);
+	if (bpf_probe_read_user(r->head, len, (const void *)buf))
+		return NULL;
+	if (check && !is_request_start(r->head)) {
+		stat_inc(AP_STAT_NON_HTTP);
+		return NULL;
+	}
+	r->head_len = len;
 	r->cgroup_id = bpf_get_current_cgroup_id();
 	r->start_ns = now;
 	r->first_tx_ns = 0;
@@ -163,12 +180,10 @@ static __always_inline struct ap_request_event *request_start(struct conn *c,
 		__builtin_memcpy(r->comm, bpf_get_current_task_btf()->comm, sizeof(r->comm));
 	else
 		bpf_get_current_comm(r->comm, sizeof(r->comm));
-	if (bpf_map_update_elem(&requests, &id, r, BPF_NOEXIST)) {
-		stat_inc(AP_STAT_REQ_MAP_FULL);
-		return NULL;
-	}
+	/* Last: lookups by id see the slot as this request's from here on. */
+	r->id = id;
 	c->req_id = id;
-	return bpf_map_lookup_elem(&requests, &id);
+	return r;
 }
 
 /*
@@ -252,7 +267,7 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 		t->wait_kind = WAIT_OTHER;
 	if (sock && is_read_op(op))
 		return true;
-	r = bpf_map_lookup_elem(&requests, &c->req_id);
+	r = request_lookup(c->req_id);
 	io->r = r;
 	/*
 	 * Reading a connection whose response has begun: waiting for the next
@@ -322,9 +337,10 @@ static __always_inline void read_exit(struct io *io, long ret)
 {
 	__u32 tgid = io->pid_tgid >> 32, tid = (__u32)io->pid_tgid;
 	struct conn *c = io->c, fresh = { .kind = AP_CONN_INBOUND };
-	struct ap_request_event *r, *h;
+	struct ap_request_event *r;
 	__u64 buf, len = ret, prev;
-	__u32 zero = 0;
+	char head[4] = {};
+	bool known;
 
 	if (c && c->kind != AP_CONN_INBOUND) {
 		if (c->kind == AP_CONN_OUTBOUND && ret > 0)
@@ -339,7 +355,7 @@ static __always_inline void read_exit(struct io *io, long ret)
 			bpf_map_delete_elem(&conns, &io->key);
 		return;
 	}
-	r = c ? bpf_map_lookup_elem(&requests, &c->req_id) : NULL;
+	r = c ? request_lookup(c->req_id) : NULL;
 	if (r && !r->first_tx_ns) {
 		/* More of the request: body, or the rest of a split head. */
 		__sync_fetch_and_add(&r->rx_bytes, ret);
@@ -347,25 +363,14 @@ static __always_inline void read_exit(struct io *io, long ret)
 		return;
 	}
 	buf = first_buf(&io->a, &len);
-	h = bpf_map_lookup_elem(&scratch, &zero);
-	if (!buf || len < 4 || !h)
+	if (!buf || len < 4)
 		return;
-	len = bounded(len, AP_HEAD_MAX);
-	if (c) {
-		/* A known connection's next head: read into the record at once. */
-		if (bpf_probe_read_user(h->head, len, (const void *)buf))
-			return;
-		if (!is_request_start(h->head)) {
-			stat_inc(AP_STAT_NON_HTTP);
-			return;
-		}
-	} else {
+	/* A known connection's next head is read into its record at once. */
+	known = c != NULL;
+	if (!known) {
 		/* Any socket read of the host may come here (no -p): 4 bytes first. */
-		if (bpf_probe_read_user(h->head, 4, (const void *)buf) ||
-		    !is_request_start(h->head))
-			return;
-		if (!fd_sock(io->a.fd) ||
-		    bpf_probe_read_user(h->head, len, (const void *)buf))
+		if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) ||
+		    !is_request_start(head) || !fd_sock(io->a.fd))
 			return;
 		if (bpf_map_update_elem(&conns, &io->key, &fresh, BPF_NOEXIST)) {
 			stat_inc(AP_STAT_CONN_MAP_FULL);
@@ -375,9 +380,8 @@ static __always_inline void read_exit(struct io *io, long ret)
 		if (!c)
 			return;
 	}
-	h->head_len = len;
 	prev = c->req_id;
-	r = request_start(c, h, io->pid_tgid, ret, io->now);
+	r = request_start(c, buf, len, known, io->pid_tgid, ret, io->now);
 	if (!r)
 		return;
 	io->t = thread_bind_to(io->t, tid, tgid, c->req_id, r, true, io->now);
@@ -399,7 +403,7 @@ static __always_inline void write_exit(struct io *io, long ret)
 	}
 	if (c->kind != AP_CONN_INBOUND || !c->req_id)
 		return;
-	r = io->r ?: bpf_map_lookup_elem(&requests, &c->req_id);
+	r = io->r ?: request_lookup(c->req_id);
 	if (!r)
 		return;
 	if (!r->first_tx_ns) {

@@ -92,7 +92,7 @@ static __always_inline __u8 block_kind_from_regs(const struct thread *t, struct 
 	if (c->kind != AP_CONN_INBOUND)
 		return t->wait_kind;
 	if (read && c->req_id) {
-		r = bpf_map_lookup_elem(&requests, &c->req_id);
+		r = request_lookup(c->req_id);
 		*parked = r && r->first_tx_ns;
 	}
 	return WAIT_OTHER;
@@ -232,7 +232,7 @@ static __always_inline int on_exit(struct task_struct *p, bool btf)
 	if (!t)
 		return 0;
 	if (t->req_id && !t->inherited) {
-		r = bpf_map_lookup_elem(&requests, &t->req_id);
+		r = request_lookup(t->req_id);
 		if (r && !r->first_tx_ns) {
 			request_finish(t->req_id, t, AP_REQ_TASK_EXITED, now);
 		} else {

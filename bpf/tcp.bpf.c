@@ -59,7 +59,7 @@ static __always_inline int on_retransmit(const struct sock *sk)
 	tot = peer_totals_get(&c->peer);
 	if (tot)
 		__sync_fetch_and_add(&tot->retransmits, 1);
-	r = c->req_id ? bpf_map_lookup_elem(&requests, &c->req_id) : NULL;
+	r = c->req_id ? request_lookup(c->req_id) : NULL;
 	slot = c->slot;
 	if (r && slot < AP_MAX_PEERS && slot < r->npeers)
 		__sync_fetch_and_add(&r->peers[slot].retransmits, 1);

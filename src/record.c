@@ -341,15 +341,16 @@ static uint64_t stat_sum(struct recorder *r, enum ap_stat idx)
 static void recorder__flush_open(struct recorder *r)
 {
 	struct ap_request_event ev;
-	uint64_t key, next, now = now_ns(CLOCK_MONOTONIC);
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	uint32_t key, next;
 	int fd = bpf_map__fd(r->skel->maps.requests);
 	void *prev = NULL;
 
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &ev))
-			continue;
+		if (bpf_map_lookup_elem(fd, &key, &ev) || !ev.id)
+			continue;	/* a free slot */
 		ev.end_ns = now;
 		ev.flags |= procs__exists(ev.pid) ? AP_REQ_FLUSHED : AP_REQ_TASK_EXITED;
 		if (!ev.first_tx_ns)
@@ -392,7 +393,8 @@ static void recorder__print_summary(struct recorder *r)
 		    "AP_HEAD_MAX bytes are captured");
 	report_loss(run->ringbuf_drops, "request records dropped: ring buffer full",
 		    "the collector fell behind; report this with the request rate");
-	report_loss(run->requests_map_full, "requests not tracked: requests map full",
+	report_loss(run->requests_map_full,
+		    "requests closed off early (flushed): 8192 newer ones started while they were open",
 		    "more requests in flight than the map holds");
 	report_loss(run->conns_map_full, "connections not tracked: conns map full",
 		    "more open connections than the map holds");

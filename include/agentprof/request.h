@@ -134,7 +134,7 @@ _Static_assert(sizeof(struct ap_request_event) == 1720, "ap_request_event ABI ch
 enum ap_stat {
 	AP_STAT_REQUESTS,	/* records submitted */
 	AP_STAT_RINGBUF_DROPS,	/* records lost: ring buffer full */
-	AP_STAT_REQ_MAP_FULL,	/* requests not tracked: requests map full */
+	AP_STAT_REQ_MAP_FULL,	/* requests closed off early: more open than the map holds */
 	AP_STAT_CONN_MAP_FULL,	/* sockets not tracked: conns map full */
 	AP_STAT_THREAD_MAP_FULL, /* threads not tracked: threads map full */
 	AP_STAT_PROC_MAP_FULL,	/* children not traced: pid beyond the procs bitmap */

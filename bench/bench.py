@@ -481,9 +481,14 @@ def start_tracer(procs, cfg, pid, tmp, tag, bt_ok):
     t0 = time.monotonic()
     while time.monotonic() - t0 < 60:
         with open(ready[0], errors="replace") as f:
-            if ready[1] in f.read():
-                info["attach_s"] = round(time.monotonic() - t0, 3)
-                break
+            text = f.read()
+        if ready[1] in text:
+            info["attach_s"] = round(time.monotonic() - t0, 3)
+            if cfg == "B":
+                # "(tp_btf, socket tracepoints, 1 libssl probed)": the hooks in use
+                line = text[text.index(ready[1]):].splitlines()[0]
+                info["hooks"] = line[line.find("(") + 1:line.find(")")]
+            break
         if p.poll() is not None:
             break
         time.sleep(0.02)
@@ -562,6 +567,8 @@ def one_run(procs, wl, cfg, tag, tmp, bt_ok, duration=None, trace_pid=None):
             res["skipped"] = "bpftrace unavailable"
             return res
         res["attach_s"] = tinfo["attach_s"]
+        if "hooks" in tinfo:
+            res["hooks"] = tinfo["hooks"]
     try:
         return measure(procs, wl, cfg, tracer, tinfo, extra, res, duration or wl.duration)
     finally:
@@ -687,6 +694,7 @@ def summarize(rounds):
         s[c]["tracer_peak_rss_kb"] = max([r.get("tracer_hwm_kb") or 0 for r in runs] or [0]) \
             or None
         s[c]["runs"] = len(runs)
+    s["B"]["hooks"] = sorted({r["hooks"] for r in by["B"] if r.get("hooks")})
     a = by["A"]
     rps_a = [r["rps"] for r in a]
     s["A"]["rps_spread"] = (max(rps_a) - min(rps_a)) / mean(rps_a) if len(rps_a) > 1 else None
@@ -770,6 +778,8 @@ def print_workload(key, wl_res):
               f"{fmt(B.get('ringbuf_records_per_req'))} ring-buffer records/req; "
               f"drops {B.get('ringbuf_drops', 'n/a')} ({fmt(B.get('drops_per_req'), '{:.2%}')} "
               f"of requests); BPF {fmt(B.get('bpf_ns_per_req'), '{:.0f}')} ns/req")
+        if B.get("hooks"):
+            print(f"   agentprof hooks: {'; '.join(B['hooks'])}")
     if C["runs"]:
         print(f"   bpftrace:  {fmt(C.get('output_lines_per_req'))} output lines/req; "
               f"lost events {C.get('lost_events', 'n/a')}; BPF "

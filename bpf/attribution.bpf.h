@@ -85,11 +85,15 @@ static __always_inline void thread_charge(struct thread *t, struct task_struct *
 {
 	__u64 start = slice_start(task, btf), delta = now - t->acct_ns, exec;
 
-	if (start != t->slice_mark) {
+	if (start != t->slice_mark || !t->on_cpu) {
 		/*
 		 * A slice whose switch-in was not reported: it began after
 		 * acct_ns; the kernel's count so far (as of its last update,
-		 * a tick at most ago) bounds it.
+		 * a tick at most ago) bounds it. Its start may equal
+		 * slice_mark (the pick sets prev_sum_exec_runtime to the
+		 * sum_exec_runtime of the last switch-out): !on_cpu says so,
+		 * and without the bound the time off CPU since that
+		 * switch-out would be charged as on-CPU time.
 		 */
 		exec = slice_exec(task, start, btf);
 		if (!t->on_cpu && exec < delta)

@@ -68,7 +68,8 @@ struct thread {
 	__u8 on_cpu;		/* a switch-in was seen since the last switch-out */
 	__u8 in_disk;		/* in a read or write of a file */
 	__u8 in_futex;		/* in futex() */
-	__u8 pad[4];
+	__u8 in_ssl;		/* in a libssl read or write (tls.bpf.h) */
+	__u8 pad[3];
 };
 
 /* Syscall arguments saved at sys_enter for sys_exit, keyed by tid. */

@@ -225,7 +225,13 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 	struct conn *c = io->c;
 	struct file *f;
 
-	if (tls_uprobes)
+	/*
+	 * Which socket a libssl call uses, learnt from its first I/O. in_ssl
+	 * is set by every call that begins while the thread has an entry; a
+	 * thread doing socket I/O of its own has one from its first I/O on,
+	 * so for it the flag saves a lookup per I/O.
+	 */
+	if (tls_uprobes && !(t && t->sock_io && !t->in_ssl))
 		ssl_note_fd(tid, io->a.fd);
 	if (!c) {
 		/* Only a thread working for a request makes an unknown fd anything. */

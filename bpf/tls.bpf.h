@@ -53,6 +53,7 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, bool write, bool ex)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct ssl_call sc = {};
+	struct thread *t;
 
 	if (!traced(pid_tgid >> 32))
 		return 0;
@@ -61,6 +62,9 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, bool write, bool ex)
 	sc.nbytes = ex ? PT_REGS_PARM4(ctx) : 0;
 	sc.write = write;
 	bpf_map_update_elem(&ssl_calls, &tid, &sc, BPF_ANY);
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t)
+		t->in_ssl = 1;
 	return 0;
 }
 
@@ -69,6 +73,7 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), key, n = 0;
 	__u32 tid = (__u32)pid_tgid, *fdp, fd;
 	struct ssl_call *scp, sc;
+	struct thread *t;
 	struct pgconn *pc;
 	struct conn *c;
 	long ret;
@@ -78,6 +83,9 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 		return 0;
 	sc = *scp;
 	bpf_map_delete_elem(&ssl_calls, &tid);
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t)
+		t->in_ssl = 0;
 	ret = PT_REGS_RC(ctx);
 	if (sc.nbytes) {
 		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (const void *)sc.nbytes))

@@ -58,8 +58,9 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS) $(BUILD)/agentprof.skel.h | $(BUILD)/obj
 $(BUILD)/agentprof: $(OBJS)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/cpu_server: tests/servers/cpu_server.c | $(BUILD)/tests
-	$(CC) -std=gnu11 -O2 $(WARN) -pthread $< -o $@
+$(BUILD)/tests/cpu_server: tests/servers/cpu_server.c tests/servers/httpd.c tests/servers/httpd.h \
+			   | $(BUILD)/tests
+	$(CC) -std=gnu11 -O2 $(WARN) -pthread $(filter %.c,$^) -o $@
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) tests/unit/test.h | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@

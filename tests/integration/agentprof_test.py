@@ -88,15 +88,17 @@ class _Lines:
 
 
 def build_cpu_server():
-    """Builds build/tests/cpu_server if missing or older than its source."""
-    if os.path.exists(CPU_SERVER) and os.path.getmtime(CPU_SERVER) >= os.path.getmtime(
-        CPU_SERVER_SRC
+    """Builds build/tests/cpu_server if missing or older than its sources."""
+    httpd = os.path.join(os.path.dirname(CPU_SERVER_SRC), "httpd")
+    srcs = [CPU_SERVER_SRC, httpd + ".c"]
+    if os.path.exists(CPU_SERVER) and os.path.getmtime(CPU_SERVER) >= max(
+        os.path.getmtime(path) for path in srcs + [httpd + ".h"]
     ):
         return
     os.makedirs(os.path.dirname(CPU_SERVER), exist_ok=True)
     subprocess.run(
-        ["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
-         CPU_SERVER_SRC, "-o", CPU_SERVER],
+        ["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread"]
+        + srcs + ["-o", CPU_SERVER],
         check=True,
     )
 

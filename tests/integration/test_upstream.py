@@ -60,7 +60,8 @@ def build_app():
         return
     os.makedirs(os.path.dirname(APP), exist_ok=True)
     subprocess.run(["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
-                    APP_SRC, "-o", APP], check=True)
+                    APP_SRC, os.path.join(at.ROOT, "tests", "servers", "httpd.c"),
+                    "-o", APP], check=True)
 
 
 def spawn(cmd, timeout=10):

@@ -29,33 +29,23 @@
  * errors, statements: [{fingerprint, rows, error}], literals, died}.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define HEAD_MAX 16384
-#define ID_MAX 256
+#include "../servers/httpd.h"
+
 #define SEG_MAX 64
 #define LIT_BASE 31337000L
 #define POOL_MAX 64
 
-static FILE *truth_fp;
-static pthread_mutex_t truth_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t lit_lock = PTHREAD_MUTEX_INITIALIZER;
 static long lit_next = LIT_BASE * 10 + 5001; /* 313375001..: apart from the Python servers */
 
@@ -63,19 +53,6 @@ static PGconn *pool[POOL_MAX];
 static int pool_n;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
-
-struct conn {
-	int fd;
-	char buf[HEAD_MAX + 1];
-	size_t len;
-};
-
-struct req {
-	char target[2048];
-	bool keep_alive;
-	char request_id[ID_MAX];
-	bool has_request_id;
-};
 
 /* One Sync-terminated segment of the pipeline: one round trip. */
 struct seg {
@@ -89,6 +66,11 @@ struct work {
 	int nsegs;
 	char literals[SEG_MAX * 2][64];
 	int nlits;
+};
+
+struct req {
+	struct httpd_req http; /* first: the core hands out &http */
+	struct work w;
 };
 
 static long literal(void)
@@ -301,310 +283,151 @@ static int run_pfail(PGconn *c, struct work *w, char *err, size_t errsz)
 
 /* ---- HTTP ---- */
 
-static int write_all(int fd, const void *data, size_t n)
-{
-	const char *p = data;
-
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static ssize_t read_head(struct conn *c)
-{
-	for (;;) {
-		char *end;
-		ssize_t n;
-
-		c->buf[c->len] = '\0';
-		end = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
-		if (end)
-			return end + 4 - c->buf;
-		if (c->len >= HEAD_MAX)
-			return -1;
-		n = read(c->fd, c->buf + c->len, HEAD_MAX - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 && c->len == 0)
-			return 0;
-		if (n <= 0)
-			return -1;
-		c->len += (size_t)n;
-	}
-}
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
-/* GET only, no request bodies. Returns 0 or -1 if malformed. */
-static int parse_head(struct conn *c, size_t head_len, struct req *r)
-{
-	char head[HEAD_MAX + 1], *line, *save = NULL, *sp1, *sp2;
-
-	memcpy(head, c->buf, head_len);
-	head[head_len] = '\0';
-	line = strtok_r(head, "\n", &save);
-	if (!line)
-		return -1;
-	line = trim(line);
-	sp1 = strchr(line, ' ');
-	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (!sp2 || strncmp(line, "GET ", 4) || strncmp(sp2 + 1, "HTTP/1.1", 8))
-		return -1;
-	*sp2 = '\0';
-	if (strlen(sp1 + 1) >= sizeof(r->target))
-		return -1;
-	strcpy(r->target, sp1 + 1);
-	r->keep_alive = true;
-	while ((line = strtok_r(NULL, "\n", &save))) {
-		char *colon, *name, *val;
-
-		line = trim(line);
-		if (!*line)
-			break;
-		colon = strchr(line, ':');
-		if (!colon)
-			return -1;
-		*colon = '\0';
-		name = trim(line);
-		val = trim(colon + 1);
-		if (!strcasecmp(name, "Content-Length") && strcmp(val, "0"))
-			return -1;
-		if (!strcasecmp(name, "Connection") && strcasestr(val, "close"))
-			r->keep_alive = false;
-		if (!strcasecmp(name, "X-Request-Id")) {
-			size_t i, j = 0;
-
-			for (i = 0; val[i] && j < ID_MAX - 1; i++)
-				if ((unsigned char)val[i] > 0x20 && (unsigned char)val[i] < 0x7f &&
-				    val[i] != '"' && val[i] != '\\')
-					r->request_id[j++] = val[i];
-			r->request_id[j] = '\0';
-			r->has_request_id = true;
-		}
-	}
-	memmove(c->buf, c->buf + head_len, c->len - head_len);
-	c->len -= head_len;
-	return 0;
-}
-
-static long query_param(const char *target, const char *key, long def)
-{
-	const char *q = strchr(target, '?');
-	size_t klen = strlen(key);
-
-	while (q) {
-		q++;
-		if (!strncmp(q, key, klen) && q[klen] == '=')
-			return strtol(q + klen + 1, NULL, 10);
-		q = strchr(q, '&');
-	}
-	return def;
-}
-
-static bool route_is(const char *target, const char *prefix)
-{
-	size_t plen = strlen(prefix), idlen;
-
-	if (strncmp(target, prefix, plen) != 0)
-		return false;
-	idlen = strcspn(target + plen, "?#");
-	return idlen > 0 && !memchr(target + plen, '/', idlen);
-}
-
-static void json_str(FILE *fp, const char *s)
-{
-	fputc('"', fp);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(fp, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(fp, "\\u%04x", ch);
-		else
-			fputc(ch, fp);
-	}
-	fputc('"', fp);
-}
-
-static void write_truth(struct req *r, int status, struct work *w)
+static void write_truth(struct httpd_req *r, int status, struct work *w)
 {
 	long rows = 0, errors = 0;
+	FILE *fp;
 
-	if (!truth_fp)
-		return;
 	for (int i = 0; i < w->nsegs; i++) {
 		rows += w->segs[i].rows;
 		errors += w->segs[i].error;
 	}
-	pthread_mutex_lock(&truth_lock);
-	fputs("{\"request_id\": ", truth_fp);
-	if (r->has_request_id)
-		json_str(truth_fp, r->request_id);
-	else
-		fputs("null", truth_fp);
-	fputs(", \"method\": \"GET\", \"path\": ", truth_fp);
-	json_str(truth_fp, r->target);
-	fprintf(truth_fp,
+	/* the method is always GET here: get11_only refuses anything else */
+	fp = httpd_truth_begin(r);
+	if (!fp)
+		return;
+	fprintf(fp,
 		", \"status\": %d, \"tid\": %ld, \"pid\": %d, \"round_trips\": %d"
 		", \"rows\": %ld, \"errors\": %ld, \"died\": false, \"statements\": [",
 		status, (long)syscall(SYS_gettid), (int)getpid(), w->nsegs, rows, errors);
 	for (int i = 0; i < w->nsegs; i++) {
-		fputs(i ? ", {\"fingerprint\": " : "{\"fingerprint\": ", truth_fp);
-		json_str(truth_fp, w->segs[i].fingerprint);
-		fprintf(truth_fp, ", \"rows\": %ld, \"error\": %s}", w->segs[i].rows,
+		fputs(i ? ", {\"fingerprint\": " : "{\"fingerprint\": ", fp);
+		json_str(fp, w->segs[i].fingerprint);
+		fprintf(fp, ", \"rows\": %ld, \"error\": %s}", w->segs[i].rows,
 			w->segs[i].error ? "true" : "false");
 	}
-	fputs("], \"literals\": [", truth_fp);
+	fputs("], \"literals\": [", fp);
 	for (int i = 0; i < w->nlits; i++) {
 		if (i)
-			fputs(", ", truth_fp);
-		json_str(truth_fp, w->literals[i]);
+			fputs(", ", fp);
+		json_str(fp, w->literals[i]);
 	}
-	fputs("]}\n", truth_fp);
-	fflush(truth_fp);
-	pthread_mutex_unlock(&truth_lock);
+	fputs("]}\n", fp);
+	httpd_truth_end(fp);
 }
 
-static int respond(int fd, struct req *r, int status, const char *reason, int rts)
+static int respond(int fd, struct httpd_req *r, int status, const char *reason, int rts)
 {
 	char resp[HEAD_MAX], body[64];
+	struct httpd_head h;
 	int blen, n;
 
 	blen = snprintf(body, sizeof(body), "{\"round_trips\": %d}\n", rts);
-	n = snprintf(resp, sizeof(resp),
-		     "HTTP/1.1 %d %s\r\nServer: agentprof-pipeline-server\r\n"
-		     "Connection: %s\r\nContent-Type: application/json\r\n"
-		     "Content-Length: %d\r\nX-PG-Round-Trips: %d\r\n%s%s%s\r\n%s",
-		     status, reason, r->keep_alive ? "keep-alive" : "close", blen, rts,
-		     r->has_request_id ? "X-Request-Id: " : "",
-		     r->has_request_id ? r->request_id : "", r->has_request_id ? "\r\n" : "", body);
-	if (n < 0 || (size_t)n >= sizeof(resp))
+	httpd_head_start(&h, resp, sizeof(resp), r, status, reason, "agentprof-pipeline-server");
+	httpd_head_add(&h,
+		       "Content-Type: application/json\r\nContent-Length: %d\r\n"
+		       "X-PG-Round-Trips: %d\r\n",
+		       blen, rts);
+	n = httpd_head_end(&h, r);
+	if (n < 0 || (size_t)(n + blen) >= sizeof(resp))
 		return -1;
-	return write_all(fd, resp, (size_t)n);
+	memcpy(resp + n, body, (size_t)blen);
+	/* no ttfb bookkeeping: this server reports none */
+	return httpd_write_raw(fd, resp, (size_t)(n + blen), &r->tx_bytes);
 }
 
-static void *conn_thread(void *arg)
+static bool is_pg_route(const char *target)
 {
-	struct conn *c = arg;
-	struct work *w = malloc(sizeof(*w));
+	return route_is(target, "/pipe/") || route_is(target, "/prep/") ||
+	       route_is(target, "/pfail/") || route_is(target, "/pmany/") ||
+	       route_is(target, "/pwait/");
+}
 
-	while (w) {
-		struct req r;
-		ssize_t head_len = read_head(c);
-		char err[512] = "";
-		int status = 200, rc = 0;
-		PGconn *pg = NULL;
+/* Runs the route's pipeline on @pg. Returns 0, or -1 with @err set. */
+static int run_route(PGconn *pg, const char *target, struct work *w, char *err, size_t errsz)
+{
+	if (route_is(target, "/pipe/")) {
+		long n = query_param(target, "n", 3);
 
-		if (head_len <= 0)
-			break;
-		memset(&r, 0, sizeof(r));
-		memset(w, 0, sizeof(*w));
-		if (parse_head(c, (size_t)head_len, &r)) {
-			r.keep_alive = false;
-			respond(c->fd, &r, 400, "Bad Request", 0);
-			break;
-		}
-		if (route_is(r.target, "/pipe/") || route_is(r.target, "/prep/") ||
-		    route_is(r.target, "/pfail/") || route_is(r.target, "/pmany/") ||
-		    route_is(r.target, "/pwait/")) {
-			pg = pool_get();
-			if (!PQenterPipelineMode(pg)) {
-				snprintf(err, sizeof(err), "PQenterPipelineMode: %s",
-					 PQerrorMessage(pg));
-				rc = -1;
-			} else if (route_is(r.target, "/pipe/")) {
-				long n = query_param(r.target, "n", 3);
-
-				rc = run_pipe(pg, w, n < 1 ? 1 : n > SEG_MAX ? SEG_MAX : n, err,
-					      sizeof(err));
-			} else if (route_is(r.target, "/prep/")) {
-				rc = run_prep(pg, w, err, sizeof(err));
-			} else if (route_is(r.target, "/pwait/")) {
-				rc = run_pwait(pg, w, err, sizeof(err));
-			} else if (route_is(r.target, "/pmany/")) {
-				rc = run_pmany(pg, w, err, sizeof(err));
-			} else {
-				rc = run_pfail(pg, w, err, sizeof(err));
-			}
-			if (!rc && !PQexitPipelineMode(pg)) {
-				snprintf(err, sizeof(err), "PQexitPipelineMode: %s",
-					 PQerrorMessage(pg));
-				rc = -1;
-			}
-			pool_put(pg);
-			if (rc) {
-				fprintf(stderr, "pipeline_server: %s: %s\n", r.target, err);
-				status = 500;
-			}
-		} else if (!route_is(r.target, "/nopg/")) {
-			status = 404;
-		}
-		write_truth(&r, status, w);
-		if (respond(c->fd, &r, status, status == 200 ? "OK" : "Error", w->nsegs) ||
-		    !r.keep_alive)
-			break;
+		return run_pipe(pg, w, n < 1 ? 1 : n > SEG_MAX ? SEG_MAX : n, err, errsz);
 	}
-	free(w);
-	close(c->fd);
-	free(c);
-	return NULL;
+	if (route_is(target, "/prep/"))
+		return run_prep(pg, w, err, errsz);
+	if (route_is(target, "/pwait/"))
+		return run_pwait(pg, w, err, errsz);
+	if (route_is(target, "/pmany/"))
+		return run_pmany(pg, w, err, errsz);
+	return run_pfail(pg, w, err, errsz);
 }
 
-static void usage(const char *argv0)
+/* Takes a pooled connection through one pipeline. Returns the HTTP status. */
+static int run_pg(const char *target, struct work *w)
 {
-	fprintf(stderr, "usage: %s --port N [--truth FILE] [--pg-port P] [--pool N]\n", argv0);
-	exit(2);
+	PGconn *pg = pool_get();
+	char err[512] = "";
+	int rc;
+
+	if (!PQenterPipelineMode(pg)) {
+		snprintf(err, sizeof(err), "PQenterPipelineMode: %s", PQerrorMessage(pg));
+		rc = -1;
+	} else {
+		rc = run_route(pg, target, w, err, sizeof(err));
+	}
+	if (!rc && !PQexitPipelineMode(pg)) {
+		snprintf(err, sizeof(err), "PQexitPipelineMode: %s", PQerrorMessage(pg));
+		rc = -1;
+	}
+	pool_put(pg);
+	if (!rc)
+		return 200;
+	fprintf(stderr, "pipeline_server: %s: %s\n", target, err);
+	return 500;
 }
 
-int main(int argc, char **argv)
+/* The truth line goes out before the response: the client may read it at once. */
+static int handle(struct httpd_conn *c, struct httpd_req *r)
 {
-	struct sockaddr_in addr = {.sin_family = AF_INET};
-	socklen_t alen = sizeof(addr);
-	const char *truth = NULL;
-	long port = -1, pg_port = 5432, npool = 4;
-	pthread_attr_t attr;
+	struct work *w = &((struct req *)r)->w;
+	int status = 200;
+
+	if (is_pg_route(r->target))
+		status = run_pg(r->target, w);
+	else if (!route_is(r->target, "/nopg/"))
+		status = 404;
+	write_truth(r, status, w);
+	return respond(c->fd, r, status, status == 200 ? "OK" : "Error", w->nsegs);
+}
+
+static void bad_request(int fd, struct httpd_req *r)
+{
+	r->minor = 1; /* this server answers in HTTP/1.1 only */
+	respond(fd, r, 400, "Bad Request", 0);
+}
+
+static long pg_port = 5432, npool = 4;
+
+static bool option(const char *name, const char *val)
+{
+	if (!strcmp(name, "--pg-port"))
+		pg_port = strtol(val, NULL, 10);
+	else if (!strcmp(name, "--pool"))
+		npool = strtol(val, NULL, 10);
+	else
+		return false;
+	return true;
+}
+
+/* The last --pool counts, so its range is checked once all are in. */
+static bool pool_ok(void)
+{
+	return npool >= 1 && npool <= POOL_MAX;
+}
+
+/* Opens the pool before serving: agentprof traces only the requests. */
+static int connect_pool(void)
+{
 	char dsn[512];
-	int lfd, one = 1;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--port") && i + 1 < argc)
-			port = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--truth") && i + 1 < argc)
-			truth = argv[++i];
-		else if (!strcmp(argv[i], "--pg-port") && i + 1 < argc)
-			pg_port = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
-			npool = strtol(argv[++i], NULL, 10);
-		else
-			usage(argv[0]);
-	}
-	if (port < 0 || port > 65535 || npool < 1 || npool > POOL_MAX)
-		usage(argv[0]);
-	signal(SIGPIPE, SIG_IGN);
-	if (truth && !(truth_fp = fopen(truth, "a"))) {
-		perror(truth);
-		return 1;
-	}
 	snprintf(dsn, sizeof(dsn),
 		 "host=127.0.0.1 port=%ld dbname=agentprof_test user=agentprof_test "
 		 "password=agentprof_test sslmode=disable gssencmode=disable "
@@ -615,46 +438,26 @@ int main(int argc, char **argv)
 
 		if (PQstatus(pg) != CONNECTION_OK) {
 			fprintf(stderr, "pipeline_server: connect: %s", PQerrorMessage(pg));
-			return 1;
+			return -1;
 		}
 		pool[pool_n++] = pg;
 	}
+	return 0;
+}
 
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	addr.sin_port = htons((uint16_t)port);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 512) ||
-	    getsockname(lfd, (struct sockaddr *)&addr, &alen)) {
-		perror("listen");
-		return 1;
-	}
-	printf("listening %u\n", ntohs(addr.sin_port));
-	fflush(stdout);
+/* GET-only HTTP/1.1; X-Request-Id without spaces or JSON escapes. */
+static struct httpd srv = {
+	.synopsis = "--port N [--truth FILE] [--pg-port P] [--pool N]",
+	.option = option,
+	.args_ok = pool_ok,
+	.setup = connect_pool,
+	.flags = HTTPD_GET11_ONLY,
+	.id_drop = " \"\\",
+	.req_size = sizeof(struct req),
+	.ops = {NULL, handle, bad_request},
+};
 
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	for (;;) {
-		struct conn *c;
-		pthread_t th;
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
-				continue;
-			perror("accept");
-			return 1;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		if (pthread_create(&th, &attr, conn_thread, c)) {
-			close(fd);
-			free(c);
-		}
-	}
+int main(int argc, char **argv)
+{
+	return httpd_main(&srv, argc, argv);
 }

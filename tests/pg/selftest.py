@@ -49,7 +49,9 @@ def build_pipeline():
         return PIPELINE_BIN
     os.makedirs(os.path.dirname(PIPELINE_BIN), exist_ok=True)
     subprocess.run(["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
-                    "-I/usr/include/postgresql", PIPELINE_SRC, "-o", PIPELINE_BIN, "-lpq"],
+                    "-I/usr/include/postgresql", PIPELINE_SRC,
+                    os.path.join(ROOT, "tests", "servers", "httpd.c"),
+                    "-o", PIPELINE_BIN, "-lpq"],
                    check=True)
     return PIPELINE_BIN
 

@@ -18,75 +18,21 @@
  *   anything else                    404
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#define HEAD_MAX 16384
+#include "httpd.h"
+
 #define BODY_READ_PIECE 1000
 #define ECHO_WRITE_PIECE 2
 #define MS_MAX 60000
 #define CHUNKS_MAX 1000
-#define ID_MAX 256
-
-static FILE *truth_fp;
-static pthread_mutex_t truth_lock = PTHREAD_MUTEX_INITIALIZER;
-
-struct conn {
-	int fd;
-	char buf[HEAD_MAX + 1];
-	size_t len; /* bytes valid in buf (may hold a pipelined next request) */
-};
-
-struct req {
-	char method[16];
-	char target[2048];
-	int minor; /* HTTP/1.<minor> */
-	bool keep_alive;
-	bool chunked_body;
-	long long content_length;
-	char request_id[ID_MAX];
-	bool has_request_id;
-
-	/* accounting */
-	uint64_t cpu0, wall0, ttfb_wall;
-	uint64_t rx_bytes, tx_bytes;
-	bool first_write_done;
-	int status;
-};
-
-static uint64_t clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
-}
-
-static uint64_t mono_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
 
 /*
  * Burns @ns of thread CPU time. The clock is read only every few microseconds
@@ -106,265 +52,13 @@ static void burn_cpu_ns(uint64_t ns)
 	}
 }
 
-static void note_first_write(struct req *r)
+static void write_truth(struct httpd_req *r, uint64_t cpu_ns, uint64_t wall_ns)
 {
-	if (!r->first_write_done) {
-		r->first_write_done = true;
-		r->ttfb_wall = mono_ns() - r->wall0;
-	}
-}
+	FILE *fp = httpd_truth_begin(r);
 
-static int write_all(int fd, struct req *r, const void *data, size_t n)
-{
-	const char *p = data;
-
-	note_first_write(r);
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		r->tx_bytes += (uint64_t)w;
-	}
-	return 0;
-}
-
-static int writev_all(int fd, struct req *r, struct iovec *iov, int cnt)
-{
-	note_first_write(r);
-	while (cnt > 0) {
-		ssize_t w = writev(fd, iov, cnt);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		r->tx_bytes += (uint64_t)w;
-		while (cnt > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
-/* Reads until "\r\n\r\n" is in the buffer. Returns head length, 0 on EOF, -1 on error. */
-static ssize_t read_head(struct conn *c)
-{
-	for (;;) {
-		char *end;
-		ssize_t n;
-
-		c->buf[c->len] = '\0';
-		end = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
-		if (end)
-			return end + 4 - c->buf;
-		if (c->len >= HEAD_MAX)
-			return -1;
-		n = read(c->fd, c->buf + c->len, HEAD_MAX - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 && c->len == 0)
-			return 0;
-		if (n <= 0)
-			return -1;
-		c->len += (size_t)n;
-	}
-}
-
-/* Drops the first @n bytes of the connection buffer. */
-static void consume(struct conn *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->len - n);
-	c->len -= n;
-}
-
-/*
- * Reads the request body: first whatever already sits in the buffer, then
- * read() calls of at most BODY_READ_PIECE bytes. Returns bytes read or -1.
- */
-static long long read_body(struct conn *c, struct req *r)
-{
-	long long left = r->content_length, got = 0;
-	char piece[BODY_READ_PIECE];
-
-	if (left > 0 && c->len > 0) {
-		size_t take = (size_t)left < c->len ? (size_t)left : c->len;
-
-		consume(c, take);
-		r->rx_bytes += take;
-		left -= (long long)take;
-		got += (long long)take;
-	}
-	while (left > 0) {
-		size_t want = left < BODY_READ_PIECE ? (size_t)left : BODY_READ_PIECE;
-		ssize_t n = read(c->fd, piece, want);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		left -= n;
-		got += n;
-		r->rx_bytes += (uint64_t)n;
-	}
-	return got;
-}
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
-/* Parses the head in c->buf[0..head_len). Returns 0 or -1 if malformed. */
-static int parse_head(struct conn *c, size_t head_len, struct req *r)
-{
-	char *line, *save = NULL, *sp1, *sp2, *ver;
-	char head[HEAD_MAX + 1];
-
-	memcpy(head, c->buf, head_len);
-	head[head_len] = '\0';
-
-	line = strtok_r(head, "\n", &save);
-	if (!line)
-		return -1;
-	line = trim(line);
-	sp1 = strchr(line, ' ');
-	if (!sp1)
-		return -1;
-	sp2 = strchr(sp1 + 1, ' ');
-	if (!sp2)
-		return -1;
-	*sp1 = *sp2 = '\0';
-	ver = sp2 + 1;
-	if (strlen(line) >= sizeof(r->method) || strlen(sp1 + 1) >= sizeof(r->target))
-		return -1;
-	strcpy(r->method, line);
-	strcpy(r->target, sp1 + 1);
-	if (strncmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1'))
-		return -1;
-	r->minor = ver[7] - '0';
-	r->keep_alive = r->minor == 1;
-
-	while ((line = strtok_r(NULL, "\n", &save))) {
-		char *colon, *name, *val;
-
-		line = trim(line);
-		if (!*line)
-			break;
-		colon = strchr(line, ':');
-		if (!colon)
-			return -1;
-		*colon = '\0';
-		name = trim(line);
-		val = trim(colon + 1);
-		if (!strcasecmp(name, "Content-Length")) {
-			char *endp;
-
-			r->content_length = strtoll(val, &endp, 10);
-			if (endp == val || *endp || r->content_length < 0)
-				return -1;
-		} else if (!strcasecmp(name, "Transfer-Encoding")) {
-			if (strcasestr(val, "chunked"))
-				r->chunked_body = true;
-		} else if (!strcasecmp(name, "Connection")) {
-			if (strcasestr(val, "close"))
-				r->keep_alive = false;
-			else if (strcasestr(val, "keep-alive"))
-				r->keep_alive = true;
-		} else if (!strcasecmp(name, "X-Request-Id")) {
-			size_t i, j = 0;
-
-			/* keep it printable and header-safe */
-			for (i = 0; val[i] && j < ID_MAX - 1; i++)
-				if ((unsigned char)val[i] >= 0x20 && (unsigned char)val[i] < 0x7f)
-					r->request_id[j++] = val[i];
-			r->request_id[j] = '\0';
-			r->has_request_id = true;
-		}
-	}
-	return 0;
-}
-
-static long query_param(const char *target, const char *key, long def)
-{
-	const char *q = strchr(target, '?');
-	size_t klen = strlen(key);
-
-	while (q) {
-		q++;
-		if (!strncmp(q, key, klen) && q[klen] == '=')
-			return strtol(q + klen + 1, NULL, 10);
-		q = strchr(q, '&');
-	}
-	return def;
-}
-
-/* True if the path part of @target is "<prefix><non-empty id without '/'>". */
-static bool route_is(const char *target, const char *prefix)
-{
-	size_t plen = strlen(prefix), idlen;
-
-	if (strncmp(target, prefix, plen) != 0)
-		return false;
-	idlen = strcspn(target + plen, "?#");
-	return idlen > 0 && !memchr(target + plen, '/', idlen);
-}
-
-static long clamp(long v, long lo, long hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-static void json_str(FILE *fp, const char *s)
-{
-	fputc('"', fp);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(fp, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(fp, "\\u%04x", ch);
-		else
-			fputc(ch, fp);
-	}
-	fputc('"', fp);
-}
-
-static void write_truth(struct req *r, uint64_t cpu_ns, uint64_t wall_ns)
-{
-	if (!truth_fp)
+	if (!fp)
 		return;
-	pthread_mutex_lock(&truth_lock);
-	fputs("{\"request_id\": ", truth_fp);
-	if (r->has_request_id)
-		json_str(truth_fp, r->request_id);
-	else
-		fputs("null", truth_fp);
-	fputs(", \"method\": ", truth_fp);
-	json_str(truth_fp, r->method);
-	fputs(", \"path\": ", truth_fp);
-	json_str(truth_fp, r->target);
-	fprintf(truth_fp,
+	fprintf(fp,
 		", \"cpu_ns\": %llu, \"wall_ns\": %llu, \"ttfb_ns\": %llu"
 		", \"span_cpu_ns\": %llu, \"tid\": %ld"
 		", \"pid\": %d, \"status\": %d, \"rx_bytes\": %llu, \"tx_bytes\": %llu"
@@ -373,57 +67,32 @@ static void write_truth(struct req *r, uint64_t cpu_ns, uint64_t wall_ns)
 		(unsigned long long)r->ttfb_wall, (unsigned long long)cpu_ns,
 		(long)syscall(SYS_gettid), (int)getpid(), r->status,
 		(unsigned long long)r->rx_bytes, (unsigned long long)r->tx_bytes);
-	fflush(truth_fp);
-	pthread_mutex_unlock(&truth_lock);
+	httpd_truth_end(fp);
 }
 
-/* Formats the full response head, blank line included. Returns its length or -1. */
-static int fmt_head(char *out, size_t cap, struct req *r, int status, const char *reason,
-		    const char *extra, uint64_t cpu_ns)
+/* Starts a response head with the CPU the request has used so far. */
+static void fmt_head(struct httpd_head *h, char *out, size_t cap, struct httpd_req *r, int status,
+		     const char *reason, const char *extra, uint64_t cpu_ns)
 {
-	int n;
-
-	n = snprintf(out, cap,
-		     "HTTP/1.%d %d %s\r\n"
-		     "Server: agentprof-cpu-server\r\n"
-		     "Connection: %s\r\n"
-		     "X-Thread-Cpu-Ns: %llu\r\n"
-		     "%s",
-		     r->minor, status, reason, r->keep_alive ? "keep-alive" : "close",
-		     (unsigned long long)cpu_ns, extra);
-	if (n < 0 || (size_t)n >= cap)
-		return -1;
-	if (r->has_request_id) {
-		int m = snprintf(out + n, cap - (size_t)n, "X-Request-Id: %s\r\n", r->request_id);
-
-		if (m < 0 || (size_t)(n + m) >= cap)
-			return -1;
-		n += m;
-	}
-	if ((size_t)n + 2 >= cap)
-		return -1;
-	memcpy(out + n, "\r\n", 3);
-	return n + 2;
+	httpd_head_start(h, out, cap, r, status, reason, "agentprof-cpu-server");
+	httpd_head_add(h, "X-Thread-Cpu-Ns: %llu\r\n%s", (unsigned long long)cpu_ns, extra);
 }
 
 /* Sends a complete response with a Content-Length body in one write(). */
-static int respond_simple(int fd, struct req *r, int status, const char *reason, const char *body)
+static int respond_simple(int fd, struct httpd_req *r, int status, const char *reason,
+			  const char *body)
 {
 	char resp[HEAD_MAX + 4096], extra[128];
-	size_t blen = strlen(body);
-	int n;
+	struct httpd_head h;
 
-	snprintf(extra, sizeof(extra), "Content-Type: text/plain\r\nContent-Length: %zu\r\n", blen);
+	snprintf(extra, sizeof(extra), "Content-Type: text/plain\r\nContent-Length: %zu\r\n",
+		 strlen(body));
 	r->status = status;
-	n = fmt_head(resp, sizeof(resp) - blen, r, status, reason, extra,
-		     thread_cpu_ns() - r->cpu0);
-	if (n < 0)
-		return -1;
-	memcpy(resp + n, body, blen);
-	return write_all(fd, r, resp, (size_t)n + blen);
+	fmt_head(&h, resp, sizeof(resp), r, status, reason, extra, thread_cpu_ns() - r->cpu0);
+	return httpd_send(fd, r, &h, body);
 }
 
-static int handle_cpu(int fd, struct req *r)
+static int handle_cpu(int fd, struct httpd_req *r)
 {
 	long ms = clamp(query_param(r->target, "ms", 0), 0, MS_MAX);
 	char body[512];
@@ -434,15 +103,16 @@ static int handle_cpu(int fd, struct req *r)
 	return respond_simple(fd, r, 200, "OK", body);
 }
 
-static int handle_echo(struct conn *c, struct req *r)
+static int handle_echo(struct httpd_conn *c, struct httpd_req *r)
 {
 	long ms = clamp(query_param(r->target, "ms", 0), 0, MS_MAX);
 	char head[HEAD_MAX], body[64], extra[128];
+	struct httpd_head h;
 	long long got;
 	size_t blen, off;
 	int n;
 
-	got = read_body(c, r);
+	got = httpd_read_body(c, r, BODY_READ_PIECE);
 	if (got < 0)
 		return -1;
 	burn_cpu_ns((uint64_t)ms * 1000000ull);
@@ -450,28 +120,30 @@ static int handle_echo(struct conn *c, struct req *r)
 	blen = (size_t)snprintf(body, sizeof(body), "%lld\n", got);
 	snprintf(extra, sizeof(extra), "Content-Type: text/plain\r\nContent-Length: %zu\r\n", blen);
 	r->status = 200;
-	n = fmt_head(head, sizeof(head), r, 200, "OK", extra, thread_cpu_ns() - r->cpu0);
+	fmt_head(&h, head, sizeof(head), r, 200, "OK", extra, thread_cpu_ns() - r->cpu0);
+	n = httpd_head_end(&h, r);
 	if (n < 0)
 		return -1;
 	/* head, then the body two bytes per write() */
-	if (write_all(c->fd, r, head, (size_t)n))
+	if (httpd_write(c->fd, r, head, (size_t)n))
 		return -1;
 	for (off = 0; off < blen; off += ECHO_WRITE_PIECE) {
 		size_t len = blen - off < ECHO_WRITE_PIECE ? blen - off : ECHO_WRITE_PIECE;
 
-		if (write_all(c->fd, r, body + off, len))
+		if (httpd_write(c->fd, r, body + off, len))
 			return -1;
 	}
 	return 0;
 }
 
-static int handle_stream(int fd, struct req *r)
+static int handle_stream(int fd, struct httpd_req *r)
 {
 	long ms = clamp(query_param(r->target, "ms", 0), 0, MS_MAX);
 	long chunks = clamp(query_param(r->target, "chunks", 4), 1, CHUNKS_MAX);
 	uint64_t per_chunk = (uint64_t)ms * 1000000ull / (uint64_t)chunks;
 	bool framed = r->minor == 1; /* HTTP/1.0 has no chunked encoding */
 	char head[HEAD_MAX], data[128], size_line[32];
+	struct httpd_head h;
 	long i;
 	int hlen = 0;
 
@@ -488,11 +160,12 @@ static int handle_stream(int fd, struct req *r)
 		slen = snprintf(size_line, sizeof(size_line), "%x\r\n", dlen);
 		if (i == 0) {
 			/* The head goes out with the first chunk, after the first burn. */
-			hlen = fmt_head(head, sizeof(head), r, 200, "OK",
-					framed ? "Content-Type: text/plain\r\n"
-						 "Transfer-Encoding: chunked\r\n"
-					       : "Content-Type: text/plain\r\n",
-					thread_cpu_ns() - r->cpu0);
+			fmt_head(&h, head, sizeof(head), r, 200, "OK",
+				 framed ? "Content-Type: text/plain\r\n"
+					  "Transfer-Encoding: chunked\r\n"
+					: "Content-Type: text/plain\r\n",
+				 thread_cpu_ns() - r->cpu0);
+			hlen = httpd_head_end(&h, r);
 			if (hlen < 0)
 				return -1;
 			iov[cnt++] = (struct iovec){head, (size_t)hlen};
@@ -504,151 +177,63 @@ static int handle_stream(int fd, struct req *r)
 			iov[cnt++] = (struct iovec){"\r\n", 2};
 
 		if (i % 2 == 0) {
-			if (writev_all(fd, r, iov, cnt))
+			if (httpd_writev(fd, r, iov, cnt))
 				return -1;
 		} else {
 			/* odd chunks: one write() per piece */
 			for (int k = 0; k < cnt; k++)
-				if (write_all(fd, r, iov[k].iov_base, iov[k].iov_len))
+				if (httpd_write(fd, r, iov[k].iov_base, iov[k].iov_len))
 					return -1;
 		}
 	}
-	if (framed && write_all(fd, r, "0\r\n\r\n", 5))
+	if (framed && httpd_write(fd, r, "0\r\n\r\n", 5))
 		return -1;
 	return 0;
 }
 
-static void *conn_thread(void *arg)
+/* Dispatches one request, then writes its truth line. */
+static int handle(struct httpd_conn *c, struct httpd_req *r)
 {
-	struct conn *c = arg;
+	uint64_t cpu_ns, wall_ns;
+	int rc;
 
-	for (;;) {
-		struct req r;
-		uint64_t cpu_ns, wall_ns;
-		ssize_t head_len;
-		int rc;
-
-		head_len = read_head(c);
-		if (head_len <= 0)
-			break;
-
-		memset(&r, 0, sizeof(r));
-		/* the wall span encloses the CPU span, so wall_ns >= cpu_ns */
-		r.wall0 = mono_ns();
-		r.cpu0 = thread_cpu_ns();
-		r.rx_bytes = (uint64_t)head_len;
-		r.minor = 1;
-
-		if (parse_head(c, (size_t)head_len, &r)) {
-			r.keep_alive = false;
-			strcpy(r.method, "?");
-			respond_simple(c->fd, &r, 400, "Bad Request", "bad request\n");
-			break;
-		}
-		consume(c, (size_t)head_len);
-		if (r.chunked_body) {
-			r.keep_alive = false;
-			rc = respond_simple(c->fd, &r, 501, "Not Implemented",
-					    "chunked request bodies are not supported\n");
-		} else if (!strcmp(r.method, "GET") && route_is(r.target, "/cpu/")) {
-			rc = read_body(c, &r) < 0 ? -1 : handle_cpu(c->fd, &r);
-		} else if (!strcmp(r.method, "POST") && route_is(r.target, "/echo/")) {
-			rc = handle_echo(c, &r);
-		} else if (!strcmp(r.method, "GET") && route_is(r.target, "/stream/")) {
-			rc = read_body(c, &r) < 0 ? -1 : handle_stream(c->fd, &r);
-		} else {
-			rc = read_body(c, &r) < 0
-				 ? -1
-				 : respond_simple(c->fd, &r, 404, "Not Found", "not found\n");
-		}
-		if (rc)
-			break;
-		cpu_ns = thread_cpu_ns() - r.cpu0;
-		wall_ns = mono_ns() - r.wall0;
-		write_truth(&r, cpu_ns, wall_ns);
-		if (!r.keep_alive)
-			break;
+	if (r->chunked_body) {
+		r->keep_alive = false;
+		rc = respond_simple(c->fd, r, 501, "Not Implemented",
+				    "chunked request bodies are not supported\n");
+	} else if (!strcmp(r->method, "POST") && route_is(r->target, "/echo/")) {
+		rc = handle_echo(c, r);
+	} else if (httpd_read_body(c, r, BODY_READ_PIECE) < 0) {
+		rc = -1;
+	} else if (!strcmp(r->method, "GET") && route_is(r->target, "/cpu/")) {
+		rc = handle_cpu(c->fd, r);
+	} else if (!strcmp(r->method, "GET") && route_is(r->target, "/stream/")) {
+		rc = handle_stream(c->fd, r);
+	} else {
+		rc = respond_simple(c->fd, r, 404, "Not Found", "not found\n");
 	}
-	close(c->fd);
-	free(c);
-	return NULL;
+	if (rc)
+		return rc;
+	/* CPU first: the wall span must enclose it */
+	cpu_ns = thread_cpu_ns() - r->cpu0;
+	wall_ns = mono_ns() - r->wall0;
+	write_truth(r, cpu_ns, wall_ns);
+	return 0;
 }
 
-static void usage(const char *argv0)
+static void bad_request(int fd, struct httpd_req *r)
 {
-	fprintf(stderr, "usage: %s --port N [--truth FILE] [--host ADDR]\n", argv0);
-	exit(2);
+	respond_simple(fd, r, 400, "Bad Request", "bad request\n");
 }
+
+static struct httpd srv = {
+	.synopsis = "--port N [--truth FILE] [--host ADDR]",
+	.flags = HTTPD_HOST_OPT,
+	.req_size = sizeof(struct httpd_req),
+	.ops = {httpd_start_clocks, handle, bad_request},
+};
 
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *truth = NULL;
-	struct sockaddr_in addr = {.sin_family = AF_INET};
-	socklen_t alen = sizeof(addr);
-	pthread_attr_t attr;
-	long port = -1;
-	int lfd, one = 1;
-
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--port") && i + 1 < argc)
-			port = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--truth") && i + 1 < argc)
-			truth = argv[++i];
-		else if (!strcmp(argv[i], "--host") && i + 1 < argc)
-			host = argv[++i];
-		else
-			usage(argv[0]);
-	}
-	if (port < 0 || port > 65535)
-		usage(argv[0]);
-
-	signal(SIGPIPE, SIG_IGN);
-	if (truth) {
-		truth_fp = fopen(truth, "a");
-		if (!truth_fp) {
-			perror(truth);
-			return 1;
-		}
-	}
-
-	if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-		fprintf(stderr, "bad --host %s\n", host);
-		return 2;
-	}
-	addr.sin_port = htons((uint16_t)port);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 512) ||
-	    getsockname(lfd, (struct sockaddr *)&addr, &alen)) {
-		perror("listen");
-		return 1;
-	}
-	printf("listening %u\n", ntohs(addr.sin_port));
-	fflush(stdout);
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	for (;;) {
-		struct conn *c;
-		pthread_t th;
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
-				continue;
-			perror("accept");
-			return 1;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		if (pthread_create(&th, &attr, conn_thread, c)) {
-			close(fd);
-			free(c);
-		}
-	}
+	return httpd_main(&srv, argc, argv);
 }

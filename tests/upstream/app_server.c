@@ -48,7 +48,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -62,17 +61,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HEAD_MAX 16384
+#include "../servers/httpd.h"
+
+#define BODY_READ_PIECE 1024
 #define RESP_MAX 65536
 #define MS_MAX 60000
 #define MIB_MAX 1024
 #define CHUNKS_MAX 1000
-#define ID_MAX 256
 #define KEEP_MAX 64
 
-static FILE *truth_fp;
-static char truth_buf[1 << 16];
-static pthread_mutex_t truth_lock = PTHREAD_MUTEX_INITIALIZER;
 static int upstream_port = -1;
 static long page_size;
 
@@ -88,12 +85,6 @@ static int nkept;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pool_fd = -1;
 static int pool_port = -1;
-
-struct conn {
-	int fd;
-	char buf[HEAD_MAX + 1];
-	size_t len; /* bytes valid in buf (may hold a pipelined next request) */
-};
 
 /* What one upstream call measured about itself. */
 struct call {
@@ -119,43 +110,12 @@ struct mem {
 };
 
 struct req {
-	char method[16];
-	char target[2048];
-	int minor; /* HTTP/1.<minor> */
-	bool keep_alive;
-	bool chunked_body;
-	long long content_length;
-	char request_id[ID_MAX];
-	bool has_request_id;
+	struct httpd_req http; /* first: the core hands out &http */
 	const char *kind;
-
-	/* accounting */
-	uint64_t cpu0, wall0, ttfb_wall;
 	struct rusage ru0;
-	uint64_t rx_bytes, tx_bytes;
-	bool first_write_done;
-	int status;
 	struct call call;
 	struct mem mem;
 };
-
-static uint64_t clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
-}
-
-static uint64_t mono_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
 
 static const char *errno_name(int e)
 {
@@ -195,251 +155,24 @@ static long long rss_bytes(void)
 	return res * page_size;
 }
 
-static void note_first_write(struct req *r)
-{
-	if (!r->first_write_done) {
-		r->first_write_done = true;
-		r->ttfb_wall = mono_ns() - r->wall0;
-	}
-}
-
-/* write() until done; counts bytes in *counter. */
-static int write_raw(int fd, const void *data, size_t n, uint64_t *counter)
-{
-	const char *p = data;
-
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		*counter += (uint64_t)w;
-	}
-	return 0;
-}
-
-static int write_all(int fd, struct req *r, const void *data, size_t n)
-{
-	note_first_write(r);
-	return write_raw(fd, data, n, &r->tx_bytes);
-}
-
-/* Reads until "\r\n\r\n" is in the buffer. Returns head length, 0 on EOF, -1 on error. */
-static ssize_t read_head(struct conn *c)
-{
-	for (;;) {
-		char *end;
-		ssize_t n;
-
-		c->buf[c->len] = '\0';
-		end = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
-		if (end)
-			return end + 4 - c->buf;
-		if (c->len >= HEAD_MAX)
-			return -1;
-		n = read(c->fd, c->buf + c->len, HEAD_MAX - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 && c->len == 0)
-			return 0;
-		if (n <= 0)
-			return -1;
-		c->len += (size_t)n;
-	}
-}
-
-static void consume(struct conn *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->len - n);
-	c->len -= n;
-}
-
-/* Discards a request body (the test client sends none). Returns 0 or -1. */
-static int skip_body(struct conn *c, struct req *r)
-{
-	long long left = r->content_length;
-	char piece[1024];
-
-	if (left > 0 && c->len > 0) {
-		size_t take = (size_t)left < c->len ? (size_t)left : c->len;
-
-		consume(c, take);
-		r->rx_bytes += take;
-		left -= (long long)take;
-	}
-	while (left > 0) {
-		ssize_t n = read(c->fd, piece, left < (long long)sizeof(piece) ? (size_t)left
-									  : sizeof(piece));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		left -= n;
-		r->rx_bytes += (uint64_t)n;
-	}
-	return 0;
-}
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
-/* Parses the head in c->buf[0..head_len). Returns 0 or -1 if malformed. */
-static int parse_head(struct conn *c, size_t head_len, struct req *r)
-{
-	char *line, *save = NULL, *sp1, *sp2, *ver;
-	char head[HEAD_MAX + 1];
-
-	memcpy(head, c->buf, head_len);
-	head[head_len] = '\0';
-
-	line = strtok_r(head, "\n", &save);
-	if (!line)
-		return -1;
-	line = trim(line);
-	sp1 = strchr(line, ' ');
-	if (!sp1)
-		return -1;
-	sp2 = strchr(sp1 + 1, ' ');
-	if (!sp2)
-		return -1;
-	*sp1 = *sp2 = '\0';
-	ver = sp2 + 1;
-	if (strlen(line) >= sizeof(r->method) || strlen(sp1 + 1) >= sizeof(r->target))
-		return -1;
-	strcpy(r->method, line);
-	strcpy(r->target, sp1 + 1);
-	if (strncmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1'))
-		return -1;
-	r->minor = ver[7] - '0';
-	r->keep_alive = r->minor == 1;
-
-	while ((line = strtok_r(NULL, "\n", &save))) {
-		char *colon, *name, *val;
-
-		line = trim(line);
-		if (!*line)
-			break;
-		colon = strchr(line, ':');
-		if (!colon)
-			return -1;
-		*colon = '\0';
-		name = trim(line);
-		val = trim(colon + 1);
-		if (!strcasecmp(name, "Content-Length")) {
-			char *endp;
-
-			r->content_length = strtoll(val, &endp, 10);
-			if (endp == val || *endp || r->content_length < 0)
-				return -1;
-		} else if (!strcasecmp(name, "Transfer-Encoding")) {
-			if (strcasestr(val, "chunked"))
-				r->chunked_body = true;
-		} else if (!strcasecmp(name, "Connection")) {
-			if (strcasestr(val, "close"))
-				r->keep_alive = false;
-			else if (strcasestr(val, "keep-alive"))
-				r->keep_alive = true;
-		} else if (!strcasecmp(name, "X-Request-Id")) {
-			size_t i, j = 0;
-
-			for (i = 0; val[i] && j < ID_MAX - 1; i++)
-				if ((unsigned char)val[i] >= 0x20 && (unsigned char)val[i] < 0x7f &&
-				    val[i] != '"' && val[i] != '\\')
-					r->request_id[j++] = val[i];
-			r->request_id[j] = '\0';
-			r->has_request_id = true;
-		}
-	}
-	return 0;
-}
-
-static long query_param(const char *target, const char *key, long def)
-{
-	const char *q = strchr(target, '?');
-	size_t klen = strlen(key);
-
-	while (q) {
-		q++;
-		if (!strncmp(q, key, klen) && q[klen] == '=')
-			return strtol(q + klen + 1, NULL, 10);
-		q = strchr(q, '&');
-	}
-	return def;
-}
-
-/* True if the path part of @target is "<prefix><non-empty id without '/'>". */
-static bool route_is(const char *target, const char *prefix)
-{
-	size_t plen = strlen(prefix), idlen;
-
-	if (strncmp(target, prefix, plen) != 0)
-		return false;
-	idlen = strcspn(target + plen, "?#");
-	return idlen > 0 && !memchr(target + plen, '/', idlen);
-}
-
-static long clamp(long v, long lo, long hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-static void json_str(FILE *fp, const char *s)
-{
-	fputc('"', fp);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(fp, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(fp, "\\u%04x", ch);
-		else
-			fputc(ch, fp);
-	}
-	fputc('"', fp);
-}
-
 static void write_truth(struct req *r, uint64_t cpu_ns, uint64_t wall_ns, long minflt, long majflt)
 {
-	if (!truth_fp)
+	FILE *fp = httpd_truth_begin(&r->http);
+
+	if (!fp)
 		return;
-	pthread_mutex_lock(&truth_lock);
-	fputs("{\"request_id\": ", truth_fp);
-	if (r->has_request_id)
-		json_str(truth_fp, r->request_id);
-	else
-		fputs("null", truth_fp);
-	fputs(", \"method\": ", truth_fp);
-	json_str(truth_fp, r->method);
-	fputs(", \"path\": ", truth_fp);
-	json_str(truth_fp, r->target);
-	fprintf(truth_fp,
+	fprintf(fp,
 		", \"kind\": \"%s\", \"cpu_ns\": %llu, \"wall_ns\": %llu, \"ttfb_ns\": %llu"
 		", \"tid\": %ld, \"pid\": %d, \"status\": %d, \"rx_bytes\": %llu"
 		", \"tx_bytes\": %llu, \"minor_faults\": %ld, \"major_faults\": %ld",
 		r->kind, (unsigned long long)cpu_ns, (unsigned long long)wall_ns,
-		(unsigned long long)r->ttfb_wall, (long)syscall(SYS_gettid), (int)getpid(),
-		r->status, (unsigned long long)r->rx_bytes, (unsigned long long)r->tx_bytes,
-		minflt, majflt);
+		(unsigned long long)r->http.ttfb_wall, (long)syscall(SYS_gettid), (int)getpid(),
+		r->http.status, (unsigned long long)r->http.rx_bytes,
+		(unsigned long long)r->http.tx_bytes, minflt, majflt);
 	if (r->mem.done) {
 		struct mem *m = &r->mem;
 
-		fprintf(truth_fp,
+		fprintf(fp,
 			", \"mem\": {\"mib\": %ld, \"keep\": %s, \"thp\": %s"
 			", \"mapped_bytes\": %llu, \"touch_minor_faults\": %ld"
 			", \"touch_major_faults\": %ld, \"rss_before\": %lld"
@@ -451,7 +184,7 @@ static void write_truth(struct req *r, uint64_t cpu_ns, uint64_t wall_ns, long m
 	if (r->call.done) {
 		struct call *c = &r->call;
 
-		fprintf(truth_fp,
+		fprintf(fp,
 			", \"upstream\": {\"port\": %d, \"new_conn\": %s, \"pooled\": %s"
 			", \"connect_ns\": %llu, \"wait_ns\": %llu, \"ttfb_ns\": %llu"
 			", \"tx_bytes\": %llu, \"rx_bytes\": %llu, \"wall_ns\": %llu"
@@ -462,70 +195,40 @@ static void write_truth(struct req *r, uint64_t cpu_ns, uint64_t wall_ns, long m
 			(unsigned long long)c->rx_bytes, (unsigned long long)c->wall_ns,
 			(unsigned long long)c->cpu_ns, c->reads, c->status);
 		if (c->error)
-			json_str(truth_fp, c->error);
+			json_str(fp, c->error);
 		else
-			fputs("null", truth_fp);
-		fputc('}', truth_fp);
+			fputs("null", fp);
+		fputc('}', fp);
 	}
-	fputs(", \"server\": \"app\"}\n", truth_fp);
-	fflush(truth_fp);
-	pthread_mutex_unlock(&truth_lock);
+	fputs(", \"server\": \"app\"}\n", fp);
+	httpd_truth_end(fp);
 }
 
-/* Formats the response head with the truth headers. Returns its length or -1. */
-static int fmt_head(char *out, size_t cap, struct req *r, int status, const char *reason,
-		    size_t body_len)
-{
-	int n;
-
-	n = snprintf(out, cap,
-		     "HTTP/1.%d %d %s\r\n"
-		     "Server: agentprof-app-server\r\n"
-		     "Connection: %s\r\n"
-		     "Content-Type: text/plain\r\n"
-		     "Content-Length: %zu\r\n",
-		     r->minor, status, reason, r->keep_alive ? "keep-alive" : "close", body_len);
-	if (n < 0 || (size_t)n >= cap)
-		return -1;
-#define ADD(...)                                                                                   \
-	do {                                                                                       \
-		int m_ = snprintf(out + n, cap - (size_t)n, __VA_ARGS__);                          \
-		if (m_ < 0 || (size_t)(n + m_) >= cap)                                             \
-			return -1;                                                                 \
-		n += m_;                                                                           \
-	} while (0)
-	if (r->mem.done)
-		ADD("X-Truth-Mem: mib=%ld touch_minor_faults=%ld touch_major_faults=%ld "
-		    "mapped_bytes=%llu\r\n",
-		    r->mem.mib, r->mem.touch_minor, r->mem.touch_major,
-		    (unsigned long long)r->mem.mapped_bytes);
-	if (r->call.done)
-		ADD("X-Truth-Upstream: port=%d new_conn=%d connect_ns=%llu wait_ns=%llu "
-		    "ttfb_ns=%llu tx_bytes=%llu rx_bytes=%llu error=%s\r\n",
-		    r->call.port, r->call.new_conn, (unsigned long long)r->call.connect_ns,
-		    (unsigned long long)r->call.wait_ns, (unsigned long long)r->call.ttfb_ns,
-		    (unsigned long long)r->call.tx_bytes, (unsigned long long)r->call.rx_bytes,
-		    r->call.error ? r->call.error : "none");
-	if (r->has_request_id)
-		ADD("X-Request-Id: %s\r\n", r->request_id);
-	ADD("\r\n");
-#undef ADD
-	return n;
-}
-
-/* Sends a complete response with a Content-Length body in one write(). */
+/* Sends a complete response, truth headers included, with its body in one write(). */
 static int respond(int fd, struct req *r, int status, const char *reason, const char *body)
 {
 	char resp[HEAD_MAX + 4096];
-	size_t blen = strlen(body);
-	int n;
+	struct httpd_head h;
 
-	r->status = status;
-	n = fmt_head(resp, sizeof(resp) - blen, r, status, reason, blen);
-	if (n < 0)
-		return -1;
-	memcpy(resp + n, body, blen);
-	return write_all(fd, r, resp, (size_t)n + blen);
+	r->http.status = status;
+	httpd_head_start(&h, resp, sizeof(resp), &r->http, status, reason, "agentprof-app-server");
+	httpd_head_add(&h, "Content-Type: text/plain\r\nContent-Length: %zu\r\n", strlen(body));
+	if (r->mem.done)
+		httpd_head_add(&h,
+			       "X-Truth-Mem: mib=%ld touch_minor_faults=%ld touch_major_faults=%ld "
+			       "mapped_bytes=%llu\r\n",
+			       r->mem.mib, r->mem.touch_minor, r->mem.touch_major,
+			       (unsigned long long)r->mem.mapped_bytes);
+	if (r->call.done)
+		httpd_head_add(&h,
+			       "X-Truth-Upstream: port=%d new_conn=%d connect_ns=%llu wait_ns=%llu "
+			       "ttfb_ns=%llu tx_bytes=%llu rx_bytes=%llu error=%s\r\n",
+			       r->call.port, r->call.new_conn, (unsigned long long)r->call.connect_ns,
+			       (unsigned long long)r->call.wait_ns, (unsigned long long)r->call.ttfb_ns,
+			       (unsigned long long)r->call.tx_bytes,
+			       (unsigned long long)r->call.rx_bytes,
+			       r->call.error ? r->call.error : "none");
+	return httpd_send(fd, &r->http, &h, body);
 }
 
 /* ---- memory ---- */
@@ -539,9 +242,9 @@ static int handle_mem(int fd, struct req *r)
 	char body[128];
 
 	m->done = true;
-	m->mib = clamp(query_param(r->target, "mib", 1), 1, MIB_MAX);
-	m->keep = query_param(r->target, "keep", 0) != 0;
-	m->thp = query_param(r->target, "thp", 0) != 0;
+	m->mib = clamp(query_param(r->http.target, "mib", 1), 1, MIB_MAX);
+	m->keep = query_param(r->http.target, "keep", 0) != 0;
+	m->thp = query_param(r->http.target, "thp", 0) != 0;
 	len = (size_t)m->mib << 20;
 
 	m->rss_before = rss_bytes();
@@ -692,7 +395,7 @@ static int upstream_exchange(struct call *c, int fd, const char *path, bool keep
 	n = snprintf(req, sizeof(req),
 		     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: %s\r\n\r\n", path,
 		     c->port, keep ? "keep-alive" : "close");
-	if (write_raw(fd, req, (size_t)n, &c->tx_bytes)) {
+	if (httpd_write_raw(fd, req, (size_t)n, &c->tx_bytes)) {
 		c->error = errno_name(errno);
 		return -1;
 	}
@@ -730,7 +433,7 @@ static int upstream_exchange(struct call *c, int fd, const char *path, bool keep
 
 static int call_port(struct req *r)
 {
-	return (int)clamp(query_param(r->target, "port", upstream_port), 1, 65535);
+	return (int)clamp(query_param(r->http.target, "port", upstream_port), 1, 65535);
 }
 
 static int reply_call(int fd, struct req *r)
@@ -777,7 +480,7 @@ static int handle_pooled(int fd, struct req *r)
 	c->pooled = true;
 	c->port = call_port(r);
 	snprintf(path, sizeof(path), "/delay?ms=%ld",
-		 clamp(query_param(r->target, "ms", 0), 0, MS_MAX));
+		 clamp(query_param(r->http.target, "ms", 0), 0, MS_MAX));
 	pthread_mutex_lock(&pool_lock);
 	w0 = mono_ns();
 	c0 = thread_cpu_ns();
@@ -799,178 +502,141 @@ static int handle_pooled(int fd, struct req *r)
 	return reply_call(fd, r);
 }
 
-static void *conn_thread(void *arg)
+/* /call: a plain or (stream=1) chunked upstream reply. */
+static int handle_call_route(int fd, struct req *r)
 {
-	struct conn *c = arg;
+	long ms = clamp(query_param(r->http.target, "ms", 0), 0, MS_MAX);
+	long chunks = clamp(query_param(r->http.target, "chunks", 4), 1, CHUNKS_MAX);
+	char path[96];
 
-	for (;;) {
-		struct req r;
-		struct rusage ru1;
-		uint64_t cpu_ns, wall_ns;
-		ssize_t head_len;
-		long after_ms;
-		int rc;
-
-		head_len = read_head(c);
-		if (head_len <= 0)
-			break;
-
-		memset(&r, 0, sizeof(r));
-		r.wall0 = mono_ns();
-		r.cpu0 = thread_cpu_ns();
-		getrusage(RUSAGE_THREAD, &r.ru0);
-		r.rx_bytes = (uint64_t)head_len;
-		r.minor = 1;
-		r.kind = "other";
-
-		if (parse_head(c, (size_t)head_len, &r)) {
-			r.keep_alive = false;
-			strcpy(r.method, "?");
-			respond(c->fd, &r, 400, "Bad Request", "bad request\n");
-			break;
-		}
-		consume(c, (size_t)head_len);
-		if (r.chunked_body) {
-			r.keep_alive = false;
-			rc = respond(c->fd, &r, 501, "Not Implemented", "chunked bodies unsupported\n");
-		} else if (skip_body(c, &r)) {
-			rc = -1;
-		} else if (strcmp(r.method, "GET")) {
-			rc = respond(c->fd, &r, 404, "Not Found", "not found\n");
-		} else if (route_is(r.target, "/mem/")) {
-			r.kind = "mem";
-			rc = handle_mem(c->fd, &r);
-		} else if (route_is(r.target, "/free/")) {
-			r.kind = "free";
-			rc = handle_free(c->fd, &r);
-		} else if (route_is(r.target, "/call/")) {
-			long ms = clamp(query_param(r.target, "ms", 0), 0, MS_MAX);
-			long chunks = clamp(query_param(r.target, "chunks", 4), 1, CHUNKS_MAX);
-			char path[96];
-
-			if (query_param(r.target, "stream", 0)) {
-				r.kind = "stream";
-				snprintf(path, sizeof(path), "/stream?ms=%ld&chunks=%ld", ms, chunks);
-			} else {
-				r.kind = "call";
-				snprintf(path, sizeof(path), "/delay?ms=%ld", ms);
-			}
-			rc = handle_call(c->fd, &r, path);
-		} else if (route_is(r.target, "/pooled/")) {
-			r.kind = "pooled";
-			rc = handle_pooled(c->fd, &r);
-		} else if (route_is(r.target, "/reset/")) {
-			r.kind = "reset";
-			rc = handle_call(c->fd, &r, "/reset");
-		} else if (route_is(r.target, "/closed/")) {
-			r.kind = "closed";
-			rc = handle_call(c->fd, &r, "/closed");
-		} else {
-			rc = respond(c->fd, &r, 404, "Not Found", "not found\n");
-		}
-		if (rc)
-			break;
-		cpu_ns = thread_cpu_ns() - r.cpu0;
-		wall_ns = mono_ns() - r.wall0;
-		getrusage(RUSAGE_THREAD, &ru1);
-		after_ms = clamp(query_param(r.target, "after_ms", 0), 0, MS_MAX);
-		if (after_ms) {
-			struct timespec ts = {after_ms / 1000, after_ms % 1000 * 1000000L};
-
-			while (nanosleep(&ts, &ts) && errno == EINTR)
-				;
-		}
-		write_truth(&r, cpu_ns, wall_ns, ru1.ru_minflt - r.ru0.ru_minflt,
-			    ru1.ru_majflt - r.ru0.ru_majflt);
-		if (!r.keep_alive)
-			break;
+	if (query_param(r->http.target, "stream", 0)) {
+		r->kind = "stream";
+		snprintf(path, sizeof(path), "/stream?ms=%ld&chunks=%ld", ms, chunks);
+	} else {
+		r->kind = "call";
+		snprintf(path, sizeof(path), "/delay?ms=%ld", ms);
 	}
-	close(c->fd);
-	free(c);
-	return NULL;
+	return handle_call(fd, r, path);
 }
 
-static void usage(const char *argv0)
+/* Runs the GET route's handler; each sets the kind its truth line reports. */
+static int dispatch(struct httpd_conn *c, struct req *r)
 {
-	fprintf(stderr, "usage: %s --port N --upstream PORT [--truth FILE] [--host ADDR]\n",
-		argv0);
-	exit(2);
+	const char *target = r->http.target;
+
+	if (route_is(target, "/mem/")) {
+		r->kind = "mem";
+		return handle_mem(c->fd, r);
+	}
+	if (route_is(target, "/free/")) {
+		r->kind = "free";
+		return handle_free(c->fd, r);
+	}
+	if (route_is(target, "/call/"))
+		return handle_call_route(c->fd, r);
+	if (route_is(target, "/pooled/")) {
+		r->kind = "pooled";
+		return handle_pooled(c->fd, r);
+	}
+	if (route_is(target, "/reset/")) {
+		r->kind = "reset";
+		return handle_call(c->fd, r, "/reset");
+	}
+	if (route_is(target, "/closed/")) {
+		r->kind = "closed";
+		return handle_call(c->fd, r, "/closed");
+	}
+	return respond(c->fd, r, 404, "Not Found", "not found\n");
 }
+
+/* Post-response work (after_ms), then the truth line. */
+static void finish(struct req *r)
+{
+	struct rusage ru1;
+	uint64_t cpu_ns, wall_ns;
+	long after_ms;
+
+	cpu_ns = thread_cpu_ns() - r->http.cpu0;
+	wall_ns = mono_ns() - r->http.wall0;
+	getrusage(RUSAGE_THREAD, &ru1);
+	after_ms = clamp(query_param(r->http.target, "after_ms", 0), 0, MS_MAX);
+	if (after_ms) {
+		struct timespec ts = {after_ms / 1000, after_ms % 1000 * 1000000L};
+
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
+	write_truth(r, cpu_ns, wall_ns, ru1.ru_minflt - r->ru0.ru_minflt,
+		    ru1.ru_majflt - r->ru0.ru_majflt);
+}
+
+static int handle(struct httpd_conn *c, struct httpd_req *hr)
+{
+	struct req *r = (struct req *)hr;
+	int rc;
+
+	if (hr->chunked_body) {
+		hr->keep_alive = false;
+		rc = respond(c->fd, r, 501, "Not Implemented", "chunked bodies unsupported\n");
+	} else if (httpd_read_body(c, hr, BODY_READ_PIECE) < 0) {
+		rc = -1;
+	} else if (strcmp(hr->method, "GET")) {
+		rc = respond(c->fd, r, 404, "Not Found", "not found\n");
+	} else {
+		rc = dispatch(c, r);
+	}
+	if (rc)
+		return rc;
+	finish(r);
+	return 0;
+}
+
+/* Faults are counted from here, before the head is parsed. */
+static void begin(struct httpd_req *hr)
+{
+	struct req *r = (struct req *)hr;
+
+	httpd_start_clocks(hr);
+	getrusage(RUSAGE_THREAD, &r->ru0);
+	r->kind = "other";
+}
+
+static void bad_request(int fd, struct httpd_req *hr)
+{
+	respond(fd, (struct req *)hr, 400, "Bad Request", "bad request\n");
+}
+
+static bool option(const char *name, const char *val)
+{
+	if (strcmp(name, "--upstream"))
+		return false;
+	upstream_port = (int)strtol(val, NULL, 10);
+	return true;
+}
+
+static bool args_ok(void)
+{
+	return upstream_port > 0 && upstream_port <= 65535;
+}
+
+static int setup(void)
+{
+	page_size = sysconf(_SC_PAGESIZE);
+	return 0;
+}
+
+static struct httpd srv = {
+	.synopsis = "--port N --upstream PORT [--truth FILE] [--host ADDR]",
+	.flags = HTTPD_HOST_OPT | HTTPD_TRUTH_STATIC_BUF,
+	.id_drop = "\"\\",
+	.req_size = sizeof(struct req),
+	.ops = {begin, handle, bad_request},
+	.option = option,
+	.args_ok = args_ok,
+	.setup = setup,
+};
 
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *truth = NULL;
-	struct sockaddr_in addr = {.sin_family = AF_INET};
-	socklen_t alen = sizeof(addr);
-	pthread_attr_t attr;
-	long port = -1;
-	int lfd, one = 1;
-
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--port") && i + 1 < argc)
-			port = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--upstream") && i + 1 < argc)
-			upstream_port = (int)strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--truth") && i + 1 < argc)
-			truth = argv[++i];
-		else if (!strcmp(argv[i], "--host") && i + 1 < argc)
-			host = argv[++i];
-		else
-			usage(argv[0]);
-	}
-	if (port < 0 || port > 65535 || upstream_port <= 0 || upstream_port > 65535)
-		usage(argv[0]);
-	page_size = sysconf(_SC_PAGESIZE);
-
-	signal(SIGPIPE, SIG_IGN);
-	if (truth) {
-		truth_fp = fopen(truth, "a");
-		if (!truth_fp) {
-			perror(truth);
-			return 1;
-		}
-		/* static buffer: no malloc (and no new arena mmap) in a request thread */
-		setvbuf(truth_fp, truth_buf, _IOFBF, sizeof(truth_buf));
-	}
-
-	if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-		fprintf(stderr, "bad --host %s\n", host);
-		return 2;
-	}
-	addr.sin_port = htons((uint16_t)port);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 512) ||
-	    getsockname(lfd, (struct sockaddr *)&addr, &alen)) {
-		perror("listen");
-		return 1;
-	}
-	printf("listening %u\n", ntohs(addr.sin_port));
-	fflush(stdout);
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	for (;;) {
-		struct conn *c;
-		pthread_t th;
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
-				continue;
-			perror("accept");
-			return 1;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		if (pthread_create(&th, &attr, conn_thread, c)) {
-			close(fd);
-			free(c);
-		}
-	}
+	return httpd_main(&srv, argc, argv);
 }

@@ -87,20 +87,27 @@ class _Lines:
             return "".join(self.lines)
 
 
-def build_cpu_server():
-    """Builds build/tests/cpu_server if missing or older than its sources."""
-    httpd = os.path.join(os.path.dirname(CPU_SERVER_SRC), "httpd")
-    srcs = [CPU_SERVER_SRC, httpd + ".c"]
-    if os.path.exists(CPU_SERVER) and os.path.getmtime(CPU_SERVER) >= max(
+def build_c_server(src, out, cflags=(), ldlibs=()):
+    """Builds the C test server src, with the shared tests/servers/httpd.c,
+    into out if out is missing or older than any of its sources."""
+    httpd = os.path.join(ROOT, "tests", "servers", "httpd")
+    srcs = [src, httpd + ".c"]
+    if os.path.exists(out) and os.path.getmtime(out) >= max(
         os.path.getmtime(path) for path in srcs + [httpd + ".h"]
     ):
-        return
-    os.makedirs(os.path.dirname(CPU_SERVER), exist_ok=True)
+        return out
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     subprocess.run(
         ["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread"]
-        + srcs + ["-o", CPU_SERVER],
+        + list(cflags) + srcs + ["-o", out] + list(ldlibs),
         check=True,
     )
+    return out
+
+
+def build_cpu_server():
+    """Builds build/tests/cpu_server if missing or older than its sources."""
+    build_c_server(CPU_SERVER_SRC, CPU_SERVER)
 
 
 def server_cmd(kind):

@@ -56,12 +56,7 @@ PREFIX = "up%d" % os.getpid()
 
 
 def build_app():
-    if os.path.exists(APP) and os.path.getmtime(APP) >= os.path.getmtime(APP_SRC):
-        return
-    os.makedirs(os.path.dirname(APP), exist_ok=True)
-    subprocess.run(["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
-                    APP_SRC, os.path.join(at.ROOT, "tests", "servers", "httpd.c"),
-                    "-o", APP], check=True)
+    at.build_c_server(APP_SRC, APP)
 
 
 def spawn(cmd, timeout=10):

@@ -14,7 +14,6 @@ Usage: tests/pg/selftest.py [psycopg|asyncpg|pipeline ...]
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,16 +43,10 @@ def check(name, cond, detail=""):
 
 
 def build_pipeline():
-    if os.path.exists(PIPELINE_BIN) and \
-            os.path.getmtime(PIPELINE_BIN) >= os.path.getmtime(PIPELINE_SRC):
-        return PIPELINE_BIN
-    os.makedirs(os.path.dirname(PIPELINE_BIN), exist_ok=True)
-    subprocess.run(["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
-                    "-I/usr/include/postgresql", PIPELINE_SRC,
-                    os.path.join(ROOT, "tests", "servers", "httpd.c"),
-                    "-o", PIPELINE_BIN, "-lpq"],
-                   check=True)
-    return PIPELINE_BIN
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    import agentprof_test  # noqa: E402
+    return agentprof_test.build_c_server(PIPELINE_SRC, PIPELINE_BIN,
+                                         cflags=["-I/usr/include/postgresql"], ldlibs=["-lpq"])
 
 
 def server_cmd(kind):

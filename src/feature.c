@@ -58,6 +58,8 @@
 #define TP_SYSCALL "syscalls/sys_enter_read"
 #define RAW_TP_NAME "sched_switch"
 #define TP_BTF_TYPEDEF "btf_trace_sched_switch"
+/* One of the two socket tracepoints; both came in the same kernel release. */
+#define SOCK_TP_TYPEDEF "btf_trace_sock_recv_length"
 #define KPROBE_FUNC "do_sys_openat2"
 #define FENTRY_FUNC "do_nanosleep"
 #define MEMLOCK_PROBE_BYTES (16u << 20)
@@ -81,6 +83,8 @@ const char *features__name(enum feature_id id)
 		return "raw_tp";
 	case FEAT_TRACEPOINT:
 		return "tracepoint";
+	case FEAT_SOCK_TP:
+		return "socket tp";
 	case FEAT_UPROBE:
 		return "uprobe";
 	case FEAT_CGROUP2:
@@ -126,6 +130,9 @@ const char *features__impact(enum feature_id id)
 	case FEAT_TRACEPOINT:
 		return "syscall tracepoints (accept, read, write) cannot attach: no request is "
 		       "seen";
+	case FEAT_SOCK_TP:
+		return "socket reads and writes come from syscall tracepoints, which run for "
+		       "every read and write on the host (costlier; README \"Overhead\")";
 	case FEAT_UPROBE:
 		return "user-space function hooks are skipped; numbers come from syscalls only";
 	case FEAT_CGROUP2:
@@ -175,6 +182,9 @@ const char *features__fix(enum feature_id id)
 	case FEAT_TRACEPOINT:
 		return "mount tracefs (see tracefs) and run as root; the kernel needs "
 		       "CONFIG_FTRACE_SYSCALLS=y";
+	case FEAT_SOCK_TP:
+		return "optional: use Linux 6.3 or newer (sock:sock_recv_length and "
+		       "sock:sock_send_length) with BTF";
 	case FEAT_UPROBE:
 		return "use a kernel with CONFIG_UPROBE_EVENTS=y, and run as root";
 	case FEAT_CGROUP2:
@@ -222,6 +232,7 @@ static bool feature__required(enum feature_id id)
 	case FEAT_CAP_SYS_ADMIN:
 	case FEAT_MEMLOCK:
 		return true;
+	case FEAT_SOCK_TP:
 	case FEAT_UPROBE:
 	case FEAT_CGROUP2:
 	case FEAT_SOCKOPS:
@@ -874,6 +885,8 @@ void features__probe(struct features *f, bool mount_tracefs)
 		       "ap_probe_tpbtf");
 	probe__raw_tp(f);
 	probe__tracepoint(f);
+	probe__tracing(f, FEAT_SOCK_TP, btf, SOCK_TP_TYPEDEF, BTF_KIND_TYPEDEF, BPF_TRACE_RAW_TP,
+		       "ap_probe_socktp");
 	probe__uprobe(f);
 	probe__cgroup2(f);
 	probe__sockops(f);
@@ -901,6 +914,7 @@ bool features__can_run(const struct features *f)
 static const enum feature_id check_order[FEAT__COUNT] = {
     FEAT_CAP_SYS_ADMIN, FEAT_CAP_BPF, FEAT_CAP_PERFMON, FEAT_MEMLOCK,	   FEAT_BTF,
     FEAT_TRACEFS,	FEAT_RINGBUF, FEAT_TP_BTF,	FEAT_RAW_TP,	   FEAT_TRACEPOINT,
+    FEAT_SOCK_TP,
     FEAT_UPROBE,	FEAT_CGROUP2, FEAT_SOCKOPS,	FEAT_TASK_STORAGE, FEAT_BPF_STATS,
     FEAT_KPROBE,	FEAT_FENTRY,
 };

@@ -103,6 +103,12 @@ static void test_probe(void)
 			    "tp_btf or raw_tp ok: %.100s / %.100s", f->r[FEAT_TP_BTF].detail,
 			    f->r[FEAT_RAW_TP].detail);
 		ASSERT_TRUE(f->r[FEAT_MEMLOCK].ok, "memlock ok: %.200s", f->r[FEAT_MEMLOCK].detail);
+		/* The tracepoint's event directory says the kernel has it (6.3+). */
+		if (f->r[FEAT_TP_BTF].ok &&
+		    access("/sys/kernel/tracing/events/sock/sock_recv_length", F_OK) == 0)
+			ASSERT_TRUE(f->r[FEAT_SOCK_TP].ok, "socket tracepoints ok: %.200s",
+				    f->r[FEAT_SOCK_TP].detail);
+		ASSERT_FALSE(f->r[FEAT_SOCK_TP].required, "socket tracepoints are optional");
 	} else {
 		ASSERT_FALSE(features__can_run(f), "cannot run without privileges");
 		ASSERT_TRUE(f->r[FEAT_CAP_SYS_ADMIN].required, "missing privileges are required");

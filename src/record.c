@@ -185,12 +185,19 @@ static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps)
 	skel->rodata->sock_tps = sock_tps;
 }
 
-/* The kernel has sock_send_length and sock_recv_length (6.3+) for tp_btf. */
+/*
+ * The kernel has sock_send_length and sock_recv_length (6.3+) for tp_btf,
+ * and bpf/syscall_nr.bpf.h knows this architecture's syscall numbers.
+ */
 static bool have_sock_tps(void)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
+	struct btf *btf;
 	bool ok;
 
+#if !defined(__x86_64__)
+	return false;
+#endif
+	btf = btf__load_vmlinux_btf();
 	if (!btf)
 		return false;
 	ok = btf__find_by_name_kind(btf, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0 &&

@@ -176,6 +176,21 @@ static __always_inline bool proc_traced(__u32 tgid)
 	return w && (*w >> (tgid % 64)) & 1;
 }
 
+/* Set by userspace before load; defined in requests.bpf.c. */
+extern const volatile bool trace_all;	/* no -p: every process on the host */
+extern const volatile __u32 self_tgid;	/* never trace agentprof itself */
+
+/*
+ * The filter every hook runs first, for every process on the host. With -p,
+ * other processes' threads leave here before any hash lookup or clock read.
+ */
+static __always_inline bool traced(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	return trace_all || proc_traced(tgid);
+}
+
 /* False when tgid is beyond the bitmap (a pid_max above PID_MAX_LIMIT). */
 static __always_inline bool proc_add(__u32 tgid)
 {

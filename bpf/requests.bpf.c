@@ -47,16 +47,7 @@ __u64 next_conn_id = 0;
 #include "upstream.bpf.h"
 #include "pgwire.bpf.h"
 
-static __always_inline bool traced(__u32 tgid)
-{
-	if (tgid == self_tgid)
-		return false;
-	if (trace_all)
-		return true;
-	return proc_traced(tgid);
-}
-
-/* Needs traced() and conn_key(). */
+/* Needs conn_key(). */
 #include "tls.bpf.h"
 
 static __always_inline bool is_read_op(__u32 op)

@@ -24,18 +24,6 @@
 
 /* requests.bpf.c: reads and writes come from the socket tracepoints. */
 extern const volatile bool sock_tps;
-/* requests.bpf.c: no -p, every process is traced. */
-extern const volatile bool trace_all;
-
-/*
- * Only threads of traced processes have attribution state: with -p, a switch
- * or wakeup between other processes' threads (most of them, on a busy host)
- * leaves at the bitmap, before any hash lookup or clock read.
- */
-static __always_inline bool sched_traced(__u32 tgid)
-{
-	return trace_all || proc_traced(tgid);
-}
 
 /*
  * Socket-tracepoint mode has no syscall-entry hooks: what a thread blocks in
@@ -122,8 +110,8 @@ static __always_inline void thread_switch_state(struct thread *t, struct task_st
 static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)
 {
 	__u32 prev_tid = TASK_FIELD(btf, prev, pid), next_tid = TASK_FIELD(btf, next, pid);
-	bool prev_traced = sched_traced(TASK_FIELD(btf, prev, tgid));
-	bool next_traced = sched_traced(TASK_FIELD(btf, next, tgid));
+	bool prev_traced = traced(TASK_FIELD(btf, prev, tgid));
+	bool next_traced = traced(TASK_FIELD(btf, next, tgid));
 	struct ap_request_event *r;
 	struct thread *t = NULL;
 	__u64 now;
@@ -159,7 +147,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	struct ap_request_event *r;
 
 	/* Threads of other processes have no state, and inherit no work. */
-	if (!sched_traced(TASK_FIELD(btf, p, tgid)))
+	if (!traced(TASK_FIELD(btf, p, tgid)))
 		return 0;
 	now = bpf_ktime_get_ns();
 	t = bpf_map_lookup_elem(&threads, &tid);

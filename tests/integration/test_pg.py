@@ -94,7 +94,7 @@ def run_kind(kind, tmp, extra_args=(), sleep_kill=True, pg_port=pgtest.PG_PORT):
     finally:
         if ap:
             at.stop_agentprof(ap)
-        srv_rc = pgtest.stop(srv)
+        srv_rc = at.stop_server(srv)
         if fresh:
             fresh.close()
     prof_text = open(prof_path).read() if os.path.exists(prof_path) else ""

@@ -213,19 +213,6 @@ def spawn(cmd, timeout=15, cwd=None):
     return p, int(line.split()[1])
 
 
-def stop(p, timeout=10):
-    """SIGTERM, then SIGKILL after timeout; returns the exit code."""
-    import signal
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    return p.returncode
-
-
 def terminate_when_running(query_prefix, timeout=10):
     """Waits until a backend of the test role runs a statement starting with
     query_prefix, then pg_terminate_backend()s it. Returns the pid or None."""

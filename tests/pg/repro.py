@@ -55,7 +55,7 @@ def main():
             time.sleep(0.3)
             rc, _, err = at.stop_agentprof(ap)
         finally:
-            pgtest.stop(srv)
+            at.stop_server(srv)
         recs = {at.record_request_id(r): r for r in at.load_jsonl(reqs)}
         print("agentprof rc %s" % rc)
         for t in at.load_jsonl(truth):

@@ -21,6 +21,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import agentprof_test as at  # noqa: E402
 import pgtest  # noqa: E402
 import workload  # noqa: E402
 
@@ -28,25 +30,12 @@ PYTHON = "/usr/bin/python3"
 PIPELINE_SRC = os.path.join(HERE, "pipeline_server.c")
 PIPELINE_BIN = os.path.join(ROOT, "build", "tests", "pipeline_server")
 
-_passed = _failed = 0
-
-
-def check(name, cond, detail=""):
-    global _passed, _failed
-    if cond:
-        _passed += 1
-        print("ok - %s" % name, flush=True)
-    else:
-        _failed += 1
-        print("FAIL - %s: %s" % (name, detail), flush=True)
-    return bool(cond)
+check = at.check
 
 
 def build_pipeline():
-    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-    import agentprof_test  # noqa: E402
-    return agentprof_test.build_c_server(PIPELINE_SRC, PIPELINE_BIN,
-                                         cflags=["-I/usr/include/postgresql"], ldlibs=["-lpq"])
+    return at.build_c_server(PIPELINE_SRC, PIPELINE_BIN,
+                             cflags=["-I/usr/include/postgresql"], ldlibs=["-lpq"])
 
 
 def server_cmd(kind):
@@ -107,7 +96,7 @@ def selftest(kind, tmp):
         time.sleep(0.1)
         total = proxy.counts()
     finally:
-        rc = pgtest.stop(srv)
+        rc = at.stop_server(srv)
         proxy.close()
         fresh.close()
     pre = kind + ": "
@@ -162,8 +151,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="agentprof-pg-") as tmp:
         for kind in kinds:
             selftest(kind, tmp)
-    print("%d passed, %d failed" % (_passed, _failed))
-    sys.exit(1 if _failed else 0)
+    at.report()
 
 
 if __name__ == "__main__":

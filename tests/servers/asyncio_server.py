@@ -52,6 +52,31 @@ inflight = set()  # requests between head parsed and response written
 recv_size = 0
 
 
+class ArrivalReader(asyncio.StreamReader):
+    """A StreamReader that remembers when the next request's first bytes came.
+
+    The loop hands data over in the same iteration as the recv() that read it,
+    so this is within microseconds of agentprof's start of the request. Taking
+    the clock later, after readuntil() returns, leaves the task wake-up, the
+    head scan and any collector run in between outside the truth's span.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arrival_ns = None
+
+    def feed_data(self, data):
+        if self.arrival_ns is None:
+            self.arrival_ns = time.monotonic_ns()
+        super().feed_data(data)
+
+    def request_done(self):
+        """Body bytes fed meanwhile are not the next request's arrival; bytes
+        still buffered are (_buffer is private, but there since 3.4)."""
+        if not self._buffer:
+            self.arrival_ns = None
+
+
 class CpuMeter:
     """Thread CPU of one request, paused while the handler awaits."""
 
@@ -161,10 +186,10 @@ class Request:
 
     async def send(self, *pieces):
         """Writes the pieces with one transport write (one send()) and drains."""
-        if self.ttfb_ns is None:
-            self.ttfb_ns = time.monotonic_ns() - self.wall0
         data = b"".join(pieces)
         self.writer.write(data)
+        if self.ttfb_ns is None:  # after the send(), like cpu_server
+            self.ttfb_ns = time.monotonic_ns() - self.wall0
         self.tx_bytes += len(data)
         await self.meter.wait(self.writer.drain())
 
@@ -266,8 +291,9 @@ async def serve_one(reader, writer):
         return False
     if len(head) > HEAD_MAX:
         return False
-    # the wall span encloses the CPU span, so wall_ns >= cpu_ns
-    wall0 = time.monotonic_ns()
+    # from the head's arrival: the wall span encloses the CPU span and
+    # agentprof's span, so wall_ns >= cpu_ns
+    wall0 = reader.arrival_ns or time.monotonic_ns()
     span0 = time.thread_time_ns()
     req = Request(writer, wall0, CpuMeter(), span0, len(head))
     if inflight:
@@ -279,6 +305,7 @@ async def serve_one(reader, writer):
         await dispatch(req, head, reader)
     finally:
         inflight.discard(req)
+        reader.request_done()
     own_cpu_ns = req.meter.now()
     span_cpu_ns = time.thread_time_ns() - span0
     wall_ns = time.monotonic_ns() - wall0
@@ -335,13 +362,16 @@ async def handle_conn(reader, writer):
 
 
 async def main_async(args):
-    server = await asyncio.start_server(
-        handle_conn, args.host, args.port, backlog=512, limit=2 * HEAD_MAX
-    )
+    loop = asyncio.get_running_loop()
+
+    def protocol():  # asyncio.start_server, with the timestamping reader
+        reader = ArrivalReader(limit=2 * HEAD_MAX)
+        return asyncio.StreamReaderProtocol(reader, handle_conn)
+
+    server = await loop.create_server(protocol, args.host, args.port, backlog=512)
     port = server.sockets[0].getsockname()[1]
     print(f"listening {port}", flush=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with server:

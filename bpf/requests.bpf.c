@@ -41,7 +41,8 @@ const volatile bool sock_tps = false;
 /* PostgreSQL server ports (0 = unused slot). */
 const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
 
-__u64 next_req_id = 0;
+__u64 next_req_seq = 0;
+__u64 next_slot = 0;
 __u64 next_conn_id = 0;
 
 #include "upstream.bpf.h"
@@ -106,6 +107,47 @@ static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
 	return (__u64)iov.iov_base;
 }
 
+#define SLOT_PROBES 4
+
+/*
+ * A free slot of the requests map, claimed (AP_REQ_ID_CLAIMED), and its index.
+ * First the slot this CPU freed last, still in its cache: the request a
+ * keep-alive connection's next head closes off frees one just after, so a
+ * busy CPU turns over two slots. Else the next few in turn: a request open
+ * for long (a streamed answer) keeps its slot, whatever opens after it. With
+ * all of those open, the first is closed off.
+ */
+static __always_inline struct ap_request_event *slot_claim(__u32 *slot, __u64 now)
+{
+	__u32 zero = 0, *hint = bpf_map_lookup_elem(&slot_hint, &zero), i;
+	struct ap_request_event *r;
+	__u64 base, id;
+
+	if (hint) {
+		*slot = *hint;
+		r = slot_try(*slot);
+		if (r)
+			return r;
+	}
+	base = __sync_fetch_and_add(&next_slot, SLOT_PROBES);
+#pragma unroll
+	for (i = 0; i < SLOT_PROBES; i++) {
+		*slot = (base + i) & (AP_MAX_REQUESTS - 1);
+		r = slot_try(*slot);
+		if (r)
+			return r;
+	}
+	*slot = base & (AP_MAX_REQUESTS - 1);
+	r = request_slot(*slot);
+	if (!r)
+		return NULL;
+	stat_inc(AP_STAT_REQ_MAP_FULL);
+	id = r->id;
+	if (id && id != AP_REQ_ID_CLAIMED)
+		request_finish(id, NULL, AP_REQ_FLUSHED, now);
+	return slot_try(*slot);
+}
+
 /*
  * Open a request on inbound connection c, its head the len bytes at buf
  * (check: see that they begin with a method first; NULL if not). rx: bytes
@@ -117,23 +159,18 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 							      __u64 now)
 {
 	struct ap_request_event *r;
+	__u32 slot;
 	__u64 id;
 
-	id = __sync_fetch_and_add(&next_req_id, 1) + 1;
-	r = request_slot(id);
+	r = slot_claim(&slot, now);
 	if (!r)
 		return NULL;
-	if (r->id) {
-		/* Open across AP_MAX_REQUESTS newer requests (or leaked): closed off. */
-		stat_inc(AP_STAT_REQ_MAP_FULL);
-		request_finish(r->id, NULL, AP_REQ_FLUSHED, now);
-	}
 	len = bounded(len, AP_HEAD_MAX);
 	if (bpf_probe_read_user(r->head, len, (const void *)buf))
-		return NULL;
+		goto release;
 	if (check && !is_request_start(r->head)) {
 		stat_inc(AP_STAT_NON_HTTP);
-		return NULL;
+		goto release;
 	}
 	r->head_len = len;
 	r->cgroup_id = bpf_get_current_cgroup_id();
@@ -172,9 +209,13 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 	else
 		bpf_get_current_comm(r->comm, sizeof(r->comm));
 	/* Last: lookups by id see the slot as this request's from here on. */
+	id = (__sync_fetch_and_add(&next_req_seq, 1) + 1) << AP_REQ_SLOT_BITS | slot;
 	r->id = id;
 	c->req_id = id;
 	return r;
+release:
+	r->id = 0;
+	return NULL;
 }
 
 /*

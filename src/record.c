@@ -30,6 +30,9 @@
 #include "tls.h"
 #include "tracefs.h"
 
+/* How often the ring buffer is drained (maps.bpf.h: BPF never wakes the reader). */
+#define RB_DRAIN_MS 10
+
 static volatile sig_atomic_t exiting;
 
 static void on_signal(int sig)
@@ -356,7 +359,7 @@ static void recorder__flush_open(struct recorder *r)
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &ev) || !ev.id)
+		if (bpf_map_lookup_elem(fd, &key, &ev) || !ev.id || ev.id == AP_REQ_ID_CLAIMED)
 			continue;	/* a free slot */
 		ev.end_ns = now;
 		ev.flags |= procs__exists(ev.pid) ? AP_REQ_FLUSHED : AP_REQ_TASK_EXITED;
@@ -481,7 +484,13 @@ static int recorder__poll(struct recorder *r)
 	if (env->duration_s)
 		deadline = now_ns(CLOCK_MONOTONIC) + env->duration_s * 1000000000ULL;
 	while (!exiting) {
-		err = ring_buffer__poll(r->rb, 100 /* ms */);
+		/*
+		 * BPF never wakes the reader (maps.bpf.h): the poll is a sleep
+		 * that signals cut short, and the buffer is drained after it.
+		 */
+		err = ring_buffer__poll(r->rb, RB_DRAIN_MS);
+		if (err >= 0)
+			err = ring_buffer__consume(r->rb);
 		if (err == -EINTR) {
 			err = 0;
 			break;
@@ -501,7 +510,7 @@ static int recorder__poll(struct recorder *r)
 				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 			break;
 		}
-		if (env->npids && ++tick % 10 == 0 && !targets_alive(env)) {
+		if (env->npids && ++tick % (1000 / RB_DRAIN_MS) == 0 && !targets_alive(env)) {
 			fprintf(stderr, "agentprof: every traced process has exited\n");
 			break;
 		}

@@ -154,7 +154,7 @@ int request__write_json(const struct request *req, FILE *out)
 		return -ENOMEM;
 	memcpy(comm, ev->comm, AP_COMM_LEN);
 	comm[AP_COMM_LEN] = '\0';
-	add_u64(o, "id", ev->id);
+	add_u64(o, "id", AP_REQ_SEQ(ev->id));
 	add_u64(o, "pid", ev->pid);
 	add_u64(o, "tid", ev->tid);
 	add_str(o, "comm", comm);

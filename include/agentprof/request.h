@@ -81,7 +81,7 @@ enum ap_req_flags {
 struct ap_request_event {
 	__u32 type;		/* AP_EV_REQUEST */
 	__u32 npeers;		/* valid entries in peers[] */
-	__u64 id;
+	__u64 id;		/* seq << AP_REQ_SLOT_BITS | slot: AP_REQ_SEQ() */
 	__u64 cgroup_id;
 	__u64 start_ns;		/* CLOCK_MONOTONIC: the read returning the head */
 	__u64 first_tx_ns;	/* first response byte written, 0 if none */
@@ -126,6 +126,18 @@ _Static_assert(sizeof(struct ap_request_event) == 1720, "ap_request_event ABI ch
 	(__builtin_offsetof(struct ap_request_event, head) + (head_len))
 
 
+
+/*
+ * Open requests live in the slots of the requests map. A request's id is a
+ * sequence number (1, 2, ... in the order requests start) shifted left, with
+ * the slot in the low bits: finding an open request from its id takes no
+ * lookup table.
+ */
+#define AP_REQ_SLOT_BITS 13
+#define AP_MAX_REQUESTS (1u << AP_REQ_SLOT_BITS)
+#define AP_REQ_SEQ(id) ((id) >> AP_REQ_SLOT_BITS)
+/* The id of a slot being filled: no request's yet. */
+#define AP_REQ_ID_CLAIMED (~0ULL)
 
 /* Pids are below PID_MAX_LIMIT on 64-bit kernels: the size of the procs bitmap. */
 #define AP_PID_LIMIT (1u << 22)

@@ -14,6 +14,7 @@ Bounds (documented in the README, "Accuracy"), every request, sequential and
 
 import os
 import tempfile
+import time
 
 import agentprof_test as at
 import drive
@@ -57,6 +58,20 @@ def within(got, low_ns, server_ns):
     return 0.95 * low_ns - 1_000_000 <= got <= server_ns + 2_000_000
 
 
+def records_while_tracing(path, want, timeout_s=1.0):
+    """How many records the requests file holds, once it holds want or after timeout_s.
+
+    Every connection of the workload is closed, so every request is closed off
+    and its record is due: the reader drains the ring buffer every 10 ms.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        n = len(at.load_jsonl(path))
+        if n >= want or time.monotonic() >= deadline:
+            return n
+        time.sleep(0.02)
+
+
 def expected_route(path):
     return "/" + path.split("/")[1] + "/:id"
 
@@ -70,6 +85,7 @@ def check_server(kind, tmp):
     try:
         ap = at.start_agentprof(["-p", str(srv.pid)], reqs_path, prof_path)
         sent, seq_ids, conc_ids = run_workload(port)
+        live = records_while_tracing(reqs_path, len(sent))
         rc, out, err = at.stop_agentprof(ap)
         ap = None
     finally:
@@ -78,6 +94,8 @@ def check_server(kind, tmp):
         at.stop_server(srv)
     pre = "%s: " % kind
     at.check(pre + "agentprof exits 0", rc == 0, "rc %s, stderr %s" % (rc, err[-500:]))
+    at.check(pre + "records written while tracing, within 1 s of the last response",
+             live == len(sent), "%d of %d before agentprof was stopped" % (live, len(sent)))
     at.check(pre + "client saw no errors", not [s for s in sent if s["error"]],
              [s["error"] for s in sent if s["error"]][:3])
     truth = at.load_jsonl(truth_path)

@@ -173,7 +173,7 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 		goto release;
 	}
 	r->head_len = len;
-	r->cgroup_id = bpf_get_current_cgroup_id();
+	r->cgroup_id = current_cgroup_id();
 	r->start_ns = now;
 	r->first_tx_ns = 0;
 	r->last_tx_ns = 0;

@@ -119,17 +119,34 @@ def server_cmd(kind):
     raise ValueError("unknown server kind %r" % kind)
 
 
-def start_server(kind, truth_path, port=0, timeout=10):
+def cgroup2_mount():
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup or a hybrid's unified)."""
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, path, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                return path
+    raise RuntimeError("no cgroup2 mount: mount -t cgroup2 none /sys/fs/cgroup/unified")
+
+
+def start_server(kind, truth_path, port=0, timeout=10, cgroup=None):
     """Starts a test server ('c' or 'asyncio') and returns (Popen, port).
 
     The truth file is truncated first. The server's stderr is passed through.
+    cgroup: a cgroup v2 directory the server starts in.
     """
     if truth_path:
         open(truth_path, "w").close()
     cmd = server_cmd(kind) + ["--port", str(port)]
     if truth_path:
         cmd += ["--truth", truth_path]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+    def enter_cgroup():
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write("0")  # the writing process itself
+
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                         preexec_fn=enter_cgroup if cgroup else None)
     p._out = _Lines(p.stdout)
     line = p._out.wait_for(lambda l: l.startswith("listening "), timeout)
     if line is None:

@@ -80,7 +80,11 @@ def check_server(kind, tmp):
     truth_path = os.path.join(tmp, "truth-%s.jsonl" % kind)
     reqs_path = os.path.join(tmp, "requests-%s.jsonl" % kind)
     prof_path = os.path.join(tmp, "profile-%s.json" % kind)
-    srv, port = at.start_server(kind, truth_path)
+    # A cgroup of its own, so that cgroup_id is checked against something other than the root's.
+    cgroup = os.path.join(at.cgroup2_mount(), "agentprof-test-%s-%d" % (kind, os.getpid()))
+    os.makedirs(cgroup, exist_ok=True)
+    cgroup_id = os.stat(cgroup).st_ino  # the id cgroup v2 gives it
+    srv, port = at.start_server(kind, truth_path, cgroup=cgroup)
     ap = None
     try:
         ap = at.start_agentprof(["-p", str(srv.pid)], reqs_path, prof_path)
@@ -92,6 +96,7 @@ def check_server(kind, tmp):
         if ap:
             at.stop_agentprof(ap)
         at.stop_server(srv)
+        os.rmdir(cgroup)
     pre = "%s: " % kind
     at.check(pre + "agentprof exits 0", rc == 0, "rc %s, stderr %s" % (rc, err[-500:]))
     at.check(pre + "records written while tracing, within 1 s of the last response",
@@ -110,7 +115,7 @@ def check_server(kind, tmp):
                  [t["request_id"] for t in at.unmatched(recs, truth)][:5]))
     by_id = {s["request_id"]: s for s in sent}
     bad = {k: [] for k in ("fields", "route", "status", "headers", "bytes", "cpu",
-                           "duration", "ttfb", "complete", "pid")}
+                           "duration", "ttfb", "complete", "pid, cgroup")}
     conc_truth = conc_seen = 0
     for rec, t in pairs:
         s = by_id[t["request_id"]]
@@ -132,8 +137,8 @@ def check_server(kind, tmp):
         if rec["rx_bytes"] != t["rx_bytes"] or rec["tx_bytes"] != t["tx_bytes"]:
             bad["bytes"].append((rid, rec["rx_bytes"], t["rx_bytes"], rec["tx_bytes"],
                                  t["tx_bytes"]))
-        if rec["pid"] != srv.pid:
-            bad["pid"].append((rid, rec["pid"]))
+        if rec["pid"] != srv.pid or rec["cgroup_id"] != cgroup_id:
+            bad["pid, cgroup"].append((rid, rec["pid"], rec["cgroup_id"], cgroup_id))
         if rec["incomplete"]:
             bad["complete"].append(rid)
         if not within(rec["duration_ns"], t["cpu_ns"], t["wall_ns"]):

@@ -282,7 +282,7 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 		r->flags |= AP_REQ_INCOMPLETE;
 	/* Only the captured part of the head: most heads are far below AP_HEAD_MAX. */
 	if (bpf_ringbuf_output(&events, r, AP_REQ_EVENT_SIZE(bounded(r->head_len, AP_HEAD_MAX)),
-			       BPF_RB_NO_WAKEUP))
+			       ringbuf_flags()))
 		stat_inc(AP_STAT_RINGBUF_DROPS);
 	else
 		stat_inc(AP_STAT_REQUESTS);

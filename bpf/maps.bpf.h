@@ -126,17 +126,31 @@ struct {
 	__type(value, struct ap_request_event);
 } requests SEC(".maps") __weak;
 
-/*
- * The slot each CPU freed last (slot_claim()). 8192 slots of 1.7 KB are 14
- * MB: taken in turn, every request start wrote to memory no cache held,
- * a third of the socket read handler's time on the minimal server.
- */
+/* What each CPU keeps for itself. */
+struct cpu_state {
+	/*
+	 * The slot this CPU freed last (slot_claim()). 8192 slots of 1.7 KB
+	 * are 14 MB: taken in turn, every request start wrote to memory no
+	 * cache held, a third of the socket read handler's time on the
+	 * minimal server.
+	 */
+	__u32 free_slot;
+	__u32 records;		/* ring-buffer records sent: ringbuf_flags() */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} slot_hint SEC(".maps") __weak;
+	__type(value, struct cpu_state);
+} cpu_states SEC(".maps") __weak;
+
+static __always_inline struct cpu_state *cpu_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cpu_states, &zero);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -174,16 +188,15 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps") __weak;
 
+#define EVENTS_SIZE (4 << 20)
+
 /*
- * Records never wake the reader (BPF_RB_NO_WAKEUP): it drains the buffer on a
- * 10 ms timer instead. A wakeup is an irq_work, a self-IPI that exits to the
- * hypervisor on a VM, and costs more than the rest of a handler; waking at a
- * fill level instead still paid it for every record while the reader waited
- * for a CPU. 4 MiB hold 50 ms of records at 80,000 requests/s.
+ * The reader drains the buffer on a timer (src/record.c); records wake it
+ * only when the buffer is half full (ringbuf_flags()).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, EVENTS_SIZE);
 } events SEC(".maps") __weak;
 
 static __always_inline bool proc_traced(__u32 tgid)
@@ -241,10 +254,10 @@ static __always_inline struct ap_request_event *slot_try(__u32 slot)
 
 static __always_inline void slot_freed(__u64 id)
 {
-	__u32 zero = 0, *hint = bpf_map_lookup_elem(&slot_hint, &zero);
+	struct cpu_state *cs = cpu_state();
 
-	if (hint)
-		*hint = id & (AP_MAX_REQUESTS - 1);
+	if (cs)
+		cs->free_slot = id & (AP_MAX_REQUESTS - 1);
 }
 
 /* The record of open request id; NULL once it is finished (or id is 0). */
@@ -272,6 +285,25 @@ static __always_inline __u64 bounded(__u64 n, __u64 max)
 		n = max;
 	asm volatile("" : "+r"(n));
 	return n;
+}
+
+/*
+ * A wakeup is an irq_work, a self-IPI that exits to the hypervisor on a VM,
+ * dearer than the rest of a handler: a record wakes the reader only if the
+ * buffer is half full, a safety net for bursts the timer is too slow for,
+ * and the fill is looked at on every 64th record of a CPU only. (Waking at a
+ * fill level checked on every record paid for a wakeup per record while the
+ * reader waited for a CPU.)
+ */
+static __always_inline __u64 ringbuf_flags(void)
+{
+	struct cpu_state *cs = cpu_state();
+
+	if (!cs || ++cs->records % 64)
+		return BPF_RB_NO_WAKEUP;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > EVENTS_SIZE / 2 ?
+		       BPF_RB_FORCE_WAKEUP :
+		       BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void stat_inc(enum ap_stat idx)

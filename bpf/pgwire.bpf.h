@@ -212,7 +212,7 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	} else {
 		e->flags |= AP_PG_NO_CAPTURE;
 	}
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, ringbuf_flags());
 	pc->rows = pc->errors = 0;
 }
 

@@ -119,12 +119,13 @@ static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
  */
 static __always_inline struct ap_request_event *slot_claim(__u32 *slot, __u64 now)
 {
-	__u32 zero = 0, *hint = bpf_map_lookup_elem(&slot_hint, &zero), i;
+	struct cpu_state *cs = cpu_state();
 	struct ap_request_event *r;
 	__u64 base, id;
+	__u32 i;
 
-	if (hint) {
-		*slot = *hint;
+	if (cs) {
+		*slot = cs->free_slot;
 		r = slot_try(*slot);
 		if (r)
 			return r;

@@ -30,8 +30,19 @@
 #include "tls.h"
 #include "tracefs.h"
 
-/* How often the ring buffer is drained (maps.bpf.h: BPF never wakes the reader). */
-#define RB_DRAIN_MS 10
+/*
+ * How often the ring buffer is drained: every 100 ms, every 10 ms while
+ * records come faster than RB_FAST_RATE a second. BPF wakes the reader only
+ * when the buffer is half full (maps.bpf.h, ringbuf_flags()).
+ */
+#define RB_DRAIN_MS 100
+#define RB_DRAIN_FAST_MS 10
+#define RB_FAST_RATE 10000
+
+static int drain_interval_ms(int records, int interval_ms)
+{
+	return records * 1000LL / interval_ms > RB_FAST_RATE ? RB_DRAIN_FAST_MS : RB_DRAIN_MS;
+}
 
 static volatile sig_atomic_t exiting;
 
@@ -478,19 +489,21 @@ static bool child_exited(struct recorder *r, int *status)
 static int recorder__poll(struct recorder *r)
 {
 	const struct env *env = r->env;
-	uint64_t deadline = 0, tick = 0;
-	int err = 0, status;
+	uint64_t deadline = 0, next_check = 0, now;
+	int err = 0, status, interval = RB_DRAIN_MS;
 
 	if (env->duration_s)
 		deadline = now_ns(CLOCK_MONOTONIC) + env->duration_s * 1000000000ULL;
 	while (!exiting) {
 		/*
-		 * BPF never wakes the reader (maps.bpf.h): the poll is a sleep
-		 * that signals cut short, and the buffer is drained after it.
+		 * BPF seldom wakes the reader (maps.bpf.h): the poll is mostly
+		 * a sleep that signals cut short; the buffer is drained after it.
 		 */
-		err = ring_buffer__poll(r->rb, RB_DRAIN_MS);
+		err = ring_buffer__poll(r->rb, interval);
 		if (err >= 0)
 			err = ring_buffer__consume(r->rb);
+		if (err >= 0)
+			interval = drain_interval_ms(err, interval);
 		if (err == -EINTR) {
 			err = 0;
 			break;
@@ -503,16 +516,20 @@ static int recorder__poll(struct recorder *r)
 		err = 0;
 		if (r->requests_out)
 			fflush(r->requests_out);
-		if (deadline && now_ns(CLOCK_MONOTONIC) >= deadline)
+		now = now_ns(CLOCK_MONOTONIC);
+		if (deadline && now >= deadline)
 			break;
 		if (child_exited(r, &status)) {
 			fprintf(stderr, "agentprof: %s exited (status %d)\n", env->command[0],
 				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 			break;
 		}
-		if (env->npids && ++tick % (1000 / RB_DRAIN_MS) == 0 && !targets_alive(env)) {
-			fprintf(stderr, "agentprof: every traced process has exited\n");
-			break;
+		if (env->npids && now >= next_check) {
+			next_check = now + 1000000000ULL;	/* once a second */
+			if (!targets_alive(env)) {
+				fprintf(stderr, "agentprof: every traced process has exited\n");
+				break;
+			}
 		}
 	}
 	return err;

@@ -22,7 +22,11 @@ server's --truth file (tests/servers/cpu_server.c) or the bytes this test sent.
   7. SIGINT while requests are open: an answered request on an idle keep-alive
      connection and one whose response has not started are both flushed;
   8. a request head split over three send()s with pauses;
-  9. HTTP/1.0 without keep-alive, and HEAD.
+  9. HTTP/1.0 without keep-alive, and HEAD;
+ 10. a request open (its body half sent) while 9000 newer requests start and
+     finish on another connection: more than the 8192 slots of open
+     requests, so a slot taken in turn would be given away; it completes
+     with its true bytes and status, and nothing is flushed early.
 (8 and 9 run inside the recording of 6: each recording costs seconds of BPF
 attach and detach.)
 
@@ -704,6 +708,46 @@ def test_flush_open(tmp):
              "2 requests recorded (1 incomplete, 2 still open at exit)" in err, err[-300:])
 
 
+# 10 -------------------------------------------------------------------------
+
+def test_long_open(tmp):
+    pre = "request open across 9000 newer: "
+    truth = os.path.join(tmp, "long-truth.jsonl")
+    reqs, prof = os.path.join(tmp, "long-reqs.jsonl"), os.path.join(tmp, "long-prof.json")
+    srv, port = start_server(truth)
+    lid = rid("long")
+    body = b"0123456789"
+    head = ("POST %s HTTP/1.1\r\nHost: t\r\nX-Request-Id: %s\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n\r\n" % (drive.echo_path(lid, 1), lid, len(body))).encode()
+    try:
+        ap = start_ap(["-p", srv.pid], reqs, prof)
+        s = socket.create_connection((HOST, port), timeout=20)
+        s.sendall(head + body[:5])
+        time.sleep(0.2)  # the head is read: the request is open
+        many = drive.keepalive(HOST, port, 9000, ms=0, prefix=PREFIX + "-many")
+        s.sendall(body[5:])
+        resp = recv_all(s)
+        s.close()
+        time.sleep(0.2)
+        rc, out, err = at.stop_agentprof(ap)
+    finally:
+        at.stop_server(srv)
+    at.check(pre + "premises: agentprof exits 0, 9000 answered, the long one 200",
+             rc == 0 and not [m for m in many if m["error"]] and status_of(resp) == 200,
+             (rc, err[-300:], [m["error"] for m in many if m["error"]][:2], resp[:40]))
+    recs = at.load_jsonl(reqs)
+    t = {x["request_id"]: x for x in at.load_jsonl(truth)}
+    mine = by_rid(recs).get(lid) or []
+    at.check(pre + "9001 records", len(recs) == 9001, len(recs))
+    at.check(pre + "one record for it, equal to the truth, closed by its connection",
+             len(mine) == 1 and lid in t and not compare(mine[0], t[lid])
+             and mine[0]["end"] == "conn_closed",
+             [(compare(m, t[lid]) if lid in t else "no truth", m["end"]) for m in mine])
+    run = load_profile(prof).get("run", {})
+    at.check(pre + "nothing closed off early (requests_map_full 0, flushed 0)",
+             run.get("requests_map_full") == 0 and run.get("flushed") == 0, run)
+
+
 # 8, 9 ------------------------------------------------------------------------
 
 def send_split_and_http10(port):
@@ -765,7 +809,8 @@ def main():
         with tempfile.TemporaryDirectory(prefix="agentprof-faults-") as tmp:
             for fn in (test_cli_errors, test_command, test_command_wrapper, test_thread_id,
                        test_children, test_trace_all,
-                       test_killed_mid_request, test_malformed, test_flush_open):
+                       test_killed_mid_request, test_malformed, test_flush_open,
+                       test_long_open):
                 try:
                     fn(tmp)
                 except Exception as e:  # a crash is one failed check, the rest still run

@@ -215,7 +215,8 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid
 		fresh.tgid = tgid;
 		fresh.inherited = !own_io;
 		fresh.sock_io = own_io;
-		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST)) {
+		t = thread_new(bpf_get_current_task_btf(), tid, &fresh);
+		if (!t) {
 			stat_inc(AP_STAT_THREAD_MAP_FULL);
 			return NULL;
 		}
@@ -223,7 +224,7 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid
 			r = request_get(req_id);
 		if (r)
 			__sync_fetch_and_add(&r->nthreads, 1);
-		return bpf_map_lookup_elem(&threads, &tid);
+		return t;
 	}
 	if (own_io) {
 		/* Bring pending up to now (a pool thread's last slice: as it went). */
@@ -259,14 +260,13 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid
  */
 static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32 flags, __u64 now)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct ap_request_event *r;
 
 	r = request_lookup(req_id);
 	if (!r)
 		return;
 	if (!t)
-		t = bpf_map_lookup_elem(&threads, &tid);
+		t = thread_current();
 	if (t && t->req_id == req_id) {
 		/* close(), EOF or exit: I/O for this request, the last. */
 		thread_charge_current(t, now);

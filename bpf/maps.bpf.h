@@ -152,12 +152,26 @@ static __always_inline struct cpu_state *cpu_state(void)
 	return bpf_map_lookup_elem(&cpu_states, &zero);
 }
 
+/*
+ * Thread state: in task-local storage where the kernel allows it
+ * (thread_storage), else in a hash by tid. A task-storage lookup is a few
+ * loads from the task; a hash lookup hashes the tid and walks a bucket, and
+ * the hot handlers make two to four of them. The hash stays for raw_tp,
+ * whose scheduler hooks get tasks the storage helpers cannot take.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, AP_MAX_THREADS);
+	__uint(max_entries, AP_MAX_THREADS);	/* 1 when thread_store is used */
 	__type(key, __u32);
 	__type(value, struct thread);
 } threads SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread);
+} thread_store SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -210,6 +224,51 @@ static __always_inline bool proc_traced(__u32 tgid)
 /* Set by userspace before load; defined in requests.bpf.c. */
 extern const volatile bool trace_all;	/* no -p: every process on the host */
 extern const volatile __u32 self_tgid;	/* never trace agentprof itself */
+extern const volatile bool thread_storage;	/* thread state in thread_store (tp_btf, 5.13+) */
+
+/*
+ * The thread entry of task (tid: its pid). With thread_storage, task must be
+ * a BTF pointer (tp_btf arguments, bpf_get_current_task_btf()); without it
+ * the verifier never sees that branch.
+ */
+static __always_inline struct thread *thread_get(struct task_struct *task, __u32 tid)
+{
+	if (thread_storage)
+		return bpf_task_storage_get(&thread_store, task, NULL, 0);
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+static __always_inline struct thread *thread_current(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (thread_storage)
+		return bpf_task_storage_get(&thread_store, bpf_get_current_task_btf(), NULL, 0);
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+/* A new entry for task, a copy of init; NULL if it has one or none can be made. */
+static __always_inline struct thread *thread_new(struct task_struct *task, __u32 tid,
+						 struct thread *init)
+{
+	if (thread_storage) {
+		if (bpf_task_storage_get(&thread_store, task, NULL, 0))
+			return NULL;
+		return bpf_task_storage_get(&thread_store, task, init,
+					    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	}
+	if (bpf_map_update_elem(&threads, &tid, init, BPF_NOEXIST))
+		return NULL;
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+static __always_inline void thread_del(struct task_struct *task, __u32 tid)
+{
+	if (thread_storage)
+		bpf_task_storage_delete(&thread_store, task);
+	else
+		bpf_map_delete_elem(&threads, &tid);
+}
 
 /*
  * The filter every hook runs first, for every process on the host. With -p,

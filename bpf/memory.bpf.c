@@ -22,8 +22,7 @@ struct {
 
 static __always_inline struct ap_request_event *current_request(struct thread **tp)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
+	struct thread *t = thread_current();
 
 	*tp = t;
 	return t && t->req_id ? request_lookup(t->req_id) : NULL;

@@ -38,6 +38,7 @@ const volatile bool tls_uprobes = false;
  * tracepoints (6.3+) instead of syscall tracepoints: see io_sock().
  */
 const volatile bool sock_tps = false;
+const volatile bool thread_storage = false;
 /* PostgreSQL server ports (0 = unused slot). */
 const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
 
@@ -236,11 +237,9 @@ struct io {
 
 static __always_inline void io_lookup(struct io *io)
 {
-	__u32 tid = (__u32)io->pid_tgid;
-
 	io->key = conn_key(io->pid_tgid >> 32, io->a.fd);
 	io->c = bpf_map_lookup_elem(&conns, &io->key);
-	io->t = bpf_map_lookup_elem(&threads, &tid);
+	io->t = thread_current();
 }
 
 /*

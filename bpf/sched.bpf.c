@@ -120,12 +120,12 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		return 0;
 	now = bpf_ktime_get_ns();
 	if (prev_traced)
-		t = bpf_map_lookup_elem(&threads, &prev_tid);
+		t = thread_get(prev, prev_tid);
 	if (t) {
 		thread_switch_out(t, prev, now, btf);
 		thread_switch_state(t, prev, now, btf);
 	}
-	t = next_traced ? bpf_map_lookup_elem(&threads, &next_tid) : NULL;
+	t = next_traced ? thread_get(next, next_tid) : NULL;
 	if (t) {
 		thread_snapshot(t, next, now, true, btf);
 		if (t->wake_ns) {
@@ -142,7 +142,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid(), now;
-	__u32 tid = TASK_FIELD(btf, p, pid), waker_tid = (__u32)pid_tgid;
+	__u32 tid = TASK_FIELD(btf, p, pid);
 	struct thread *t, *w, fresh = {};
 	struct ap_request_event *r;
 
@@ -150,7 +150,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	if (!traced(TASK_FIELD(btf, p, tgid)))
 		return 0;
 	now = bpf_ktime_get_ns();
-	t = bpf_map_lookup_elem(&threads, &tid);
+	t = thread_get(p, tid);
 	if (t && t->block_ns) {
 		r = request_get(t->req_id);
 		if (r) {
@@ -167,7 +167,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		t->block_ns = 0;
 		t->wake_ns = now;
 	}
-	w = bpf_map_lookup_elem(&threads, &waker_tid);
+	w = thread_current();
 	if (!w || !w->req_id || w->tgid != (__u32)(pid_tgid >> 32) ||
 	    w->tgid != (__u32)TASK_FIELD(btf, p, tgid))
 		return 0;
@@ -179,7 +179,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		thread_snapshot(&fresh, p, now, false, btf);
 		fresh.on_cpu = 0;
 		fresh.wake_ns = now;
-		if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
+		if (!thread_new(p, tid, &fresh))
 			stat_inc(AP_STAT_THREAD_MAP_FULL);
 		return 0;
 	}
@@ -216,7 +216,7 @@ static __always_inline int on_exit(struct task_struct *p, bool btf)
 	struct ap_request_event *r;
 	struct thread *t;
 
-	t = bpf_map_lookup_elem(&threads, &tid);
+	t = thread_get(p, tid);
 	if (!t)
 		return 0;
 	if (t->req_id && !t->inherited) {
@@ -228,7 +228,7 @@ static __always_inline int on_exit(struct task_struct *p, bool btf)
 			thread_settle(t, t->req_id);
 		}
 	}
-	bpf_map_delete_elem(&threads, &tid);
+	thread_del(p, tid);
 	bpf_map_delete_elem(&io_args, &tid);
 	return 0;
 }
@@ -240,8 +240,7 @@ static __always_inline int on_exit(struct task_struct *p, bool btf)
  */
 static __always_inline int in_syscall(bool futex, bool in)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct thread *t = bpf_map_lookup_elem(&threads, &tid);
+	struct thread *t = thread_current();
 
 	if (!t)
 		return 0;

@@ -62,7 +62,7 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, bool write, bool ex)
 	sc.nbytes = ex ? PT_REGS_PARM4(ctx) : 0;
 	sc.write = write;
 	bpf_map_update_elem(&ssl_calls, &tid, &sc, BPF_ANY);
-	t = bpf_map_lookup_elem(&threads, &tid);
+	t = thread_current();
 	if (t)
 		t->in_ssl = 1;
 	return 0;
@@ -83,7 +83,7 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 		return 0;
 	sc = *scp;
 	bpf_map_delete_elem(&ssl_calls, &tid);
-	t = bpf_map_lookup_elem(&threads, &tid);
+	t = thread_current();
 	if (t)
 		t->in_ssl = 0;
 	ret = PT_REGS_RC(ctx);

@@ -65,6 +65,7 @@ struct recorder {
 	struct tls tls;
 	bool tp_btf;
 	bool sock_tps;
+	bool thread_storage;
 	int write_err;
 };
 
@@ -220,6 +221,23 @@ static bool have_sock_tps(void)
 	return ok;
 }
 
+/*
+ * Thread state in task-local storage (bpf/maps.bpf.h): tracing programs may
+ * use it from 5.13; the raw_tp scheduler hooks cannot (their tasks carry no
+ * BTF type). The map left unused is shrunk to one entry.
+ */
+static void select_thread_store(struct recorder *r, bool tp_btf)
+{
+	bool on = tp_btf && !getenv("AGENTPROF_THREAD_HASH") &&
+		  libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_storage_get,
+					  NULL) > 0;
+
+	r->skel->rodata->thread_storage = on;
+	if (on)
+		bpf_map__set_max_entries(r->skel->maps.threads, 1);
+	r->thread_storage = on;
+}
+
 static int recorder__open_load(struct recorder *r, bool tp_btf, bool sock_tps)
 {
 	const struct env *env = r->env;
@@ -244,6 +262,7 @@ static int recorder__open_load(struct recorder *r, bool tp_btf, bool sock_tps)
 	}
 	select_sched_flavour(r->skel, tp_btf);
 	select_io_hooks(r->skel, sock_tps);
+	select_thread_store(r, tp_btf);
 	err = agentprof_bpf__load(r->skel);
 	if (err) {
 		agentprof_bpf__destroy(r->skel);
@@ -415,11 +434,12 @@ static void recorder__print_summary(struct recorder *r)
 	report_loss(run->ringbuf_drops, "request records dropped: ring buffer full",
 		    "the collector fell behind; report this with the request rate");
 	report_loss(run->requests_map_full,
-		    "requests closed off early (flushed): 8192 newer ones started while they were open",
+		    "requests closed off early (flushed): a start found the slots it may take all open",
 		    "more requests in flight than the map holds");
 	report_loss(run->conns_map_full, "connections not tracked: conns map full",
 		    "more open connections than the map holds");
-	report_loss(run->threads_map_full, "threads not tracked: threads map full",
+	report_loss(run->threads_map_full,
+		    "threads not tracked: threads map full (or no memory for task storage)",
 		    "more busy threads than the map holds");
 	report_loss(run->procs_map_full, "child processes not traced: pid beyond AP_PID_LIMIT",
 		    "kernel.pid_max is above what Linux allows: report it");
@@ -547,8 +567,9 @@ static void print_tracing(struct recorder *r)
 		fprintf(stderr, "every HTTP server on this host");
 	for (i = 0; i < env->npids; i++)
 		fprintf(stderr, "%spid %d", i ? ", " : "", (int)env->pids[i]);
-	fprintf(stderr, " (%s, %s%s, %d libssl probed); ", r->tp_btf ? "tp_btf" : "raw_tp",
+	fprintf(stderr, " (%s, %s, %s%s, %d libssl probed); ", r->tp_btf ? "tp_btf" : "raw_tp",
 		r->sock_tps ? "socket tracepoints" : "syscall tracepoints",
+		r->thread_storage ? "task storage" : "thread hash",
 		r->skel->rodata->has_bpf_loop ? "" : ", without bpf_loop", r->tls.nlibs);
 	if (env->duration_s)
 		fprintf(stderr, "stopping in %u s or at Ctrl-C\n", env->duration_s);

@@ -208,6 +208,10 @@ def expected_hooks():
     must use them.
     """
     want = []
+    if os.environ.get("AGENTPROF_FORCE_RAW_TP") or os.environ.get("AGENTPROF_THREAD_HASH"):
+        want.append("thread hash")
+    elif os.path.exists("/sys/kernel/btf/vmlinux"):
+        want.append("task storage")  # tp_btf on 5.13+
     if os.environ.get("AGENTPROF_FORCE_RAW_TP"):
         want.append("raw_tp")
     if os.environ.get("AGENTPROF_FORCE_RAW_TP") or os.environ.get("AGENTPROF_SYSCALL_IO"):

@@ -62,6 +62,11 @@ $(BUILD)/tests/cpu_server: tests/servers/cpu_server.c tests/servers/httpd.c test
 			   | $(BUILD)/tests
 	$(CC) -std=gnu11 -O2 $(WARN) -pthread $(filter %.c,$^) -o $@
 
+# bench/perf-bpf.sh: perf samples of a BPF program per source line.
+$(BUILD)/bench/bpf_lines: bench/bpf_lines.c
+	mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(PKG_LIBS) -o $@
+
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) tests/unit/test.h | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * bpf_lines: perf samples inside a loaded BPF program, per line of its source.
+ *
+ * Usage: bpf_lines PROG_ID < OFFSETS
+ *
+ * OFFSETS holds "COUNT 0xOFFSET" lines: how many samples fell at that offset
+ * from the start of the program's JIT image (perf script's symoff field for
+ * the bpf_prog_<tag>_<name> symbol). The kernel keeps, for every line-info
+ * record of the program, the address its JIT code starts at
+ * (jited_line_info); a sample belongs to the last record starting at or
+ * before it. Output: "COUNT file:line: source", one per line-info record
+ * hit, in program order. bench/perf-bpf.sh drives it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+
+struct prog_lines {
+	struct bpf_line_info *li;
+	__u64 *addr;		/* JIT address of each li[i] */
+	__u32 n;
+	__u64 start;		/* the main function's address */
+	__u32 btf_id;
+};
+
+static int prog_lines_load(int fd, struct prog_lines *pl)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), nks;
+	__u64 *ksyms = NULL;
+	int err;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (!info.nr_line_info || info.nr_line_info != info.nr_jited_line_info)
+		return -ENOENT;	/* no BTF line info, or not JITed */
+	pl->n = info.nr_line_info;
+	pl->btf_id = info.btf_id;
+	nks = info.nr_jited_ksyms;
+	pl->li = calloc(pl->n, sizeof(*pl->li));
+	pl->addr = calloc(pl->n, sizeof(*pl->addr));
+	ksyms = calloc(nks ? nks : 1, sizeof(*ksyms));
+	if (!pl->li || !pl->addr || !ksyms) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	memset(&info, 0, sizeof(info));
+	info.nr_line_info = pl->n;
+	info.line_info_rec_size = sizeof(*pl->li);
+	info.line_info = (__u64)(unsigned long)pl->li;
+	info.nr_jited_line_info = pl->n;
+	info.jited_line_info_rec_size = sizeof(*pl->addr);
+	info.jited_line_info = (__u64)(unsigned long)pl->addr;
+	info.nr_jited_ksyms = nks;
+	info.jited_ksyms = (__u64)(unsigned long)ksyms;
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		err = -errno;
+		goto cleanup;
+	}
+	pl->start = ksyms[0];
+	err = 0;
+cleanup:
+	free(ksyms);
+	return err;
+}
+
+/* The line-info record whose code holds addr: the last one starting at or before it. */
+static int line_of(const struct prog_lines *pl, __u64 addr)
+{
+	int best = -1;
+	__u32 i;
+
+	for (i = 0; i < pl->n; i++)
+		if (pl->addr[i] <= addr && (best < 0 || pl->addr[i] > pl->addr[best]))
+			best = i;
+	return best;
+}
+
+static void print_lines(const struct prog_lines *pl, const unsigned long *counts,
+			const struct btf *btf)
+{
+	const char *file, *src, *base;
+	__u32 i;
+
+	for (i = 0; i < pl->n; i++) {
+		if (!counts[i])
+			continue;
+		file = btf__name_by_offset(btf, pl->li[i].file_name_off);
+		src = btf__name_by_offset(btf, pl->li[i].line_off);
+		base = file ? strrchr(file, '/') : NULL;
+		while (src && (*src == ' ' || *src == '\t'))
+			src++;
+		printf("%6lu %s:%u: %s\n", counts[i], base ? base + 1 : file ? file : "?",
+		       BPF_LINE_INFO_LINE_NUM(pl->li[i].line_col), src ? src : "");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct prog_lines pl = {};
+	unsigned long *counts = NULL, count, off;
+	struct btf *btf = NULL;
+	int fd = -1, err, i;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s PROG_ID < OFFSETS (\"COUNT 0xOFFSET\" lines)\n", argv[0]);
+		return 2;
+	}
+	fd = bpf_prog_get_fd_by_id(atoi(argv[1]));
+	if (fd < 0) {
+		fprintf(stderr, "bpf_lines: program %s: %s (is it still loaded? run as root)\n",
+			argv[1], strerror(errno));
+		return 1;
+	}
+	err = prog_lines_load(fd, &pl);
+	if (err) {
+		fprintf(stderr, "bpf_lines: line info of program %s: %s\n", argv[1],
+			err == -ENOENT ? "none (no BTF, or the JIT is off)" : strerror(-err));
+		goto cleanup;
+	}
+	btf = btf__load_from_kernel_by_id(pl.btf_id);
+	counts = calloc(pl.n, sizeof(*counts));
+	if (!btf || !counts) {
+		fprintf(stderr, "bpf_lines: loading the program's BTF failed: %s\n",
+			strerror(errno));
+		err = -1;
+		goto cleanup;
+	}
+	while (scanf("%lu %lx", &count, &off) == 2) {
+		i = line_of(&pl, pl.start + off);
+		if (i >= 0)
+			counts[i] += count;
+	}
+	print_lines(&pl, counts, btf);
+cleanup:
+	btf__free(btf);
+	free(counts);
+	free(pl.li);
+	free(pl.addr);
+	if (fd >= 0)
+		close(fd);
+	return err ? 1 : 0;
+}

@@ -459,6 +459,44 @@ static __always_inline void pg_capture_done(struct pgconn *pc, struct pg_cap *ca
 		cap->open = 0;
 }
 
+/* Client messages that ask for an answer: the first of them opens a round trip. */
+static __always_inline bool pg_asks(__u8 t)
+{
+	switch (t) {
+	case 'Q': case 'P': case 'B': case 'D': case 'E': case 'S': case 'H': case 'C': case 'F':
+		return true;
+	}
+	return false;	/* password and SASL ('p'), Terminate, COPY data */
+}
+
+/*
+ * A client write in clear without bpf_loop: messages are not walked, so a
+ * round trip is from the first write that asks for an answer while none is
+ * open to the ReadyForQuery at the end of a read (pg_tail_resync()). Later
+ * writes before it (asyncpg's Bind+Sync after Parse+Flush) belong to it and
+ * are appended to its capture. Pipelined round trips count as one.
+ */
+static __always_inline void pg_write_unwalked(struct pg_walk *w)
+{
+	struct pgconn *pc = w->pc;
+	struct pg_cap *cap;
+	__u8 t;
+
+	if (!pc->started && pg_startup(w))
+		return;		/* StartupMessage, SSLRequest: no round trip */
+	if (bpf_probe_read_user(&t, 1, w->buf) || !pg_asks(t))
+		return;
+	if (pc->sent_head != pc->sent_tail) {
+		pg_capture(pc, w->buf, w->len);
+		return;
+	}
+	/* The previous round trip's capture takes no more bytes. */
+	pc->cap[pc->cap_slot & (PG_CAP_SLOTS - 1)].open = 0;
+	cap = pg_capture(pc, w->buf, w->len);
+	pg_sent(pc, w->now);
+	cap->end = pc->sent_head;
+}
+
 /*
  * Client -> server bytes. phase: the connection's call phase before this
  * write. plain: the bytes come from SSL_write (tls.bpf.h), not a syscall.
@@ -477,11 +515,12 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 		return;		/* the SSL_write uprobe has these bytes in clear */
 	if (pc->tls && !plain && tls_uprobes)
 		return;		/* handshake or not yet seen in clear: wait for SSL_write */
-	if ((pc->tls && !plain) || !has_bpf_loop) {
-		/*
-		 * Encrypted, or no message walking: a write after reading a
-		 * reply is the next round trip.
-		 */
+	if (!has_bpf_loop && (!pc->tls || plain)) {
+		pg_write_unwalked(&w);
+		return;
+	}
+	if (pc->tls && !plain) {
+		/* Encrypted: a write after reading a reply is the next round trip. */
 		if (phase != CALL_SENDING) {
 			cap = pc->tls ? NULL : pg_capture(pc, buf, len);
 			pg_sent(pc, now);

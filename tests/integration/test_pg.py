@@ -25,6 +25,12 @@ backend is killed by pg_terminate_backend mid-query (recorded, no crash); a
 connection opened inside a request to a port that is not a configured PG
 port (a forwarding proxy): found by its StartupMessage.
 
+With AGENTPROF_NO_BPF_LOOP=1 (the path of kernels before 5.17, whose
+verifier has no bpf_loop to walk messages with), agentprof promises round
+trips, times and statements but no rows or errors: those are checked to be 0.
+Pipelined round trips merge on that path, so tests/run runs it for psycopg
+and asyncpg only.
+
 Usage: test_pg.py [psycopg|asyncpg|pipeline ...]   (root; PostgreSQL 15/main)
 """
 
@@ -49,6 +55,15 @@ PG_PEER = "%s:%d" % (pgtest.PG_HOST, pgtest.PG_PORT)
 # servers, 313375001.. from the C one) are looked up one by one from the truth
 # lines, as whole numbers: a pattern would match durations now and then.
 LITERAL_RE = re.compile(r"secret-[0-9a-f]{12}")
+NO_BPF_LOOP = bool(os.environ.get("AGENTPROF_NO_BPF_LOOP"))
+
+
+def promised(t):
+    """The truth line as agentprof reports it: without bpf_loop, no rows or errors."""
+    if not NO_BPF_LOOP:
+        return t
+    stmts = [dict(s, rows=0, error=False) for s in t["statements"]]
+    return dict(t, rows=0, errors=0, statements=stmts)
 
 
 def route_of(path):
@@ -110,7 +125,8 @@ def run_kind(kind, tmp, extra_args=(), sleep_kill=True, pg_port=pgtest.PG_PORT):
 
 
 def check_kind(r):
-    kind, sent, truth, recs = r["kind"], r["sent"], r["truth"], r["recs"]
+    kind, sent, recs = r["kind"], r["sent"], r["recs"]
+    truth = [promised(t) for t in r["truth"]]
     pre = kind + ": "
     at.check(pre + "agentprof exits 0", r["rc"] == 0, "rc %s, stderr %s" % (r["rc"], r["err"][-800:]))
     at.check(pre + "server exits cleanly", r["srv_rc"] in (0, -15), "rc %s" % r["srv_rc"])

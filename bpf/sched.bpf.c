@@ -167,9 +167,16 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		t->block_ns = 0;
 		t->wake_ns = now;
 	}
+	/*
+	 * Work is handed over within a process only. Most wakeups of an
+	 * event loop come from other processes (its upstreams and PostgreSQL
+	 * backends, or a softirq that landed in them): they stop here, before
+	 * the waker's lookup.
+	 */
+	if ((__u32)(pid_tgid >> 32) != (__u32)TASK_FIELD(btf, p, tgid))
+		return 0;
 	w = thread_current();
-	if (!w || !w->req_id || w->tgid != (__u32)(pid_tgid >> 32) ||
-	    w->tgid != (__u32)TASK_FIELD(btf, p, tgid))
+	if (!w || !w->req_id || w->tgid != (__u32)(pid_tgid >> 32))
 		return 0;
 	if (!t) {
 		fresh.req_id = w->req_id;

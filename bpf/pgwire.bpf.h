@@ -159,6 +159,8 @@ static __always_inline struct pgconn *pgconn_get(__u64 key, bool create)
 /* A ReadyForQuery: one round trip ends. */
 static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pid, __u64 now)
 {
+	/* Without bpf_loop, or encrypted, the messages were not walked. */
+	bool uncounted = !has_bpf_loop || (pc->tls && !pc->plain);
 	struct ap_request_event *r;
 	struct ap_pg_event *e;
 	__u32 idx = pc->sent_tail, i;
@@ -182,6 +184,8 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 		r->pg_rows += pc->rows;
 		if (pc->errors)
 			r->pg_errors++;
+		if (uncounted)
+			r->flags |= AP_REQ_PG_UNCOUNTED;
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -196,7 +200,8 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	e->start_ns = start;	/* the query's own latency, overlapping or not */
 	e->end_ns = now;
 	e->rows = pc->rows;
-	e->flags = (pc->errors ? AP_PG_ERROR : 0) | (pc->tls ? AP_PG_TLS : 0);
+	e->flags = (pc->errors ? AP_PG_ERROR : 0) | (pc->tls ? AP_PG_TLS : 0) |
+		   (uncounted ? AP_PG_UNCOUNTED : 0);
 	if (r && pc->tls)
 		r->flags |= AP_REQ_PG_TLS;
 	e->seq = 0;

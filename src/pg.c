@@ -346,6 +346,7 @@ void pg__add_round_trip(struct pg *pg, const struct ap_pg_event *e)
 	q.rows = e->rows;
 	q.error = e->flags & AP_PG_ERROR;
 	q.tls = e->flags & AP_PG_TLS;
+	q.uncounted = e->flags & AP_PG_UNCOUNTED;
 	if (e->flags & AP_PG_NO_CAPTURE)
 		set_out(q.fingerprint, sizeof(q.fingerprint),
 			e->flags & AP_PG_TLS ? "(encrypted)" : "(pipelined, not captured)");
@@ -358,6 +359,7 @@ void pg__add_round_trip(struct pg *pg, const struct ap_pg_event *e)
 		s->total_ns += q.duration_ns;
 		s->errors += q.error;
 		s->rows += q.rows;
+		s->uncounted += q.uncounted;
 		hist__add(&s->duration, q.duration_ns);
 	}
 	if (pg->literals && raw[0])
@@ -439,11 +441,15 @@ void pg__print_top(struct pg *pg, FILE *out, size_t limit)
 		"P95_MS", "ROWS", "ERRORS", "STATEMENT", "ROUTES");
 	for (i = 0; i < n && i < limit; i++) {
 		s = v[i];
-		fprintf(out, "%7llu %10.2f %8.2f %8.2f %9llu %6llu  %-60.60s ",
-			(unsigned long long)s->calls, s->total_ns / 1e6,
-			hist__quantile(&s->duration, 0.5) / 1e6,
-			hist__quantile(&s->duration, 0.95) / 1e6, (unsigned long long)s->rows,
-			(unsigned long long)s->errors, s->fingerprint);
+		fprintf(out, "%7llu %10.2f %8.2f %8.2f ", (unsigned long long)s->calls,
+			s->total_ns / 1e6, hist__quantile(&s->duration, 0.5) / 1e6,
+			hist__quantile(&s->duration, 0.95) / 1e6);
+		if (s->uncounted)
+			fprintf(out, "%9s %6s", "-", "-");
+		else
+			fprintf(out, "%9llu %6llu", (unsigned long long)s->rows,
+				(unsigned long long)s->errors);
+		fprintf(out, "  %-60.60s ", s->fingerprint);
 		for (r = 0; r < s->nroutes; r++)
 			fprintf(out, "%s%s", r ? "," : "", s->routes[r]);
 		fprintf(out, "%s\n", s->more_routes ? ",..." : "");
@@ -469,8 +475,11 @@ struct json_object *pg__statements_json(struct pg *pg)
 		json_object_object_add(o, "fingerprint", json_object_new_string(s->fingerprint));
 		json_object_object_add(o, "calls", json_object_new_uint64(s->calls));
 		json_object_object_add(o, "total_ns", json_object_new_uint64(s->total_ns));
-		json_object_object_add(o, "errors", json_object_new_uint64(s->errors));
-		json_object_object_add(o, "rows", json_object_new_uint64(s->rows));
+		/* Unknown (null) if any call's messages were not walked: a partial sum misleads. */
+		json_object_object_add(o, "errors",
+				       s->uncounted ? NULL : json_object_new_uint64(s->errors));
+		json_object_object_add(o, "rows",
+				       s->uncounted ? NULL : json_object_new_uint64(s->rows));
 		routes = json_object_new_array();
 		for (r = 0; r < s->nroutes; r++)
 			json_object_array_add(routes, json_object_new_string(s->routes[r]));

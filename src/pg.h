@@ -27,6 +27,7 @@ struct pg_query {
 	uint32_t rows;
 	bool error;
 	bool tls;
+	bool uncounted;		/* rows and error unknown (AP_PG_UNCOUNTED) */
 };
 
 struct pg_stmt {
@@ -35,6 +36,7 @@ struct pg_stmt {
 	uint64_t total_ns;
 	uint64_t errors;
 	uint64_t rows;
+	uint64_t uncounted;	/* calls whose rows and errors are unknown */
 	struct hist duration;
 	char *routes[PG_STMT_MAX_ROUTES];
 	int nroutes;

@@ -100,16 +100,27 @@ static struct json_object *pg_json(const struct request *req)
 
 	add_u64(o, "round_trips", ev->pg_round_trips);
 	add_u64(o, "time_ns", ev->pg_time_ns);
-	add_u64(o, "errors", ev->pg_errors);
-	add_u64(o, "rows", ev->pg_rows);
+	if (ev->flags & AP_REQ_PG_UNCOUNTED) {
+		/* Some round trip's messages were not walked: the sums would be partial. */
+		json_object_object_add(o, "errors", NULL);
+		json_object_object_add(o, "rows", NULL);
+	} else {
+		add_u64(o, "errors", ev->pg_errors);
+		add_u64(o, "rows", ev->pg_rows);
+	}
 	json_object_object_add(o, "tls", json_object_new_boolean(ev->flags & AP_REQ_PG_TLS));
 	for (i = 0; i < req->npg_queries; i++) {
 		pq = &req->pg_queries[i];
 		q = json_object_new_object();
 		add_str(q, "fingerprint", pq->fingerprint);
 		add_u64(q, "duration_ns", pq->duration_ns);
-		add_u64(q, "rows", pq->rows);
-		json_object_object_add(q, "error", json_object_new_boolean(pq->error));
+		if (pq->uncounted) {
+			json_object_object_add(q, "rows", NULL);
+			json_object_object_add(q, "error", NULL);
+		} else {
+			add_u64(q, "rows", pq->rows);
+			json_object_object_add(q, "error", json_object_new_boolean(pq->error));
+		}
 		if (pq->text)
 			add_str(q, "text", pq->text);
 		json_object_array_add(qs, q);

@@ -20,6 +20,7 @@ enum ap_pg_flags {
 	AP_PG_ERROR = 1 << 0,		/* an ErrorResponse arrived in this round trip */
 	AP_PG_TLS = 1 << 1,		/* encrypted: counted by turn-taking, no statement */
 	AP_PG_NO_CAPTURE = 1 << 2,	/* started by a write sent while others were open */
+	AP_PG_UNCOUNTED = 1 << 3,	/* messages not walked: rows and errors unknown */
 };
 
 struct ap_pg_event {

@@ -76,6 +76,7 @@ enum ap_req_flags {
 	AP_REQ_CONN_CLOSED = 1 << 2,	/* ended by close() or EOF, not by the next request */
 	AP_REQ_FLUSHED = 1 << 3,	/* ended by userspace at exit, still open */
 	AP_REQ_PG_TLS = 1 << 4,		/* talked to PostgreSQL over TLS */
+	AP_REQ_PG_UNCOUNTED = 1 << 5,	/* a round trip whose rows and errors were not seen */
 };
 
 struct ap_request_event {

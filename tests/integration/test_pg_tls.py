@@ -105,6 +105,15 @@ def main():
         at.check("round trips exact over TLS", not bad, bad)
         at.check("pg.tls is true", all(recs[r]["pg"]["tls"] for r in truth if r in recs),
                  [recs[r]["pg"] for r in truth if r in recs][:1])
+        # Each statement returns one row. Without bpf_loop the replies are not
+        # walked: rows and errors are unknown, null.
+        walked = not os.environ.get("AGENTPROF_NO_BPF_LOOP")
+        want = {rid: (n, 0) if walked else (None, None) for rid, (n, _) in truth.items()}
+        got = {rid: (recs[rid]["pg"]["rows"], recs[rid]["pg"]["errors"]) for rid in truth
+               if rid in recs}
+        at.check("rows and errors: %s" % ("one row a statement, no error" if walked
+                                          else "null (not walked)"),
+                 got == want, (got, want))
         fps = sorted({q["fingerprint"] for r in truth if r in recs
                       for q in recs[r]["pg"]["queries"]})
         at.check("statements read in clear through the libssl uprobes",

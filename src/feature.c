@@ -141,8 +141,8 @@ const char *features__impact(enum feature_id id)
 		return "connection setup times come from syscall tracepoints instead of TCP "
 		       "callbacks";
 	case FEAT_TASK_STORAGE:
-		return "per-thread state lives in hash maps keyed by tid (more memory, manual "
-		       "cleanup)";
+		return "per-thread state lives in a hash keyed by tid (16384 threads at most, a "
+		       "slower sched_switch); raw_tp uses the hash in any case";
 	case FEAT_BPF_STATS:
 		return "the run time of agentprof's BPF programs (its overhead) is not reported";
 	case FEAT_KPROBE:
@@ -193,7 +193,7 @@ const char *features__fix(enum feature_id id)
 	case FEAT_SOCKOPS:
 		return "mount cgroup v2 and run as root; the kernel needs CONFIG_CGROUP_BPF=y";
 	case FEAT_TASK_STORAGE:
-		return "use Linux 5.11 or newer";
+		return "use Linux 5.13 or newer";
 	case FEAT_BPF_STATS:
 		return "run as root (BPF_ENABLE_STATS needs CAP_SYS_ADMIN) or sysctl -w "
 		       "kernel.bpf_stats_enabled=1";
@@ -391,6 +391,23 @@ static void probe__map_type(struct features *f, enum feature_id id, enum bpf_map
 			     strerror(-err));
 	else
 		feature__set(f, id, false, "map type not supported by this kernel");
+}
+
+/*
+ * What `record` asks for: the map type, and its helper in tracing programs
+ * (5.13; the map type itself came in 5.11, for LSM programs only).
+ */
+static void probe__task_storage(struct features *f)
+{
+	probe__map_type(f, FEAT_TASK_STORAGE, BPF_MAP_TYPE_TASK_STORAGE);
+	if (!f->r[FEAT_TASK_STORAGE].ok)
+		return;
+	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_storage_get, NULL) > 0)
+		feature__set(f, FEAT_TASK_STORAGE, true,
+			     "map created, bpf_task_storage_get allowed in tracepoints");
+	else
+		feature__set(f, FEAT_TASK_STORAGE, false,
+			     "map created, but tracing programs may not use it");
 }
 
 static void probe__raw_tp(struct features *f)
@@ -890,7 +907,7 @@ void features__probe(struct features *f, bool mount_tracefs)
 	probe__uprobe(f);
 	probe__cgroup2(f);
 	probe__sockops(f);
-	probe__map_type(f, FEAT_TASK_STORAGE, BPF_MAP_TYPE_TASK_STORAGE);
+	probe__task_storage(f);
 	probe__bpf_stats(f);
 	probe__kprobe(f);
 	probe__tracing(f, FEAT_FENTRY, btf, FENTRY_FUNC, BTF_KIND_FUNC, BPF_TRACE_FENTRY,

@@ -21,6 +21,7 @@
 #include "agentprof/pgwire.h"
 #include "agentprof/request.h"
 #include "agentprof.skel.h"
+#include "links.h"
 #include "peers.h"
 #include "pg.h"
 #include "procs.h"
@@ -377,26 +378,47 @@ static uint64_t stat_sum(struct recorder *r, enum ap_stat idx)
 	return sum;
 }
 
+/* Slots read per syscall at exit: 8192 one by one took a second. */
+#define FLUSH_BATCH 256
+
+static void flush_one(struct recorder *r, struct ap_request_event *ev, uint64_t now)
+{
+	if (!ev->id || ev->id == AP_REQ_ID_CLAIMED)
+		return;		/* a free slot */
+	ev->end_ns = now;
+	ev->flags |= procs__exists(ev->pid) ? AP_REQ_FLUSHED : AP_REQ_TASK_EXITED;
+	if (!ev->first_tx_ns)
+		ev->flags |= AP_REQ_INCOMPLETE;
+	recorder__consume(r, ev);
+}
+
 /* Requests still open when tracing stopped: close them off from the map. */
 static void recorder__flush_open(struct recorder *r)
 {
-	struct ap_request_event ev;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int fd = bpf_map__fd(r->skel->maps.requests), err;
 	uint64_t now = now_ns(CLOCK_MONOTONIC);
-	uint32_t key, next;
-	int fd = bpf_map__fd(r->skel->maps.requests);
-	void *prev = NULL;
+	uint32_t keys[FLUSH_BATCH], count, batch, *in = NULL, i;
+	struct ap_request_event *evs;
 
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &ev) || !ev.id || ev.id == AP_REQ_ID_CLAIMED)
-			continue;	/* a free slot */
-		ev.end_ns = now;
-		ev.flags |= procs__exists(ev.pid) ? AP_REQ_FLUSHED : AP_REQ_TASK_EXITED;
-		if (!ev.first_tx_ns)
-			ev.flags |= AP_REQ_INCOMPLETE;
-		recorder__consume(r, &ev);
+	evs = calloc(FLUSH_BATCH, sizeof(*evs));
+	if (!evs) {
+		fprintf(stderr, "agentprof: no memory to read the requests still open at exit\n");
+		return;
 	}
+	do {
+		count = FLUSH_BATCH;
+		err = bpf_map_lookup_batch(fd, in, &batch, keys, evs, &count, &opts);
+		if (err && errno != ENOENT) {
+			fprintf(stderr, "agentprof: reading the requests still open at exit failed: "
+					"%s: they are not in the output\n", strerror(errno));
+			break;
+		}
+		for (i = 0; i < count; i++)
+			flush_one(r, &evs[i], now);
+		in = &batch;
+	} while (!err);	/* ENOENT: that was the last batch */
+	free(evs);
 }
 
 static void recorder__collect_stats(struct recorder *r)
@@ -555,6 +577,30 @@ static int recorder__poll(struct recorder *r)
 	return err;
 }
 
+/* Stops the programs, side by side (links.h), with the libssl uprobes. */
+static void recorder__detach(struct recorder *r)
+{
+	struct bpf_object_skeleton *s = r->skel->skeleton;
+	int i, n = 0, max = s->prog_cnt + r->tls.nlinks;
+	struct bpf_link ***links = calloc(max, sizeof(*links));
+	struct bpf_prog_skeleton *p;
+
+	if (!links) {
+		agentprof_bpf__detach(r->skel);
+		tls__detach(&r->tls);
+		return;
+	}
+	for (i = 0; i < s->prog_cnt; i++) {
+		p = (struct bpf_prog_skeleton *)((char *)s->progs + (size_t)i * s->prog_skel_sz);
+		links[n++] = p->link;
+	}
+	for (i = 0; i < r->tls.nlinks; i++)
+		links[n++] = &r->tls.links[i];
+	links__destroy(links, n);
+	r->tls.nlinks = 0;
+	free(links);
+}
+
 static void print_tracing(struct recorder *r)
 {
 	const struct env *env = r->env;
@@ -710,8 +756,7 @@ int record__run(const struct env *cli)
 	print_tracing(&r);
 	err = recorder__poll(&r);
 	/* Stop the programs first, so nothing races the final drain and flush. */
-	agentprof_bpf__detach(r.skel);
-	tls__detach(&r.tls);
+	recorder__detach(&r);
 	ring_buffer__consume(r.rb);
 	recorder__flush_open(&r);
 	recorder__collect_stats(&r);

@@ -526,12 +526,8 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 	}
 	if (pc->tls && !plain) {
 		/* Encrypted: a write after reading a reply is the next round trip. */
-		if (phase != CALL_SENDING) {
-			cap = pc->tls ? NULL : pg_capture(pc, buf, len);
+		if (phase != CALL_SENDING)
 			pg_sent(pc, now);
-			if (cap)
-				pg_capture_done(pc, cap);
-		}
 		return;
 	}
 	cap = pg_capture(pc, buf, len);

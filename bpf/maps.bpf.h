@@ -240,10 +240,11 @@ static __always_inline struct thread *thread_get(struct task_struct *task, __u32
 
 static __always_inline struct thread *thread_current(void)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 tid;
 
 	if (thread_storage)
 		return bpf_task_storage_get(&thread_store, bpf_get_current_task_btf(), NULL, 0);
+	tid = (__u32)bpf_get_current_pid_tgid();
 	return bpf_map_lookup_elem(&threads, &tid);
 }
 

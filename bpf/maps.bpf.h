@@ -69,6 +69,12 @@ struct thread {
 	__u8 in_futex;		/* in futex() */
 	__u8 in_ssl;		/* in a libssl read or write (tls.bpf.h) */
 	__u8 pad[3];
+	/*
+	 * fd + 1 of the inbound connection this thread last wrote a response
+	 * on, until it reads a request: blocked reading it, the thread waits
+	 * for the next request (socket-tracepoint mode, sched.bpf.c).
+	 */
+	__u32 resp_fd;
 };
 
 /* Syscall arguments saved at sys_enter for sys_exit, keyed by tid. */
@@ -111,6 +117,24 @@ struct {
 	__type(key, __u64);
 	__type(value, struct conn);
 } conns SEC(".maps") __weak;
+
+/*
+ * Inbound TCP connections in socket-tracepoint mode, in the socket's own
+ * local storage instead of conns: the socket tracepoints hand over the
+ * socket, whose storage is a few loads from memory the syscall just used,
+ * where a conns lookup hashes the key and walks a bucket, often in memory
+ * no cache holds. It also holds any number of connections. The kernel frees
+ * the entry with the socket; close() is seen as the TCP state change it
+ * makes (tcp.bpf.c). Outbound sockets stay in conns: connect(), close() and
+ * the libssl uprobes find them by fd, from programs that cannot use socket
+ * storage.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct conn);
+} inbound_conns SEC(".maps") __weak;
 
 /*
  * Open requests, in slots: request id lives in slot id % AP_MAX_REQUESTS
@@ -225,6 +249,8 @@ static __always_inline bool proc_traced(__u32 tgid)
 extern const volatile bool trace_all;	/* no -p: every process on the host */
 extern const volatile __u32 self_tgid;	/* never trace agentprof itself */
 extern const volatile bool thread_storage;	/* thread state in thread_store (tp_btf, 5.13+) */
+/* Reads and writes come from the socket tracepoints (tp_btf, 6.3+). */
+extern const volatile bool sock_tps;
 
 /*
  * The thread entry of task (tid: its pid). With thread_storage, task must be

@@ -230,16 +230,64 @@ struct io {
 	__u64 pid_tgid;
 	__u64 key;		/* conn_key() of a.fd */
 	__u64 now;
+	struct sock *sk;	/* socket-tracepoint mode: the socket, else NULL */
 	struct conn *c;		/* the fd's entry, NULL if none */
 	struct thread *t;	/* the calling thread's entry, NULL if none */
 	struct ap_request_event *r;	/* the request of an inbound c, if looked up */
+	bool stored;		/* c is in sk's storage (inbound_conns), not in conns */
 };
 
 static __always_inline void io_lookup(struct io *io)
 {
 	io->key = conn_key(io->pid_tgid >> 32, io->a.fd);
-	io->c = bpf_map_lookup_elem(&conns, &io->key);
+	if (io->sk) {
+		io->c = bpf_sk_storage_get(&inbound_conns, io->sk, NULL, 0);
+		io->stored = io->c != NULL;
+	}
+	if (!io->c)
+		io->c = bpf_map_lookup_elem(&conns, &io->key);
 	io->t = thread_current();
+}
+
+/* A TCP socket: its inbound connection is kept in its storage. */
+static __always_inline bool sk_stores_conn(const struct sock *sk)
+{
+	return sk && (sk->__sk_common.skc_family == AF_INET ||
+		      sk->__sk_common.skc_family == AF_INET6) &&
+	       sk->sk_protocol == IPPROTO_TCP;
+}
+
+/*
+ * A new inbound connection: the socket of a read that returned the start of
+ * a request head. NULL if it cannot be tracked.
+ */
+static __always_inline struct conn *inbound_new(struct io *io)
+{
+	struct conn fresh = { .kind = AP_CONN_INBOUND }, *c;
+
+	if (sk_stores_conn(io->sk)) {
+		c = bpf_sk_storage_get(&inbound_conns, io->sk, &fresh,
+				       BPF_SK_STORAGE_GET_F_CREATE);
+		io->stored = c != NULL;
+	} else {
+		/* Any read of the host comes here in syscall mode (no -p). */
+		if (!io->sk && !fd_sock(io->a.fd))
+			return NULL;
+		c = NULL;
+		if (!bpf_map_update_elem(&conns, &io->key, &fresh, BPF_NOEXIST))
+			c = bpf_map_lookup_elem(&conns, &io->key);
+	}
+	if (!c)
+		stat_inc(AP_STAT_CONN_MAP_FULL);
+	return c;
+}
+
+static __always_inline void inbound_forget(struct io *io)
+{
+	if (io->stored)
+		bpf_sk_storage_delete(&inbound_conns, io->sk);
+	else
+		bpf_map_delete_elem(&conns, &io->key);
 }
 
 /*
@@ -374,8 +422,8 @@ static __always_inline void outbound_write(struct io *io, long ret)
 static __always_inline void read_exit(struct io *io, long ret)
 {
 	__u32 tgid = io->pid_tgid >> 32, tid = (__u32)io->pid_tgid;
-	struct conn *c = io->c, fresh = { .kind = AP_CONN_INBOUND };
 	struct ap_request_event *r;
+	struct conn *c = io->c;
 	__u64 buf, len = ret, prev;
 	char head[4] = {};
 	bool known;
@@ -390,9 +438,11 @@ static __always_inline void read_exit(struct io *io, long ret)
 		if (c && c->req_id)
 			request_finish(c->req_id, io->t, AP_REQ_CONN_CLOSED, io->now);
 		if (c)
-			bpf_map_delete_elem(&conns, &io->key);
+			inbound_forget(io);
 		return;
 	}
+	if (io->t)
+		io->t->resp_fd = 0;
 	r = c ? request_lookup(c->req_id) : NULL;
 	if (r && !r->first_tx_ns) {
 		/* More of the request: body, or the rest of a split head. */
@@ -408,13 +458,9 @@ static __always_inline void read_exit(struct io *io, long ret)
 	if (!known) {
 		/* Any socket read of the host may come here (no -p): 4 bytes first. */
 		if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) ||
-		    !is_request_start(head) || !fd_sock(io->a.fd))
+		    !is_request_start(head))
 			return;
-		if (bpf_map_update_elem(&conns, &io->key, &fresh, BPF_NOEXIST)) {
-			stat_inc(AP_STAT_CONN_MAP_FULL);
-			return;
-		}
-		c = bpf_map_lookup_elem(&conns, &io->key);
+		c = inbound_new(io);
 		if (!c)
 			return;
 	}
@@ -452,6 +498,8 @@ static __always_inline void write_exit(struct io *io, long ret)
 			r->resp_len = len;
 	}
 	r->last_tx_ns = io->now;
+	if (io->t)
+		io->t->resp_fd = io->a.fd + 1;
 	__sync_fetch_and_add(&r->tx_bytes, ret);
 	/* The request's memory is what the process holds when it answers. */
 	r->rss_delta_pages = process_rss_pages() - r->rss_start_pages;
@@ -598,7 +646,7 @@ static __always_inline bool io_op_of(long nr, bool send, __u32 *op)
  * arguments, still in the task's saved user registers; what a thread blocks
  * in is read from the same registers at switch-out (sched.bpf.c).
  */
-static __always_inline int io_sock(int ret, int flags, bool send)
+static __always_inline int io_sock(struct sock *sk, int ret, int flags, bool send)
 {
 	struct pt_regs *regs;
 	struct io io = {};
@@ -612,6 +660,7 @@ static __always_inline int io_sock(int ret, int flags, bool send)
 	io.a.fd = SYSCALL_ARG1(regs);
 	io.a.buf = SYSCALL_ARG2(regs);
 	io.now = bpf_ktime_get_ns();
+	io.sk = sk;
 	io_lookup(&io);
 	if (io_begin(&io, true))
 		io_end(&io, ret);
@@ -621,13 +670,13 @@ static __always_inline int io_sock(int ret, int flags, bool send)
 SEC("?tp_btf/sock_recv_length")
 int BPF_PROG(ap_sock_recv, struct sock *sk, int ret, int flags)
 {
-	return io_sock(ret, flags, false);
+	return io_sock(sk, ret, flags, false);
 }
 
 SEC("?tp_btf/sock_send_length")
 int BPF_PROG(ap_sock_send, struct sock *sk, int ret, int flags)
 {
-	return io_sock(ret, flags, true);
+	return io_sock(sk, ret, flags, true);
 }
 
 #define IO_PROGS(name, op, fd_arg, buf_arg)                                                        \

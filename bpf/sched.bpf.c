@@ -22,9 +22,6 @@
 
 #define TASK_RUNNING 0
 
-/* requests.bpf.c: reads and writes come from the socket tracepoints. */
-extern const volatile bool sock_tps;
-
 /*
  * Socket-tracepoint mode has no syscall-entry hooks: what a thread blocks in
  * is read from its saved user registers as it switches out (prev is still
@@ -72,6 +69,11 @@ static __always_inline __u8 block_kind_from_regs(const struct thread *t, struct 
 	key = conn_key(t->tgid, fd);
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
+		/* Inbound TCP connections are in socket storage, out of reach here. */
+		if (read && t->resp_fd && t->resp_fd == fd + 1) {
+			*parked = true;
+			return WAIT_OTHER;
+		}
 		mode = file_mode(fd_file(fd)) & S_IFMT;
 		return mode == S_IFREG || mode == S_IFBLK ? WAIT_DISK : t->wait_kind;
 	}

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """offcpu split by what a request's thread blocked for: a lock (futex), the
 disk (fsync), and a plain sleep (other), against the waits the server
-measured itself."""
+measured itself; and no offcpu for a keep-alive thread waiting for its
+connection's next request."""
 
 import http.client
 import os
@@ -25,6 +26,18 @@ def get(port, path, rid):
     return int(r.getheader("X-Wait-Ns") or 0)
 
 
+def keepalive_pause(port, pause):
+    """Two requests over one keep-alive connection, pause seconds apart."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for i, rid in enumerate(("ka1", "ka2")):
+        if i:
+            time.sleep(pause)
+        c.request("GET", "/hold/%d?ms=1" % (4 + i), headers={"X-Request-Id": rid})
+        r = c.getresponse()
+        r.read()
+    c.close()
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="agentprof-waits-") as tmp:
         srv = subprocess.Popen([at.PYTHON, SERVER, "--port", "0", "--dir", tmp],
@@ -39,6 +52,7 @@ def main():
             lock_wait = get(port, "/lock/2", "lock")
             holder.join()
             disk_wait = get(port, "/disk/3?mib=16", "disk")
+            keepalive_pause(port, 0.3)
         finally:
             rc, out, err = at.stop_agentprof(ap)
             srv.terminate()
@@ -58,6 +72,13 @@ def main():
         at.check("fsync is disk_ns, at most the server's fsync time",
                  0 < disk["disk_ns"] <= disk_wait + 2_000_000,
                  "disk_ns %d, server fsync %d" % (disk["disk_ns"], disk_wait))
+        # The handler thread blocks reading the connection for the next
+        # request: that wait is no request's, though ka1 stays open until
+        # ka2's head arrives.
+        ka = recs.get("ka1")
+        at.check("keep-alive: the 300 ms wait for the next request is not ka1's offcpu",
+                 ka is not None and "ka2" in recs and ka["offcpu_ns"] < 50_000_000,
+                 ka and ka["offcpu"])
         at.check("the split adds up to offcpu_ns",
                  all(sum(r["offcpu"].values()) == r["offcpu_ns"] for r in recs.values()),
                  [(r["offcpu"], r["offcpu_ns"]) for r in recs.values()])

@@ -253,6 +253,32 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid
 }
 
 /*
+ * Lay r out as its record (include/agentprof/request.h): its peers after
+ * the captured part of the head, which most heads leave far below
+ * AP_HEAD_MAX. Returns the record's size. Copying into the ring buffer is
+ * the dearest part of closing off a request, and a record of the minimal
+ * server's requests shrinks from 740 to 300 bytes.
+ */
+static __always_inline __u64 record_pack(struct ap_request_event *r)
+{
+	__u64 head_len = bounded(r->head_len, AP_HEAD_MAX), n = r->npeers, at;
+	__u32 i;
+
+	at = AP_REQ_PEERS_AT(head_len) + AP_REQ_WIRE_OFF;
+	at = bounded(at, __builtin_offsetof(struct ap_request_event, peers_room));
+#pragma unroll
+	for (i = 0; i < AP_MAX_PEERS; i++) {
+		if (i >= n)
+			break;
+		__builtin_memcpy((char *)r + at + i * sizeof(struct ap_peer), &r->peers[i],
+				 sizeof(struct ap_peer));
+	}
+	if (n > AP_MAX_PEERS)
+		n = AP_MAX_PEERS;
+	return AP_REQ_EVENT_SIZE(head_len, n);
+}
+
+/*
  * Close off a request: send its record and forget it. t: the calling
  * thread's entry, NULL to look it up. The calling thread may
  * still be on CPU for it (close() right after the response): charge that
@@ -280,9 +306,7 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 	r->flags |= flags;
 	if (!r->first_tx_ns)
 		r->flags |= AP_REQ_INCOMPLETE;
-	/* Only the captured part of the head: most heads are far below AP_HEAD_MAX. */
-	if (bpf_ringbuf_output(&events, r, AP_REQ_EVENT_SIZE(bounded(r->head_len, AP_HEAD_MAX)),
-			       ringbuf_flags()))
+	if (bpf_ringbuf_output(&events, &r->type, record_pack(r), ringbuf_flags()))
 		stat_inc(AP_STAT_RINGBUF_DROPS);
 	else
 		stat_inc(AP_STAT_REQUESTS);

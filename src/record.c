@@ -118,27 +118,15 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 	pg__free_queries(queries, nq);
 }
 
-/* Records come trimmed after the captured head: decode from a full-size copy. */
-static void recorder__consume_sized(struct recorder *r, const void *data, size_t size)
-{
-	struct ap_request_event ev;
-
-	if (size > sizeof(ev))
-		size = sizeof(ev);
-	memcpy(&ev, data, size);
-	if (ev.head_len > size - AP_REQ_EVENT_SIZE(0))
-		ev.head_len = size - AP_REQ_EVENT_SIZE(0);
-	recorder__consume(r, &ev);
-}
-
 static int handle_event(void *ctx, void *data, size_t size)
 {
 	const uint32_t *type = data;
+	struct ap_request_event ev;
 
 	if (size < sizeof(*type))
 		return 0;
-	if (*type == AP_EV_REQUEST && size >= AP_REQ_EVENT_SIZE(0))
-		recorder__consume_sized(ctx, data, size);
+	if (*type == AP_EV_REQUEST && !request__unpack(&ev, data, size))
+		recorder__consume(ctx, &ev);
 	else if (*type == AP_EV_PG && size >= sizeof(struct ap_pg_event))
 		pg__add_round_trip(((struct recorder *)ctx)->pg, data);
 	return 0;

@@ -9,6 +9,31 @@
 #include "request.h"
 #include "route.h"
 
+int request__unpack(struct ap_request_event *ev, const void *data, size_t size)
+{
+	size_t room = sizeof(*ev) - AP_REQ_WIRE_OFF, at;
+	uint32_t n;
+
+	if (size < AP_REQ_EVENT_SIZE(0, 0))
+		return -EINVAL;
+	memset(ev, 0, AP_REQ_WIRE_OFF);
+	memcpy((char *)ev + AP_REQ_WIRE_OFF, data, size < room ? size : room);
+	if (ev->head_len > size - AP_REQ_EVENT_SIZE(0, 0))
+		ev->head_len = size - AP_REQ_EVENT_SIZE(0, 0);
+	if (ev->head_len > AP_HEAD_MAX)
+		ev->head_len = AP_HEAD_MAX;
+	/* The peers a record carries, as many as it has room for. */
+	at = AP_REQ_PEERS_AT(ev->head_len);
+	n = ev->npeers < AP_MAX_PEERS ? ev->npeers : AP_MAX_PEERS;
+	if (at > size)
+		n = 0;
+	else if (n > (size - at) / sizeof(struct ap_peer))
+		n = (size - at) / sizeof(struct ap_peer);
+	memcpy(ev->peers, (const char *)data + at, n * sizeof(struct ap_peer));
+	ev->npeers = n;
+	return 0;
+}
+
 int request__decode(struct request *req, const struct ap_request_event *ev,
 		    const struct request_decode_opts *opts)
 {

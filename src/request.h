@@ -44,6 +44,13 @@ enum request_decode_err {
 	REQUEST_OVERSIZED = -2, /* request line longer than the capture */
 };
 
+/*
+ * Rebuilds the struct of a ring-buffer record of size bytes (trimmed after
+ * its head, its peers after that: include/agentprof/request.h) in ev.
+ * Returns 0, or -EINVAL when size is too short for a record.
+ */
+int request__unpack(struct ap_request_event *ev, const void *data, size_t size);
+
 /* Decodes ev into req, which keeps a pointer to ev. */
 int request__decode(struct request *req, const struct ap_request_event *ev,
 		    const struct request_decode_opts *opts);

@@ -79,7 +79,15 @@ enum ap_req_flags {
 	AP_REQ_PG_UNCOUNTED = 1 << 5,	/* a round trip whose rows and errors were not seen */
 };
 
+/*
+ * An open request, in its slot of the requests map, and (from type on) the
+ * record sent for it. A record is trimmed to what was filled in: it ends
+ * with the head_len captured bytes of the head, then its npeers peers (at
+ * AP_REQ_PEERS_AT(head_len)), which request_finish() copies there from
+ * peers[], left out of the record: most requests have one peer or none.
+ */
 struct ap_request_event {
+	struct ap_peer peers[AP_MAX_PEERS];
 	__u32 type;		/* AP_EV_REQUEST */
 	__u32 npeers;		/* valid entries in peers[] */
 	__u64 id;		/* seq << AP_REQ_SLOT_BITS | slot: AP_REQ_SEQ() */
@@ -113,18 +121,24 @@ struct ap_request_event {
 	__u32 pg_errors;
 	__u32 pg_rows;		/* DataRow messages received */
 	__u32 peers_dropped;	/* peers beyond AP_MAX_PEERS */
-	struct ap_peer peers[AP_MAX_PEERS];
 	char comm[AP_COMM_LEN];
 	char resp[AP_RESP_MAX];
-	/* Last: a record is sent only up to the captured bytes (AP_REQ_EVENT_SIZE). */
 	char head[AP_HEAD_MAX];
+	/* Room for the peers a record carries after a head of AP_HEAD_MAX bytes. */
+	__u8 peers_room[AP_MAX_PEERS * sizeof(struct ap_peer)];
 };
 
-_Static_assert(sizeof(struct ap_request_event) == 1720, "ap_request_event ABI changed");
+_Static_assert(sizeof(struct ap_request_event) == 2152, "ap_request_event ABI changed");
 
-/* Bytes of a record as sent, head_len bytes of the head included. */
-#define AP_REQ_EVENT_SIZE(head_len)                                                                \
-	(__builtin_offsetof(struct ap_request_event, head) + (head_len))
+/* Where a record begins in the struct. */
+#define AP_REQ_WIRE_OFF __builtin_offsetof(struct ap_request_event, type)
+/* Offset of the peers in a record whose head has head_len bytes. */
+#define AP_REQ_PEERS_AT(head_len)                                                                  \
+	(__builtin_offsetof(struct ap_request_event, head) - AP_REQ_WIRE_OFF +                     \
+	 (((head_len) + 7) & ~7ULL))
+/* Bytes of a record as sent. */
+#define AP_REQ_EVENT_SIZE(head_len, npeers)                                                        \
+	(AP_REQ_PEERS_AT(head_len) + (npeers) * sizeof(struct ap_peer))
 
 
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Request decoding, the per-request JSON line, and the profile: grouping,
+ * Request records unpacked and decoded, the per-request JSON line, and the profile: grouping,
  * percentiles, the table, and the saved JSON read back unchanged.
  */
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,64 @@ static void test_decode(void)
 	ASSERT_TRUE(req.incomplete, "incomplete flagged");
 	ASSERT_EQ(req.duration_ns, 777, "incomplete: duration up to the close-off");
 	ASSERT_EQ(req.status, 0, "no response: status 0");
+}
+
+/* A record as request_finish() sends it (bpf/attribution.bpf.h, record_pack()). */
+static size_t pack(const struct ap_request_event *ev, char *out)
+{
+	size_t at = AP_REQ_PEERS_AT(ev->head_len);
+
+	memset(out, 0xee, sizeof(*ev));
+	memcpy(out, &ev->type, at);
+	memcpy(out + at, ev->peers, ev->npeers * sizeof(struct ap_peer));
+	return AP_REQ_EVENT_SIZE(ev->head_len, ev->npeers);
+}
+
+static void test_unpack(void)
+{
+	struct ap_request_event ev, got;
+	char wire[sizeof(ev)];
+	size_t size;
+	int i;
+
+	make_event(&ev, HEAD, "HTTP/1.1 200 OK\r\n", 3000, 10000);
+	size = pack(&ev, wire);
+	/* 264 bytes of fields, the 134-byte head rounded up to 8; no room for peers. */
+	ASSERT_EQ(size, 264 + 136, "no peers: the record stops after the head");
+	ASSERT_EQ(request__unpack(&got, wire, size), 0, "no peers: unpacks");
+	ASSERT_EQ(got.npeers, 0, "no peers: none");
+	ASSERT_EQ(got.head_len, ev.head_len, "head_len");
+	ASSERT_TRUE(!memcmp(got.head, ev.head, ev.head_len), "head bytes");
+	ASSERT_EQ(got.cpu_ns, 3000, "fields before the head");
+
+	/* Two peers after an odd-length head, then the longest record. */
+	ev.npeers = 2;
+	for (i = 0; i < AP_MAX_PEERS; i++) {
+		ev.peers[i].port = 5432 + i;
+		ev.peers[i].wait_ns = 1000 * (i + 1);
+		ev.peers[i].rx_bytes = 7 + i;
+	}
+	size = pack(&ev, wire);
+	ASSERT_EQ(request__unpack(&got, wire, size), 0, "two peers: unpacks");
+	ASSERT_EQ(got.npeers, 2, "two peers: both");
+	ASSERT_TRUE(!memcmp(got.peers, ev.peers, 2 * sizeof(struct ap_peer)), "two peers: intact");
+	ASSERT_EQ(got.peers[1].wait_ns, 2000, "second peer's wait");
+
+	ev.npeers = AP_MAX_PEERS;
+	ev.head_len = AP_HEAD_MAX;
+	memset(ev.head, 'h', AP_HEAD_MAX);
+	size = pack(&ev, wire);
+	ASSERT_EQ(size, sizeof(ev) - AP_REQ_WIRE_OFF, "full head and every peer: the largest record");
+	ASSERT_EQ(request__unpack(&got, wire, size), 0, "largest: unpacks");
+	ASSERT_TRUE(got.npeers == AP_MAX_PEERS && got.peers[5].port == 5437 &&
+			    got.head_len == AP_HEAD_MAX && got.head[AP_HEAD_MAX - 1] == 'h',
+		    "largest: head and peers intact");
+
+	/* A record cut short keeps the peers it holds whole. */
+	ASSERT_EQ(request__unpack(&got, wire, size - 1), 0, "cut short: unpacks");
+	ASSERT_EQ(got.npeers, AP_MAX_PEERS - 1, "cut short: the last peer is dropped");
+	ASSERT_EQ(request__unpack(&got, wire, AP_REQ_EVENT_SIZE(0, 0) - 1), -EINVAL,
+		  "shorter than any record: -EINVAL");
 }
 
 static struct json_object *json_line(const struct request *req)
@@ -206,4 +265,4 @@ static void test_group_cap(void)
 	profile__free(p);
 }
 
-TEST_MAIN(test_decode, test_json_line, test_profile_roundtrip, test_group_cap)
+TEST_MAIN(test_decode, test_unpack, test_json_line, test_profile_roundtrip, test_group_cap)

@@ -32,6 +32,21 @@ static __always_inline struct ap_request_event *request_get(__u64 req_id)
 	return r;
 }
 
+/*
+ * The request thread t works for; NULL if none. A binding found pointing at
+ * a finished request is dropped, so that the thread's next hooks look up
+ * nothing until it is bound again: each lookup reads a slot long out of the
+ * cache.
+ */
+static __always_inline struct ap_request_event *thread_request(struct thread *t)
+{
+	struct ap_request_event *r = request_get(t->req_id);
+
+	if (!r)
+		t->req_id = 0;
+	return r;
+}
+
 static __always_inline void charge(struct thread *t, struct task_struct *task, __u64 cpu_ns,
 				   bool btf)
 {
@@ -47,7 +62,7 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
 		if (!dmin && !dmaj)
 			return;
 	}
-	r = request_get(t->req_id);
+	r = thread_request(t);
 	if (!r)
 		return;
 	if (!t->sock_io && cpu_ns)

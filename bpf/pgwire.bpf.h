@@ -221,6 +221,24 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	pc->rows = pc->errors = 0;
 }
 
+/*
+ * The connection ends (EOF, or close()) with round trips open: the backend
+ * died (terminated, crashed) or the network failed mid-query. The oldest
+ * one, the query the backend was running, ends here as an error, its time
+ * up to now; the ones after it never ran and are dropped.
+ */
+static __always_inline void pg_conn_end(struct conn *c, __u64 key, __u32 pid, __u64 now)
+{
+	struct pgconn *pc = pgconn_get(key, false);
+
+	if (!pc || pc->sent_head == pc->sent_tail)
+		return;
+	if (!pc->errors)
+		pc->errors = 1;
+	pg_ready(pc, c, pid, now);
+	pc->sent_tail = pc->sent_head;
+}
+
 static __always_inline void pg_sent(struct pgconn *pc, __u64 now)
 {
 	pc->sent_ns[pc->sent_head & (PG_SENT_RING - 1)] = now;

@@ -407,10 +407,15 @@ static __always_inline void outbound_write(struct io *io, long ret)
 	__u64 buf, len = ret;
 
 	buf = first_buf(&io->a, &len);
-	if (c->fresh && buf && !c->pg && pg_detect((const char *)buf, len)) {
-		/* A StartupMessage makes it PostgreSQL, whatever the port. */
-		c->pg = 1;
-		c->peer.kind = AP_PEER_PG;
+	if (c->fresh && buf) {
+		/*
+		 * The first bytes of a connection seen from its connect() decide,
+		 * whatever the port: a start-up makes it PostgreSQL, anything
+		 * else is not (a client that fails to speak it opens no round
+		 * trips).
+		 */
+		c->pg = pg_detect((const char *)buf, len);
+		c->peer.kind = c->pg ? AP_PEER_PG : AP_PEER_UPSTREAM;
 	}
 	c->fresh = 0;
 	if (c->pg && buf)
@@ -431,6 +436,8 @@ static __always_inline void read_exit(struct io *io, long ret)
 	if (c && c->kind != AP_CONN_INBOUND) {
 		if (c->kind == AP_CONN_OUTBOUND && ret > 0)
 			outbound_read(io, ret);
+		else if (c->kind == AP_CONN_OUTBOUND && c->pg)
+			pg_conn_end(c, io->key, tgid, io->now);
 		return;
 	}
 	if (ret == 0) {
@@ -731,8 +738,10 @@ int ap_close_e(struct trace_event_raw_sys_enter *ctx)
 		request_finish(c->req_id, NULL, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
 	if (c->sk)
 		bpf_map_delete_elem(&socks, &c->sk);
-	if (c->pg)
+	if (c->pg) {
+		pg_conn_end(c, key, tgid, bpf_ktime_get_ns());
 		bpf_map_delete_elem(&pgconns, &key);
+	}
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }

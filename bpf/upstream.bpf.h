@@ -30,7 +30,8 @@ static __always_inline bool peer_eq(const struct ap_peer_key *k, const struct ap
 {
 	const __u64 *a = (const __u64 *)k->addr, *b = (const __u64 *)p->addr;
 
-	return k->family == p->family && k->port == p->port && a[0] == b[0] && a[1] == b[1];
+	return k->family == p->family && k->kind == p->kind && k->port == p->port && a[0] == b[0] &&
+	       a[1] == b[1];
 }
 
 /* The peer a connect() names, from its user sockaddr. */

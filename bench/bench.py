@@ -45,6 +45,8 @@ TINY = os.path.join(BUILD, "bench", "tiny_server")
 NAIVE_BT = os.path.join(BENCH, "naive.bt")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+# Seconds of load, after each traced run, with BPF run-time statistics on.
+STATS_SECONDS = 5
 TRACING_PROG_TYPES = {"tracepoint", "raw_tracepoint", "tracing", "kprobe", "perf_event"}
 
 CONFIGS = ("A", "B", "C")
@@ -212,6 +214,7 @@ class BpfStats:
         self.method = None
 
     def enable(self):
+        """Switch statistics on; False if they cannot be."""
         arch_nr = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351,
                    "ppc64le": 361}.get(platform.machine())
         if arch_nr is not None:
@@ -222,18 +225,21 @@ class BpfStats:
                               attr, ctypes.c_long(4))
             if fd >= 0:
                 self.fd = fd
-                self.method = "BPF_ENABLE_STATS (fd held for the run)"
-                return
+                self.method = "BPF_ENABLE_STATS (an fd held for each statistics window)"
+                return True
         try:
             with open(STATS_SYSCTL) as f:
                 self.old_sysctl = f.read().strip()
             with open(STATS_SYSCTL, "w") as f:
                 f.write("1")
-            self.method = f"sysctl kernel.bpf_stats_enabled=1 (was {self.old_sysctl})"
+            self.method = (f"sysctl kernel.bpf_stats_enabled=1 for each statistics window "
+                           f"(was {self.old_sysctl})")
+            return True
         except OSError as e:
             self.old_sysctl = None
             self.method = None
             log(f"cannot enable BPF run-time statistics: {e}")
+            return False
 
     def restore(self):
         if self.fd is not None:
@@ -246,6 +252,9 @@ class BpfStats:
             except OSError as e:
                 log(f"could not restore {STATS_SYSCTL}={self.old_sysctl}: {e}")
             self.old_sysctl = None
+
+
+STATS = BpfStats()
 
 
 # ------------------------------------------------------------------ wrk
@@ -576,24 +585,49 @@ def one_run(procs, wl, cfg, tag, tmp, bt_ok, duration=None, trace_pid=None):
             procs.stop(tracer, signal.SIGINT)
 
 
-def measure(procs, wl, cfg, tracer, tinfo, extra, res, duration):
-    time.sleep(0.5)  # settle (same for every config)
-    ids = prog_ids_of(tracer.pid) if tracer else set()
-    res["foreign_tracing_progs"] = foreign_tracing_progs(ids)
-    s0 = prog_stats(ids)
-    c0 = proc_cpu_ticks(tracer.pid) if tracer else None
-    srv0 = proc_cpu_ticks(wl.pid)
-    t0 = time.monotonic()
+def run_wrk(procs, wl, extra, duration):
     wrk = procs.start(["wrk", "-t2", f"-c{wl.args.connections}", f"-d{duration}s",
                        "--latency"] + extra + [wl.url],
                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = wrk.communicate(timeout=duration + 60)
     procs.live.remove(wrk)
-    wall = time.monotonic() - t0
-    srv1 = proc_cpu_ticks(wl.pid)
     w = parse_wrk(out)
     if w["rps"] is None:
         raise RuntimeError(f"wrk failed (exit {wrk.returncode}):\n{out.strip()[-800:]}")
+    return w
+
+
+def stats_window(procs, wl, ids, extra, duration):
+    """The tracer's BPF programs' run time and calls over a load of their own,
+    with run-time statistics on: {name: {type, run_time_ns, run_cnt}}, and
+    the requests served meanwhile."""
+    if not STATS.enable():
+        return {}, None
+    try:
+        s0 = prog_stats(ids)
+        w = run_wrk(procs, wl, extra, duration)
+        s1 = prog_stats(ids)
+    finally:
+        STATS.restore()
+    progs = {}
+    for pid_, (name, typ, rt, cnt) in s1.items():
+        rt0, cnt0 = (s0[pid_][2], s0[pid_][3]) if pid_ in s0 else (0, 0)
+        e = progs.setdefault(name, {"type": typ, "run_time_ns": 0, "run_cnt": 0})
+        e["run_time_ns"] += rt - rt0
+        e["run_cnt"] += cnt - cnt0
+    return progs, w["requests"]
+
+
+def measure(procs, wl, cfg, tracer, tinfo, extra, res, duration):
+    time.sleep(0.5)  # settle (same for every config)
+    ids = prog_ids_of(tracer.pid) if tracer else set()
+    res["foreign_tracing_progs"] = foreign_tracing_progs(ids)
+    c0 = proc_cpu_ticks(tracer.pid) if tracer else None
+    srv0 = proc_cpu_ticks(wl.pid)
+    t0 = time.monotonic()
+    w = run_wrk(procs, wl, extra, duration)
+    wall = time.monotonic() - t0
+    srv1 = proc_cpu_ticks(wl.pid)
     res.update(w)
     if srv0 is not None and srv1 is not None and w["requests"]:
         res["server_cpu_us_per_req"] = (srv1 - srv0) / CLK_TCK * 1e6 / w["requests"]
@@ -601,14 +635,11 @@ def measure(procs, wl, cfg, tracer, tinfo, extra, res, duration):
         c1 = proc_cpu_ticks(tracer.pid)
         res["tracer_cpu_pct"] = (c1 - c0) / CLK_TCK / wall * 100 if c1 is not None else None
         res["tracer_hwm_kb"] = proc_hwm_kb(tracer.pid)
-        s1 = prog_stats(ids)
-        progs = {}
-        for pid_, (name, typ, rt, cnt) in s1.items():
-            rt0, cnt0 = (s0[pid_][2], s0[pid_][3]) if pid_ in s0 else (0, 0)
-            e = progs.setdefault(name, {"type": typ, "run_time_ns": 0, "run_cnt": 0})
-            e["run_time_ns"] += rt - rt0
-            e["run_cnt"] += cnt - cnt0
-        res["progs"] = progs
+        # Run-time statistics cost every program call two clock reads: they
+        # are on only in a window of their own, after the measured one.
+        sw = min(duration, STATS_SECONDS)
+        res["progs"], res["stats_requests"] = stats_window(procs, wl, ids, extra, sw)
+        res["stats_seconds"] = sw
         res.update(finish_tracer(procs, cfg, tracer, tinfo))
     return res
 
@@ -711,7 +742,9 @@ def summarize(rounds):
                 t = progs.setdefault(name, {"type": e["type"], "run_time_ns": 0, "run_cnt": 0})
                 t["run_time_ns"] += e["run_time_ns"]
                 t["run_cnt"] += e["run_cnt"]
-        reqs = s[c]["requests"] or 0
+        # Program calls per request: over the statistics windows.
+        reqs = sum(r.get("stats_requests") or 0 for r in by[c])
+        s[c]["stats_requests"] = reqs
         for name, t in progs.items():
             t["ns_per_call"] = t["run_time_ns"] / t["run_cnt"] if t["run_cnt"] else None
             t["calls_per_req"] = t["run_cnt"] / reqs if reqs else None
@@ -720,7 +753,8 @@ def summarize(rounds):
         s[c]["bpf_ns_per_req"] = (sum(t["run_time_ns"] for t in progs.values()) / reqs
                                   if reqs and progs else None)
     b = by["B"]
-    reqs_b = s["B"]["requests"] or 0
+    # The tracer's records cover the measured window and the statistics one.
+    reqs_b = (s["B"]["requests"] or 0) + (s["B"].get("stats_requests") or 0)
     if reqs_b:
         recs = sum(r.get("ringbuf_records_requests") or 0 for r in b)
         pg = sum(r.get("pg_round_trips") or 0 for r in b)
@@ -729,7 +763,7 @@ def summarize(rounds):
         s["B"]["ringbuf_records_per_req"] = (recs + pg) / reqs_b
         s["B"]["ringbuf_drops"] = sum(r.get("ringbuf_drops") or 0 for r in b)
         s["B"]["drops_per_req"] = s["B"]["ringbuf_drops"] / reqs_b
-    reqs_c = s["C"]["requests"] or 0
+    reqs_c = (s["C"]["requests"] or 0) + (s["C"].get("stats_requests") or 0)
     if reqs_c:
         s["C"]["output_lines_per_req"] = sum(r.get("output_lines") or 0 for r in by["C"]) / reqs_c
         s["C"]["lost_events"] = sum(r.get("lost_events") or 0 for r in by["C"])
@@ -788,7 +822,7 @@ def print_workload(key, wl_res):
         progs = s[c].get("progs") or {}
         if not progs:
             continue
-        print(f"   BPF programs of {CONFIG_NAMES[c]} (kernel bpf_stats over the traced rounds; "
+        print(f"   BPF programs of {CONFIG_NAMES[c]} (kernel bpf_stats over each traced run's statistics window; "
               f"calls from every process on the host, the handlers filter by pid):")
         print(f"     {'program':18} {'type':11} {'calls':>11} {'calls/req':>9} {'ns/call':>8} "
               f"{'ns/req':>8} {'total ms':>9}")
@@ -967,7 +1001,6 @@ def main(argv):
 
     t_start = time.monotonic()
     procs = Procs()
-    stats = BpfStats()
     tmp = tempfile.mkdtemp(prefix="agentprof-bench.")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     sha = git("rev-parse", "--short", "HEAD") or "nogit"
@@ -989,9 +1022,11 @@ def main(argv):
         if not bt_ok:
             res["notes"].append(f"config C not run: {bt_info}")
             log(f"config C not run: {bt_info}")
-        stats.enable()
-        res["bpf_stats"] = stats.method or "unavailable: BPF run times not measured"
-        if not stats.method:
+        # Off while throughput and latency are measured: see measure().
+        if STATS.enable():
+            STATS.restore()
+        res["bpf_stats"] = STATS.method or "unavailable: BPF run times not measured"
+        if not STATS.method:
             res["notes"].append("BPF run-time statistics unavailable: no ns/call figures")
         log(f"bpf stats: {res['bpf_stats']}; temp dir {tmp}")
 
@@ -1070,7 +1105,7 @@ def main(argv):
                 wl.stop()
             except Exception as e:  # cleanup must go on
                 log(f"stopping {wl.key}: {e}")
-        stats.restore()
+        STATS.restore()
         shutil.rmtree(tmp, ignore_errors=True)
 
     if rc == 130:

@@ -33,17 +33,18 @@ static __always_inline struct ap_request_event *request_get(__u64 req_id)
 }
 
 /*
- * The request thread t works for; NULL if none. A binding found pointing at
- * a finished request is dropped, so that the thread's next hooks look up
- * nothing until it is bound again: each lookup reads a slot long out of the
- * cache.
+ * The request a binding (a thread's or an upstream connection's req_id)
+ * points at; NULL if none. A binding to a finished request is dropped where
+ * it is found: a thread's next hooks then look up nothing until it is bound
+ * again (each lookup reads a slot long out of the cache), and what is read
+ * from a connection after its request ended binds no thread to that request.
  */
-static __always_inline struct ap_request_event *thread_request(struct thread *t)
+static __always_inline struct ap_request_event *bound_request(__u64 *req_id)
 {
-	struct ap_request_event *r = request_get(t->req_id);
+	struct ap_request_event *r = request_get(*req_id);
 
 	if (!r)
-		t->req_id = 0;
+		*req_id = 0;
 	return r;
 }
 
@@ -62,7 +63,7 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
 		if (!dmin && !dmaj)
 			return;
 	}
-	r = thread_request(t);
+	r = bound_request(&t->req_id);
 	if (!r)
 		return;
 	if (!t->sock_io && cpu_ns)

@@ -131,7 +131,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	if (t) {
 		thread_snapshot(t, next, now, true, btf);
 		if (t->wake_ns) {
-			r = thread_request(t);
+			r = bound_request(&t->req_id);
 			if (r)
 				__sync_fetch_and_add(&r->runq_ns, now - t->wake_ns);
 			t->wake_ns = 0;
@@ -154,7 +154,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	now = bpf_ktime_get_ns();
 	t = thread_get(p, tid);
 	if (t && t->block_ns) {
-		r = thread_request(t);
+		r = bound_request(&t->req_id);
 		if (r) {
 			__sync_fetch_and_add(&r->offcpu_ns, now - t->block_ns);
 			if (t->block_kind == WAIT_UPSTREAM)

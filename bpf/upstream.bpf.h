@@ -144,22 +144,6 @@ static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
 	return outbound_new(key, &peer, sk, false);
 }
 
-/*
- * The request outbound connection c is bound to; NULL if none. A binding to
- * a finished request is dropped: what is read from c after its request
- * ended is no request's, and the reading thread must not be bound to it.
- * (On the demo agent, ~30 reads per request came on connections bound to a
- * finished one, each looking up a cold slot twice.)
- */
-static __always_inline struct ap_request_event *conn_request(struct conn *c)
-{
-	struct ap_request_event *r = request_get(c->req_id);
-
-	if (!r)
-		c->req_id = 0;
-	return r;
-}
-
 /* The entry for c's peer in request r, found or added. */
 static __always_inline struct ap_peer *peer_slot(struct ap_request_event *r, struct conn *c)
 {
@@ -215,7 +199,7 @@ static __always_inline void upstream_write(struct conn *c, struct thread *t, __u
 		c->phase = CALL_IDLE;
 		c->slot = AP_MAX_PEERS;
 	}
-	r = conn_request(c);
+	r = bound_request(&c->req_id);
 	p = r ? peer_slot(r, c) : NULL;
 	if (p) {
 		if (c->phase != CALL_SENDING)
@@ -242,7 +226,7 @@ static __always_inline void upstream_read(struct conn *c, struct thread *t, __u3
 	struct ap_peer *p;
 	__u32 srtt;
 
-	r = conn_request(c);
+	r = bound_request(&c->req_id);
 	if (r)
 		thread_bind_to(t, tid, tgid, c->req_id, r, true, now);
 	p = r ? peer_slot(r, c) : NULL;

@@ -393,16 +393,19 @@ static void probe__map_type(struct features *f, enum feature_id id, enum bpf_map
 		feature__set(f, id, false, "map type not supported by this kernel");
 }
 
-/*
- * What `record` asks for: the map type, and its helper in tracing programs
- * (5.13; the map type itself came in 5.11, for LSM programs only).
- */
+bool feature__task_storage_in_tracing(void)
+{
+	return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_storage_get,
+				       NULL) > 0;
+}
+
+/* What `record` asks for: the map type, and its helper in tracing programs. */
 static void probe__task_storage(struct features *f)
 {
 	probe__map_type(f, FEAT_TASK_STORAGE, BPF_MAP_TYPE_TASK_STORAGE);
 	if (!f->r[FEAT_TASK_STORAGE].ok)
 		return;
-	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_storage_get, NULL) > 0)
+	if (feature__task_storage_in_tracing())
 		feature__set(f, FEAT_TASK_STORAGE, true,
 			     "map created, bpf_task_storage_get allowed in tracepoints");
 	else

@@ -65,6 +65,13 @@ const char *features__fix(enum feature_id id);
 bool features__can_run(const struct features *f);
 
 /*
+ * Whether tracing programs may use task-local storage (the helper, 5.13+;
+ * the map type alone came in 5.11, for LSM programs): what `record` keeps
+ * thread state in, and what the check's task storage row reports.
+ */
+bool feature__task_storage_in_tracing(void);
+
+/*
  * The `agentprof check` subcommand: probe, print a table to stdout, then what
  * stops working and how to fix it for each missing feature. Returns 0 when
  * agentprof can run here, 1 otherwise.

@@ -21,6 +21,7 @@
 #include "agentprof/pgwire.h"
 #include "agentprof/request.h"
 #include "agentprof.skel.h"
+#include "feature.h"
 #include "links.h"
 #include "peers.h"
 #include "pg.h"
@@ -217,9 +218,7 @@ static bool have_sock_tps(void)
  */
 static void select_thread_store(struct recorder *r, bool tp_btf)
 {
-	bool on = tp_btf && !getenv("AGENTPROF_THREAD_HASH") &&
-		  libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_storage_get,
-					  NULL) > 0;
+	bool on = tp_btf && !getenv("AGENTPROF_THREAD_HASH") && feature__task_storage_in_tracing();
 
 	r->skel->rodata->thread_storage = on;
 	if (on)

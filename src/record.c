@@ -41,9 +41,9 @@
 #define RB_DRAIN_FAST_MS 10
 #define RB_FAST_RATE 10000
 
-static int drain_interval_ms(int records, int interval_ms)
+static int drain_interval_ms(long long records, int interval_ms)
 {
-	return records * 1000LL / interval_ms > RB_FAST_RATE ? RB_DRAIN_FAST_MS : RB_DRAIN_MS;
+	return records * 1000 / interval_ms > RB_FAST_RATE ? RB_DRAIN_FAST_MS : RB_DRAIN_MS;
 }
 
 static volatile sig_atomic_t exiting;
@@ -519,7 +519,7 @@ static int recorder__poll(struct recorder *r)
 {
 	const struct env *env = r->env;
 	uint64_t deadline = 0, next_check = 0, now;
-	int err = 0, status, interval = RB_DRAIN_MS;
+	int err = 0, status, interval = RB_DRAIN_MS, woken;
 
 	if (env->duration_s)
 		deadline = now_ns(CLOCK_MONOTONIC) + env->duration_s * 1000000000ULL;
@@ -529,10 +529,13 @@ static int recorder__poll(struct recorder *r)
 		 * a sleep that signals cut short; the buffer is drained after it.
 		 */
 		err = ring_buffer__poll(r->rb, interval);
-		if (err >= 0)
+		if (err >= 0) {
+			/* The rate counts what a wakeup brought in too (a burst). */
+			woken = err;
 			err = ring_buffer__consume(r->rb);
-		if (err >= 0)
-			interval = drain_interval_ms(err, interval);
+			if (err >= 0)
+				interval = drain_interval_ms((long long)woken + err, interval);
+		}
 		if (err == -EINTR) {
 			err = 0;
 			break;

@@ -667,6 +667,7 @@ def host_tax_run(procs, wl, tmp, seconds, bt_ok):
     finally:
         procs.stop(idle)
     ht = dict(runs[-1])
+    ht["progs"] = sum_progs(runs)
     ht["rps"] = mean([r.get("rps") for r in runs])
     ht["p99_ms"] = mean([r.get("p99_ms") for r in runs])
     ht["server_cpu_us_per_req"] = mean([r.get("server_cpu_us_per_req") for r in runs])
@@ -730,6 +731,20 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def sum_progs(runs):
+    """Per program, run time and calls summed over the runs' statistics
+    windows, and run time per call."""
+    progs = {}
+    for r in runs:
+        for name, e in (r.get("progs") or {}).items():
+            t = progs.setdefault(name, {"type": e["type"], "run_time_ns": 0, "run_cnt": 0})
+            t["run_time_ns"] += e["run_time_ns"]
+            t["run_cnt"] += e["run_cnt"]
+    for t in progs.values():
+        t["ns_per_call"] = t["run_time_ns"] / t["run_cnt"] if t["run_cnt"] else None
+    return progs
+
+
 def summarize(rounds):
     by = {c: [r[c] for r in rounds if c in r and "skipped" not in r[c] and "error" not in r[c]]
           for c in CONFIGS}
@@ -755,17 +770,11 @@ def summarize(rounds):
         s[c]["rps_ratio_rounds"] = [ratio(r[c].get("rps"), r["A"].get("rps"))
                                     for r in rounds if c in r and "rps" in r[c]
                                     and "A" in r and "rps" in r["A"]]
-        progs = {}
-        for r in by[c]:
-            for name, e in (r.get("progs") or {}).items():
-                t = progs.setdefault(name, {"type": e["type"], "run_time_ns": 0, "run_cnt": 0})
-                t["run_time_ns"] += e["run_time_ns"]
-                t["run_cnt"] += e["run_cnt"]
+        progs = sum_progs(by[c])
         # Program calls per request: over the statistics windows.
         reqs = sum(r.get("stats_requests") or 0 for r in by[c])
         s[c]["stats_requests"] = reqs
         for name, t in progs.items():
-            t["ns_per_call"] = t["run_time_ns"] / t["run_cnt"] if t["run_cnt"] else None
             t["calls_per_req"] = t["run_cnt"] / reqs if reqs else None
             t["ns_per_req"] = t["run_time_ns"] / reqs if reqs else None
         s[c]["progs"] = dict(sorted(progs.items(), key=lambda kv: -kv[1]["run_time_ns"]))
@@ -1082,11 +1091,8 @@ def main(argv):
                 if key == "tiny" and args.host_tax:
                     log("tiny: host tax (agentprof tracing an idle process)")
                     try:
-                        ht = host_tax_run(procs, wl, tmp, args.paced_seconds, bt_ok)
-                        for t in (ht.get("progs") or {}).values():
-                            t["ns_per_call"] = (t["run_time_ns"] / t["run_cnt"]
-                                                if t["run_cnt"] else None)
-                        res["host_tax"] = ht
+                        res["host_tax"] = host_tax_run(procs, wl, tmp, args.paced_seconds,
+                                                       bt_ok)
                     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                         res["host_tax"] = {"error": str(e)}
                         rc = 1

@@ -20,7 +20,7 @@ struct conn {
 	__u64 req_id;		/* request in progress (inbound) or using it (outbound) */
 	__u64 conn_id;		/* unique within the run */
 	__u64 mark_ns;		/* outbound: last byte sent, or last reply byte read */
-	__u64 sk;		/* outbound: its struct sock, for RTT */
+	__u64 sk;		/* its struct sock, where known: the TCP tracepoints, reuse of fd */
 	__u64 connect_ns;	/* outbound: handshake not yet charged to a request */
 	__u32 kind;		/* enum ap_conn_kind */
 	__u8 phase;		/* outbound: enum call_phase */
@@ -352,6 +352,15 @@ static __always_inline struct ap_request_event *request_lookup(__u64 id)
 	struct ap_request_event *r = request_slot(id);
 
 	return r && id && r->id == id ? r : NULL;
+}
+
+/* The conns entry of a tracked outbound socket (the socks map). */
+static __always_inline struct conn *sk_conn(const struct sock *sk)
+{
+	__u64 skey = (__u64)sk, *key;
+
+	key = bpf_map_lookup_elem(&socks, &skey);
+	return key ? bpf_map_lookup_elem(&conns, key) : NULL;
 }
 
 /* The conns key of a file descriptor. */

@@ -51,6 +51,7 @@ __u64 next_conn_id = 0;
 
 /* Needs conn_key(). */
 #include "tls.bpf.h"
+#include "conn_state.bpf.h"
 
 static __always_inline bool is_read_op(__u32 op)
 {
@@ -244,8 +245,14 @@ static __always_inline void io_lookup(struct io *io)
 		io->c = bpf_sk_storage_get(&inbound_conns, io->sk, NULL, 0);
 		io->stored = io->c != NULL;
 	}
-	if (!io->c)
+	if (!io->c) {
 		io->c = bpf_map_lookup_elem(&conns, &io->key);
+		/* The fd names another socket: no close() was seen (conn_state.bpf.h). */
+		if (io->c && io->sk && io->c->sk && io->c->sk != (__u64)io->sk) {
+			conn_forget(io->c, io->key, io->now);
+			io->c = NULL;
+		}
+	}
 	io->t = thread_current();
 }
 
@@ -263,7 +270,7 @@ static __always_inline bool sk_stores_conn(const struct sock *sk)
  */
 static __always_inline struct conn *inbound_new(struct io *io)
 {
-	struct conn fresh = { .kind = AP_CONN_INBOUND }, *c;
+	struct conn fresh = { .kind = AP_CONN_INBOUND, .sk = (__u64)io->sk }, *c;
 
 	if (sk_stores_conn(io->sk)) {
 		c = bpf_sk_storage_get(&inbound_conns, io->sk, &fresh,
@@ -732,18 +739,21 @@ int ap_close_e(struct trace_event_raw_sys_enter *ctx)
 	if (!traced(tgid))
 		return 0;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c)
-		return 0;
-	if (c->kind == AP_CONN_INBOUND && c->req_id)
-		request_finish(c->req_id, NULL, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
-	if (c->sk)
-		bpf_map_delete_elem(&socks, &c->sk);
-	if (c->pg) {
-		pg_conn_end(c, key, tgid, bpf_ktime_get_ns());
-		bpf_map_delete_elem(&pgconns, &key);
-	}
-	bpf_map_delete_elem(&conns, &key);
+	if (c)
+		conn_forget(c, key, bpf_ktime_get_ns());
 	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(ap_sock_state, struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_state(sk, oldstate, newstate, true);
+}
+
+SEC("?raw_tp/inet_sock_set_state")
+int BPF_PROG(ap_raw_state, struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_state(sk, oldstate, newstate, false);
 }
 
 char LICENSE[] SEC("license") = "GPL";

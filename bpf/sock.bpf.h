@@ -14,6 +14,14 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 
+/* TCP states (include/net/tcp_states.h), as inet_sock_set_state reports them. */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_FIN_WAIT1 4
+#define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
+
 static __always_inline struct file *fd_file(__u32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();

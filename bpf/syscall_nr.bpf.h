@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Syscall numbers, for the socket-tracepoint mode: sock_send_length and
- * sock_recv_length fire inside the syscall that moved the bytes, and the
+ * sock_recv_length fire inside the syscall that moved the bytes (and
+ * inet_sock_set_state inside connect(), close() and shutdown()), and the
  * syscall's number and arguments are read from the task's saved user
  * registers. Only the 64-bit ABI: 32-bit (compat) and io_uring I/O reach
  * the tracepoints with numbers that are not these, and are left out.
@@ -17,10 +18,12 @@
 #define NR_readv 19
 #define NR_writev 20
 #define NR_sendfile 40
+#define NR_connect 42
 #define NR_sendto 44
 #define NR_recvfrom 45
 #define NR_sendmsg 46
 #define NR_recvmsg 47
+#define NR_shutdown 48
 #define NR_fsync 74
 #define NR_fdatasync 75
 #define NR_futex 202
@@ -53,6 +56,8 @@
 #define NR_preadv -16
 #define NR_pwritev -17
 #define NR_futex_waitv -18
+#define NR_connect -19
+#define NR_shutdown -20
 #define SYSCALL_NR(regs) (-1L)
 #define SYSCALL_ARG1(regs) 0
 #define SYSCALL_ARG2(regs) 0

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * TCP events of upstream connections, from the tcp and sock tracepoints
- * (rare: state changes, retransmits, resets): handshake completion of a
- * non-blocking connect(), connect failures, resets and retransmits per peer
- * and per request. Only sockets agentprof tracks (the socks map) count.
+ * Retransmits and resets of upstream connections, per peer and per request,
+ * from the tcp tracepoints (rare events). Only sockets agentprof tracks (the
+ * socks map) count. State changes are a connection's life: conn_state.bpf.h.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -11,70 +10,7 @@
 #include <bpf/bpf_core_read.h>
 #include "maps.bpf.h"
 #include "attribution.bpf.h"
-
-#define TCP_ESTABLISHED 1
-#define TCP_SYN_SENT 2
-#define TCP_FIN_WAIT1 4
-#define TCP_CLOSE 7
-#define TCP_CLOSE_WAIT 8
-#define TCP_LAST_ACK 9
-
-static __always_inline struct conn *sk_conn(const struct sock *sk)
-{
-	__u64 skey = (__u64)sk, *key;
-
-	key = bpf_map_lookup_elem(&socks, &skey);
-	return key ? bpf_map_lookup_elem(&conns, key) : NULL;
-}
-
-/*
- * An inbound connection kept in socket storage (socket-tracepoint mode)
- * leaves ESTABLISHED or CLOSE_WAIT: the server closed it (close(), the last
- * of its fds, or shutdown()), or a reset aborted it. Its request ends here,
- * as it does at close() for connections in conns. A peer's FIN (CLOSE_WAIT)
- * is left to the read that returns EOF.
- */
-static __always_inline void inbound_closed(struct sock *sk, int oldstate, int newstate)
-{
-	struct conn *c;
-
-	if (oldstate != TCP_ESTABLISHED && oldstate != TCP_CLOSE_WAIT)
-		return;
-	if (newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK && newstate != TCP_CLOSE)
-		return;
-	c = bpf_sk_storage_get(&inbound_conns, sk, NULL, 0);
-	if (!c)
-		return;
-	if (c->req_id)
-		request_finish(c->req_id, NULL, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
-	bpf_sk_storage_delete(&inbound_conns, sk);
-}
-
-static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate, bool btf)
-{
-	struct ap_peer_totals *tot;
-	struct conn *c;
-
-	/* Socket storage needs tp_btf's typed socket; sock_tps implies tp_btf. */
-	if (btf && sock_tps)
-		inbound_closed((struct sock *)sk, oldstate, newstate);
-	if (oldstate != TCP_SYN_SENT)
-		return 0;
-	c = sk_conn(sk);
-	if (!c)
-		return 0;
-	if (newstate == TCP_ESTABLISHED) {
-		c->connect_ns = bpf_ktime_get_ns() - c->mark_ns;
-		return 0;
-	}
-	if (newstate == TCP_CLOSE) {
-		c->connect_ns = 0;
-		tot = peer_totals_get(&c->peer);
-		if (tot)
-			__sync_fetch_and_add(&tot->connect_failures, 1);
-	}
-	return 0;
-}
+#include "sock.bpf.h"
 
 static __always_inline int on_retransmit(const struct sock *sk)
 {
@@ -107,18 +43,6 @@ static __always_inline int on_reset(const struct sock *sk)
 	if (tot)
 		__sync_fetch_and_add(&tot->resets, 1);
 	return 0;
-}
-
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(ap_sock_state, const struct sock *sk, const int oldstate, const int newstate)
-{
-	return on_state(sk, oldstate, newstate, true);
-}
-
-SEC("?raw_tp/inet_sock_set_state")
-int BPF_PROG(ap_raw_state, const struct sock *sk, const int oldstate, const int newstate)
-{
-	return on_state(sk, oldstate, newstate, false);
 }
 
 SEC("tp_btf/tcp_retransmit_skb")

@@ -66,6 +66,22 @@ static __always_inline int peer_from_sockaddr(struct ap_peer_key *k, const void 
 	return -1;
 }
 
+/*
+ * The path a connected unix socket's peer is bound to, its first bytes as
+ * from peer_from_sockaddr(): the accepted end carries the listener's address.
+ */
+static __always_inline void unix_peer_path(struct ap_peer_key *k, struct sock *sk)
+{
+	struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+	struct unix_address *ua;
+
+	if (!peer)
+		return;
+	ua = BPF_CORE_READ((struct unix_sock *)peer, addr);
+	if (ua)
+		bpf_core_read(k->addr, sizeof(k->addr), &ua->name[0].sun_path);
+}
+
 /* The peer of a connected socket; local_port is for telling direction. */
 static __always_inline int peer_from_sk(struct ap_peer_key *k, struct sock *sk, __u16 *local_port)
 {
@@ -73,8 +89,10 @@ static __always_inline int peer_from_sk(struct ap_peer_key *k, struct sock *sk, 
 
 	k->family = family;
 	*local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (family == AF_UNIX)
+	if (family == AF_UNIX) {
+		unix_peer_path(k, sk);
 		return 0;
+	}
 	if (family != AF_INET && family != AF_INET6)
 		return -1;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
@@ -136,12 +154,17 @@ static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
 		other_new(key, f);
 		return bpf_map_lookup_elem(&conns, &key);
 	}
+	other.sk = (__u64)sk;
 	if (peer_from_sk(&peer, sk, &local_port) ||
 	    (peer.family != AF_UNIX && local_port <= peer.port && !is_pg_port(peer.port))) {
 		bpf_map_update_elem(&conns, &key, &other, BPF_NOEXIST);
 		return NULL;
 	}
-	return outbound_new(key, &peer, sk, false);
+	/*
+	 * No port says PostgreSQL on a unix socket: its first bytes do, when
+	 * they are a start-up (a connection opened since agentprof started).
+	 */
+	return outbound_new(key, &peer, sk, peer.family == AF_UNIX);
 }
 
 /* The entry for c's peer in request r, found or added. */

@@ -17,6 +17,7 @@ enum {
 	OPT_PG_PORT,
 	OPT_PEER_NAME,
 	OPT_PG_LITERALS,
+	OPT_MMAP,
 };
 
 static const char main_doc[] =
@@ -79,6 +80,11 @@ static const struct argp_option record_opts[] = {
      "data: off by default)",
      4},
     {NULL, 0, NULL, 0, "Other:", 3},
+    {"mmap", OPT_MMAP, NULL, 0,
+     "Also count the memory each request maps (mmap, brk: mapped_bytes). Needs syscall "
+     "tracepoints, which slow every syscall on the host (~50 ns each) where socket "
+     "tracepoints would have done without them",
+     3},
     {"verbose", 'v', NULL, 0, "Print libbpf's log and debug output", 3},
     {},
 };
@@ -151,6 +157,9 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 			return EINVAL;
 		}
 		env->peer_names[env->npeer_names++] = arg;
+		return 0;
+	case OPT_MMAP:
+		env->mmap = true;
 		return 0;
 	case OPT_PG_LITERALS:
 		env->pg_literals = true;

@@ -33,6 +33,7 @@ struct env {
 	const char *peer_names[ENV_MAX_PEER_NAMES]; /* --peer-name ADDR:PORT=NAME */
 	int npeer_names;
 	bool pg_literals; /* --pg-literals: statements with their values */
+	bool mmap;	  /* --mmap: mapped_bytes, at the price of syscall tracepoints */
 };
 
 /* Parses argv into env; returns 0, or a non-zero exit code after printing why. */

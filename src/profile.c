@@ -140,7 +140,8 @@ int profile__add(struct profile *p, const struct request *req)
 	hist__add(&g->h[PM_MINOR_FAULTS], ev->minor_faults);
 	hist__add(&g->h[PM_MAJOR_FAULTS], ev->major_faults);
 	hist__add(&g->h[PM_RSS_GROWTH], req->rss_delta_bytes > 0 ? req->rss_delta_bytes : 0);
-	hist__add(&g->h[PM_MAPPED], ev->mapped_bytes);
+	if (!req->no_mapped)
+		hist__add(&g->h[PM_MAPPED], ev->mapped_bytes);
 	hist__add(&g->h[PM_UPSTREAM_WAIT], req->upstream_wait_ns);
 	hist__add(&g->h[PM_OFFCPU_UPSTREAM], ev->offcpu_upstream_ns);
 	hist__add(&g->h[PM_PG_ROUND_TRIPS], ev->pg_round_trips);
@@ -298,7 +299,8 @@ static struct json_object *group_json(const struct profile_group *g)
 	X(procs_map_full, "procs_map_full")                                                        \
 	X(non_http_reads, "non_http_reads")                                                        \
 	X(stale_bindings, "stale_bindings")                                                        \
-	X(flushed, "flushed")
+	X(flushed, "flushed")                                                                      \
+	X(mapped_measured, "mapped_bytes_measured")
 
 static struct json_object *run_json(const struct profile_run *r)
 {

@@ -67,6 +67,7 @@ struct profile_run {
 	uint64_t non_http_reads;
 	uint64_t stale_bindings;
 	uint64_t flushed; /* still open at exit, closed off by userspace */
+	uint64_t mapped_measured; /* 1: mapped_bytes was measured (record --mmap) */
 };
 
 struct profile;

@@ -101,6 +101,7 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 	}
 	req.pg_queries = queries;
 	req.npg_queries = nq;
+	req.no_mapped = r->sock_tps && !r->env->mmap;
 	req.peers = r->peers;
 	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
 		peers__add_request(r->peers, &ev->peers[i]);
@@ -165,12 +166,19 @@ static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
 }
 
 /*
- * Socket-tracepoint mode (bpf/requests.bpf.c, io_sock()) replaces the syscall
- * tracepoints of every read and write, and the futex/fsync hooks whose job
- * the saved registers do at switch-out.
+ * Socket-tracepoint mode (bpf/requests.bpf.c, io_sock()) attaches no syscall
+ * tracepoint: with one attached, every syscall on the host takes the slow
+ * path. Socket tracepoints replace those of every read and write, the saved
+ * registers at switch-out the futex/fsync hooks, and TCP state changes
+ * connect() and close() (bpf/conn_state.bpf.h). mmap() and brk() have no
+ * such stand-in: --mmap hooks them all the same.
  */
-static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps)
+static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap)
 {
+	struct bpf_program *life[] = {skel->progs.ap_connect_e, skel->progs.ap_connect_x,
+				      skel->progs.ap_close_e};
+	struct bpf_program *mem[] = {skel->progs.ap_mmap_e, skel->progs.ap_mmap_x,
+				     skel->progs.ap_brk_x};
 	struct bpf_program *sys[] = {
 	    skel->progs.ap_read_e,	 skel->progs.ap_read_x,	      skel->progs.ap_recvfrom_e,
 	    skel->progs.ap_recvfrom_x,	 skel->progs.ap_readv_e,      skel->progs.ap_readv_x,
@@ -185,6 +193,10 @@ static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps)
 
 	for (i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
 		bpf_program__set_autoload(sys[i], !sock_tps);
+	for (i = 0; i < sizeof(life) / sizeof(life[0]); i++)
+		bpf_program__set_autoload(life[i], !sock_tps);
+	for (i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
+		bpf_program__set_autoload(mem[i], !sock_tps || mmap);
 	bpf_program__set_autoload(skel->progs.ap_sock_recv, sock_tps);
 	bpf_program__set_autoload(skel->progs.ap_sock_send, sock_tps);
 	skel->rodata->sock_tps = sock_tps;
@@ -249,7 +261,7 @@ static int recorder__open_load(struct recorder *r, bool tp_btf, bool sock_tps)
 			r->skel->rodata->pg_ports[i] = env->pg_ports[i];
 	}
 	select_sched_flavour(r->skel, tp_btf);
-	select_io_hooks(r->skel, sock_tps);
+	select_io_hooks(r->skel, sock_tps, env->mmap);
 	select_thread_store(r, tp_btf);
 	err = agentprof_bpf__load(r->skel);
 	if (err) {
@@ -419,6 +431,7 @@ static void recorder__collect_stats(struct recorder *r)
 	run->procs_map_full = stat_sum(r, AP_STAT_PROC_MAP_FULL);
 	run->non_http_reads = stat_sum(r, AP_STAT_NON_HTTP);
 	run->stale_bindings = stat_sum(r, AP_STAT_STALE_REQ);
+	run->mapped_measured = !r->sock_tps || r->env->mmap;
 	run->end_real_ns = now_ns(CLOCK_REALTIME);
 }
 

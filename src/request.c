@@ -212,7 +212,8 @@ int request__write_json(const struct request *req, FILE *out)
 	add_u64(o, "minor_faults", ev->minor_faults);
 	add_u64(o, "major_faults", ev->major_faults);
 	json_object_object_add(o, "rss_delta_bytes", json_object_new_int64(req->rss_delta_bytes));
-	add_u64(o, "mapped_bytes", ev->mapped_bytes);
+	if (!req->no_mapped)
+		add_u64(o, "mapped_bytes", ev->mapped_bytes);
 	json_object_object_add(o, "upstream", upstream_json(req));
 	json_object_object_add(o, "pg", pg_json(req));
 	json_object_object_add(o, "incomplete", json_object_new_boolean(req->incomplete));

@@ -26,6 +26,7 @@ struct request {
 	int64_t rss_delta_bytes;
 	uint64_t upstream_wait_ns; /* over every peer that is not PostgreSQL */
 	bool incomplete;
+	bool no_mapped;	/* mapped_bytes was not measured (no --mmap, socket tracepoints) */
 	/* Set by the caller before request__write_json(), when known. */
 	const struct pg_query *pg_queries;
 	size_t npg_queries;

@@ -224,6 +224,22 @@ def expected_hooks():
     return want
 
 
+def socket_mode():
+    """True when this run tests the socket-tracepoint mode (expected_hooks())."""
+    return "socket tracepoints" in expected_hooks()
+
+
+def syscall_tracepoints(pid):
+    """The syscall tracepoints (sys_enter_*, sys_exit_*) pid's BPF programs are
+    attached to, from `bpftool perf`: while one is, every syscall on the host
+    takes the kernel's slow path."""
+    out = subprocess.run(["bpftool", "perf", "-j"], capture_output=True, text=True,
+                         check=True).stdout
+    return sorted(e.get("tracepoint", "") for e in json.loads(out or "[]")
+                  if e.get("pid") == pid and e.get("fd_type") == "tracepoint"
+                  and e.get("tracepoint", "").startswith("sys_"))
+
+
 def stop_agentprof(p, timeout=30):
     """Sends SIGINT and waits; returns (rc, stdout, stderr). Kills it on timeout (rc None)."""
     rc = p.poll()

@@ -4,7 +4,11 @@
 port and directory, started and removed here), a libpq client with
 sslmode=require, and agentprof reading the plaintext through its libssl
 uprobes: round trips exact against what the client ran, statements
-fingerprinted, pg.tls true, no literal value anywhere in the output."""
+fingerprinted, pg.tls true, no literal value anywhere in the output.
+
+The same cluster over its unix socket, from a second server: no port says
+PostgreSQL there, the connection's start-up does (and the peer is named by
+the socket's path)."""
 
 import glob
 import http.client
@@ -75,19 +79,27 @@ def main():
     os.chmod(base, 0o755)
     pgport = free_port()
     data = None
-    srv = ap = None
+    srv = usrv = ap = None
     try:
         data = start_cluster(base, pgport)
         dsn = "host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=require" % pgport
         srv = subprocess.Popen([at.PYTHON, SERVER, "--port", "0", "--dsn", dsn],
                                stdout=subprocess.PIPE, text=True)
         port = int(srv.stdout.readline().split()[1])
+        udsn = "host=%s port=%d user=postgres dbname=postgres" % (base, pgport)
+        usrv = subprocess.Popen([at.PYTHON, SERVER, "--port", "0", "--dsn", udsn],
+                                stdout=subprocess.PIPE, text=True)
+        uport = int(usrv.stdout.readline().split()[1])
         # A keep-alive client whose server thread set up TLS before tracing.
         kept = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         get(port, "/tls/0?n=1", "warm", kept)
         reqs = os.path.join(base, "r.jsonl")
         prof = os.path.join(base, "p.json")
-        ap = at.start_agentprof(["-p", str(srv.pid), "--pg-port", str(pgport)], reqs, prof)
+        ap = at.start_agentprof(["-p", str(srv.pid), "-p", str(usrv.pid), "--pg-port",
+                                 str(pgport)], reqs, prof)
+        utruth = {}
+        for i, n in enumerate([2, 4]):
+            utruth["unix-%d" % i] = get(uport, "/tls/%d?n=%d" % (i, n), "unix-%d" % i)
         truth = {}
         for i, n in enumerate([2, 5, 3]):
             truth["tls-%d" % i] = get(port, "/tls/%d?n=%d" % (i, n), "tls-%d" % i)
@@ -99,7 +111,13 @@ def main():
         recs = {(r["headers"] or {}).get("x-request-id"): r for r in at.load_jsonl(reqs)}
         at.check("agentprof exits 0", rc == 0, err[-300:])
         at.check("the client really used TLS", all(t for _, t in truth.values()), truth)
-        at.check("every request recorded", set(truth) <= set(recs), list(recs))
+        at.check("every request recorded", set(truth) | set(utruth) <= set(recs), list(recs))
+        got = {rid: (recs[rid]["pg"]["round_trips"], recs[rid]["pg"]["tls"],
+                     [u["peer"] for u in recs[rid]["upstream"] or [] if u.get("kind") == "pg"])
+               for rid in utruth if rid in recs}
+        want = {rid: (n, False, ["unix:" + base[:16]]) for rid, (n, _) in utruth.items()}
+        at.check("unix socket: round trips exact, not TLS, the peer named by its path",
+                 got == want, (got, want))
         bad = [(rid, recs[rid]["pg"]["round_trips"], n) for rid, (n, _) in truth.items()
                if rid in recs and recs[rid]["pg"]["round_trips"] != n]
         at.check("round trips exact over TLS", not bad, bad)
@@ -126,9 +144,10 @@ def main():
     finally:
         if ap:
             at.stop_agentprof(ap)
-        if srv:
-            srv.terminate()
-            srv.wait()
+        for s in (srv, usrv):
+            if s:
+                s.terminate()
+                s.wait()
         if data:
             stop_cluster(data)
         shutil.rmtree(base, ignore_errors=True)

@@ -88,6 +88,7 @@ def check_server(kind, tmp):
     ap = None
     try:
         ap = at.start_agentprof(["-p", str(srv.pid)], reqs_path, prof_path)
+        sys_tps = at.syscall_tracepoints(ap.pid)
         sent, seq_ids, conc_ids = run_workload(port)
         live = records_while_tracing(reqs_path, len(sent))
         rc, out, err = at.stop_agentprof(ap)
@@ -101,6 +102,14 @@ def check_server(kind, tmp):
     at.check(pre + "agentprof exits 0", rc == 0, "rc %s, stderr %s" % (rc, err[-500:]))
     at.check(pre + "records written while tracing, within 1 s of the last response",
              live == len(sent), "%d of %d before agentprof was stopped" % (live, len(sent)))
+    if at.socket_mode():
+        # One would put every syscall on the host on the slow path (README "Overhead").
+        at.check(pre + "socket-tracepoint mode attaches no syscall tracepoint", not sys_tps,
+                 sys_tps)
+    else:
+        at.check(pre + "syscall-tracepoint mode attaches read/write/close tracepoints",
+                 {"sys_enter_read", "sys_exit_write", "sys_enter_close"} <= set(sys_tps),
+                 sys_tps)
     at.check(pre + "client saw no errors", not [s for s in sent if s["error"]],
              [s["error"] for s in sent if s["error"]][:3])
     truth = at.load_jsonl(truth_path)
@@ -154,6 +163,11 @@ def check_server(kind, tmp):
             bad["cpu"].append((rid, rec["cpu_ns"], t["cpu_ns"], rec["threads"]))
     for k, v in bad.items():
         at.check(pre + "per-request " + k, not v, "%d bad, e.g. %s" % (len(v), v[:4]))
+    # mapped_bytes needs the mmap()/brk() syscall tracepoints: --mmap in socket mode.
+    with_mapped = [r["id"] for r in recs if "mapped_bytes" in r]
+    at.check(pre + "mapped_bytes only where measured (not in socket mode without --mmap)",
+             len(with_mapped) == (0 if at.socket_mode() else len(recs)),
+             "%d of %d records have it" % (len(with_mapped), len(recs)))
     at.check(pre + "concurrent: CPU sum within 10%% of the truth",
              conc_truth and abs(conc_seen - conc_truth) <= 0.10 * conc_truth,
              "agentprof %d ns, truth %d ns" % (conc_seen, conc_truth))

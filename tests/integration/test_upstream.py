@@ -188,8 +188,9 @@ def run_servers(tmp, with_agentprof):
         procs.append(app)
         wl = Workload(port, port_a, port_b, closed_port())
         if with_agentprof:
-            ap = at.start_agentprof(["-p", app.pid, "--peer-name",
+            ap = at.start_agentprof(["-p", app.pid, "--mmap", "--peer-name",
                                      "%s:%d=llm" % (HOST, port_a)], reqs_path, prof_path)
+            res["sys_tps"] = at.syscall_tracepoints(ap.pid)
         wl.run()
         wait_lines(truth_path, len(wl.sent))
         if ap:
@@ -498,6 +499,10 @@ def main():
              "%d matched of %d, duplicates %s, unmatched %s" % (
                  len(pairs), len(wl.sent), at.duplicates(recs)[:3],
                  [t["request_id"] for t in at.unmatched(recs, truth)][:5]))
+    if at.socket_mode():
+        at.check("--mmap in socket mode: the only syscall tracepoints are mmap's and brk's",
+                 res.get("sys_tps") == ["sys_enter_mmap", "sys_exit_brk", "sys_exit_mmap"],
+                 res.get("sys_tps"))
     check_memory(pairs, wl.tags)
     check_calls(pairs, wl.tags)
     check_errors(pairs, wl.tags, res)

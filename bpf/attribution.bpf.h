@@ -179,19 +179,31 @@ static __always_inline struct task_struct *current_task(void)
 	return (struct task_struct *)bpf_get_current_task();
 }
 
+/*
+ * me: the running task as a BTF pointer (bpf_get_current_task_btf(), 5.11+),
+ * or NULL to take it here. Each of those is a helper call: the socket
+ * handlers take it once (struct io) and hand it down. Only where
+ * HAVE_TASK_BTF.
+ */
+static __always_inline struct task_struct *task_me(struct task_struct *me)
+{
+	return me ?: bpf_get_current_task_btf();
+}
+
 /* thread_charge() of the running thread, with plain loads where the kernel allows. */
-static __always_inline void thread_charge_current(struct thread *t, __u64 now)
+static __always_inline void thread_charge_current(struct thread *t, struct task_struct *me,
+						  __u64 now)
 {
 	if (HAVE_TASK_BTF)
-		thread_charge(t, bpf_get_current_task_btf(), now, true);
+		thread_charge(t, task_me(me), now, true);
 	else
 		thread_charge(t, current_task(), now, false);
 }
 
-static __always_inline __s64 process_rss_pages(void)
+static __always_inline __s64 process_rss_pages(struct task_struct *me)
 {
 	if (HAVE_TASK_BTF)
-		return mm_rss_pages(bpf_get_current_task_btf()->mm, true);
+		return mm_rss_pages(task_me(me)->mm, true);
 	return mm_rss_pages(BPF_CORE_READ(current_task(), mm), false);
 }
 
@@ -200,10 +212,10 @@ static __always_inline __s64 process_rss_pages(void)
  * and costs ~30 ns of a request start. The loads are exception-handled, and
  * the task's css_set outlives the running task's tracepoint.
  */
-static __always_inline __u64 current_cgroup_id(void)
+static __always_inline __u64 current_cgroup_id(struct task_struct *me)
 {
 	if (HAVE_TASK_BTF)
-		return bpf_get_current_task_btf()->cgroups->dfl_cgrp->kn->id;
+		return task_me(me)->cgroups->dfl_cgrp->kn->id;
 	return bpf_get_current_cgroup_id();
 }
 
@@ -212,11 +224,13 @@ static __always_inline __u64 current_cgroup_id(void)
  * on-CPU time since the last accounting point to the request it worked for.
  * own_io is false when the binding comes from a wakeup. t is the thread's
  * entry (NULL: it has none yet), r the request's (NULL: looked up here if
- * needed). Returns the thread's entry, NULL if none could be made.
+ * needed), me the running task (task_me()). Returns the thread's entry, NULL
+ * if none could be made.
  */
-static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid, __u32 tgid,
-						     __u64 req_id, struct ap_request_event *r,
-						     bool own_io, __u64 now)
+static __always_inline struct thread *thread_bind_to(struct thread *t, struct task_struct *me,
+						     __u32 tid, __u32 tgid, __u64 req_id,
+						     struct ap_request_event *r, bool own_io,
+						     __u64 now)
 {
 	struct thread fresh = {};
 
@@ -225,13 +239,13 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid
 			return NULL;
 		fresh.req_id = req_id;
 		if (HAVE_TASK_BTF)
-			thread_snapshot(&fresh, bpf_get_current_task_btf(), now, false, true);
+			thread_snapshot(&fresh, task_me(me), now, false, true);
 		else
 			thread_snapshot(&fresh, current_task(), now, false, false);
 		fresh.tgid = tgid;
 		fresh.inherited = !own_io;
 		fresh.sock_io = own_io;
-		t = thread_new(bpf_get_current_task_btf(), tid, &fresh);
+		t = thread_new(HAVE_TASK_BTF ? task_me(me) : NULL, tid, &fresh);
 		if (!t) {
 			stat_inc(AP_STAT_THREAD_MAP_FULL);
 			return NULL;
@@ -244,11 +258,11 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, __u32 tid
 	}
 	if (own_io) {
 		/* Bring pending up to now (a pool thread's last slice: as it went). */
-		thread_charge_current(t, now);
+		thread_charge_current(t, me, now);
 		t->sock_io = 1;
 		t->inherited = 0;
 	} else if (t->req_id != req_id) {
-		thread_charge_current(t, now);
+		thread_charge_current(t, me, now);
 	}
 	if (t->req_id == req_id && !(own_io && t->pending_ns))
 		return t;
@@ -311,13 +325,13 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 		t = thread_current();
 	if (t && t->req_id == req_id) {
 		/* close(), EOF or exit: I/O for this request, the last. */
-		thread_charge_current(t, now);
+		thread_charge_current(t, NULL, now);
 		thread_settle(t, req_id);
 	}
 	/* With a response, RSS was read at its last write (write_exit()). */
 	if (!r->last_tx_ns && r->pid == (__u32)(bpf_get_current_pid_tgid() >> 32) &&
 	    !(flags & AP_REQ_TASK_EXITED))
-		r->rss_delta_pages = process_rss_pages() - r->rss_start_pages;
+		r->rss_delta_pages = process_rss_pages(NULL) - r->rss_start_pages;
 	r->end_ns = now;
 	r->flags |= flags;
 	if (!r->first_tx_ns)

@@ -30,6 +30,7 @@ struct conn {
 	struct ap_peer_key peer;
 	__u8 disk;		/* other: a regular file or block device */
 	__u8 pad[3];
+	__u64 cgroup_id;	/* inbound: of its first request's thread (0 until then) */
 };
 
 enum call_phase {

@@ -158,6 +158,7 @@ static __always_inline struct ap_request_event *slot_claim(__u32 *slot, __u64 no
  */
 static __always_inline struct ap_request_event *request_start(struct conn *c, __u64 buf,
 							      __u64 len, bool check,
+							      struct task_struct *me,
 							      __u64 pid_tgid, __u64 rx,
 							      __u64 now)
 {
@@ -176,7 +177,10 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 		goto release;
 	}
 	r->head_len = len;
-	r->cgroup_id = current_cgroup_id();
+	/* A connection's requests are served in the cgroup its first one was. */
+	if (!c->cgroup_id)
+		c->cgroup_id = current_cgroup_id(me);
+	r->cgroup_id = c->cgroup_id;
 	r->start_ns = now;
 	r->first_tx_ns = 0;
 	r->last_tx_ns = 0;
@@ -201,14 +205,14 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 	r->minor_faults = 0;
 	r->major_faults = 0;
 	r->rss_delta_pages = 0;
-	r->rss_start_pages = process_rss_pages();
+	r->rss_start_pages = process_rss_pages(me);
 	r->mapped_bytes = 0;
 	r->pg_time_ns = 0;
 	r->pg_round_trips = 0;
 	r->pg_errors = 0;
 	r->pg_rows = 0;
 	if (HAVE_TASK_BTF)
-		__builtin_memcpy(r->comm, bpf_get_current_task_btf()->comm, sizeof(r->comm));
+		__builtin_memcpy(r->comm, task_me(me)->comm, sizeof(r->comm));
 	else
 		bpf_get_current_comm(r->comm, sizeof(r->comm));
 	/* Last: lookups by id see the slot as this request's from here on. */
@@ -231,6 +235,7 @@ struct io {
 	__u64 pid_tgid;
 	__u64 key;		/* conn_key() of a.fd */
 	__u64 now;
+	struct task_struct *me;	/* socket-tracepoint mode: the running task, else NULL */
 	struct sock *sk;	/* socket-tracepoint mode: the socket, else NULL */
 	struct conn *c;		/* the fd's entry, NULL if none */
 	struct thread *t;	/* the calling thread's entry, NULL if none */
@@ -253,7 +258,10 @@ static __always_inline void io_lookup(struct io *io)
 			io->c = NULL;
 		}
 	}
-	io->t = thread_current();
+	if (thread_storage && io->me)
+		io->t = bpf_task_storage_get(&thread_store, io->me, NULL, 0);
+	else
+		io->t = thread_current();
 }
 
 /* A TCP socket: its inbound connection is kept in its storage. */
@@ -372,7 +380,7 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 		if (t)
 			t->parked = 1;
 	} else if (r) {
-		io->t = thread_bind_to(t, tid, tgid, c->req_id, r, true, io->now);
+		io->t = thread_bind_to(t, io->me, tid, tgid, c->req_id, r, true, io->now);
 	}
 	return true;
 }
@@ -461,7 +469,7 @@ static __always_inline void read_exit(struct io *io, long ret)
 	if (r && !r->first_tx_ns) {
 		/* More of the request: body, or the rest of a split head. */
 		__sync_fetch_and_add(&r->rx_bytes, ret);
-		thread_bind_to(io->t, tid, tgid, c->req_id, r, true, io->now);
+		thread_bind_to(io->t, io->me, tid, tgid, c->req_id, r, true, io->now);
 		return;
 	}
 	buf = first_buf(&io->a, &len);
@@ -479,10 +487,10 @@ static __always_inline void read_exit(struct io *io, long ret)
 			return;
 	}
 	prev = c->req_id;
-	r = request_start(c, buf, len, known, io->pid_tgid, ret, io->now);
+	r = request_start(c, buf, len, known, io->me, io->pid_tgid, ret, io->now);
 	if (!r)
 		return;
-	io->t = thread_bind_to(io->t, tid, tgid, c->req_id, r, true, io->now);
+	io->t = thread_bind_to(io->t, io->me, tid, tgid, c->req_id, r, true, io->now);
 	if (prev)
 		request_finish(prev, io->t, 0, io->now);
 }
@@ -516,7 +524,7 @@ static __always_inline void write_exit(struct io *io, long ret)
 		io->t->resp_fd = io->a.fd + 1;
 	__sync_fetch_and_add(&r->tx_bytes, ret);
 	/* The request's memory is what the process holds when it answers. */
-	r->rss_delta_pages = process_rss_pages() - r->rss_start_pages;
+	r->rss_delta_pages = process_rss_pages(io->me) - r->rss_start_pages;
 }
 
 /*
@@ -668,7 +676,8 @@ static __always_inline int io_sock(struct sock *sk, int ret, int flags, bool sen
 	io.pid_tgid = bpf_get_current_pid_tgid();
 	if (!traced(io.pid_tgid >> 32) || (!send && (flags & MSG_PEEK)))
 		return 0;
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	io.me = bpf_get_current_task_btf();
+	regs = (struct pt_regs *)bpf_task_pt_regs(io.me);
 	if (!io_op_of(SYSCALL_NR(regs), send, &io.a.op))
 		return 0;
 	io.a.fd = SYSCALL_ARG1(regs);

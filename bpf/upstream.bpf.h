@@ -215,7 +215,7 @@ static __always_inline void upstream_write(struct conn *c, struct thread *t, __u
 		t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
 		/* A call made for the thread's request: the CPU that led to it is its. */
 		if (t->req_id)
-			thread_bind_to(t, tid, t->tgid, t->req_id, NULL, true, now);
+			thread_bind_to(t, NULL, tid, t->tgid, t->req_id, NULL, true, now);
 	}
 	if (t && t->req_id && c->req_id != t->req_id) {
 		c->req_id = t->req_id;
@@ -251,7 +251,7 @@ static __always_inline void upstream_read(struct conn *c, struct thread *t, __u3
 
 	r = bound_request(&c->req_id);
 	if (r)
-		thread_bind_to(t, tid, tgid, c->req_id, r, true, now);
+		thread_bind_to(t, NULL, tid, tgid, c->req_id, r, true, now);
 	p = r ? peer_slot(r, c) : NULL;
 	if (p) {
 		if (c->phase == CALL_SENDING)

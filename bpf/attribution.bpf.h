@@ -338,8 +338,6 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 		r->flags |= AP_REQ_INCOMPLETE;
 	if (bpf_ringbuf_output(&events, &r->type, record_pack(r), ringbuf_flags()))
 		stat_inc(AP_STAT_RINGBUF_DROPS);
-	else
-		stat_inc(AP_STAT_REQUESTS);
 	r->id = 0;	/* the slot is free */
 	slot_freed(req_id);
 }

@@ -159,7 +159,6 @@ _Static_assert(sizeof(struct ap_request_event) == 2152, "ap_request_event ABI ch
 
 /* Indexes of the per-CPU `stats` array; userspace sums them. */
 enum ap_stat {
-	AP_STAT_REQUESTS,	/* records submitted */
 	AP_STAT_RINGBUF_DROPS,	/* records lost: ring buffer full */
 	AP_STAT_REQ_MAP_FULL,	/* requests closed off early: more open than the map holds */
 	AP_STAT_CONN_MAP_FULL,	/* sockets not tracked: conns map full */

@@ -45,6 +45,17 @@ const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
 __u64 next_req_seq = 0;
 __u64 next_slot = 0;
 __u64 next_conn_id = 0;
+/*
+ * Socket-tracepoint mode found an inbound connection that is not TCP (HTTP
+ * over a unix socket, behind a local proxy): its close() is no state change,
+ * and userspace attaches ap_close_e (src/record.c). Outbound ones (a
+ * PostgreSQL on the same host) do without: a connection opened on the fd of
+ * a closed one is told apart by its socket (io_lookup()); where the kernel
+ * gave it the same struct sock it passes for the old one, whose PostgreSQL
+ * walk takes its start-up for garbage and resynchronises at the first
+ * ReadyForQuery (round trips stay exact: test_pg_tls).
+ */
+__u32 nontcp_inbound = 0;
 
 #include "upstream.bpf.h"
 #include "pgwire.bpf.h"
@@ -288,6 +299,8 @@ static __always_inline struct conn *inbound_new(struct io *io)
 		/* Any read of the host comes here in syscall mode (no -p). */
 		if (!io->sk && !fd_sock(io->a.fd))
 			return NULL;
+		if (io->sk && !nontcp_inbound)
+			nontcp_inbound = 1;
 		c = NULL;
 		if (!bpf_map_update_elem(&conns, &io->key, &fresh, BPF_NOEXIST))
 			c = bpf_map_lookup_elem(&conns, &io->key);

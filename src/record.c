@@ -68,6 +68,7 @@ struct recorder {
 	bool tp_btf;
 	bool sock_tps;
 	bool thread_storage;
+	bool close_tried; /* recorder__watch_close() attached ap_close_e, or failed to */
 	int write_err;
 };
 
@@ -170,8 +171,12 @@ static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
  * tracepoint: with one attached, every syscall on the host takes the slow
  * path. Socket tracepoints replace those of every read and write, the saved
  * registers at switch-out the futex/fsync hooks, and TCP state changes
- * connect() and close() (bpf/conn_state.bpf.h). mmap() and brk() have no
- * such stand-in: --mmap hooks them all the same.
+ * connect() and close() (bpf/conn_state.bpf.h). Two exceptions: close() of
+ * an inbound connection that is not TCP (HTTP over a unix socket) makes no
+ * state change, and its request would be closed off late, so ap_close_e is
+ * loaded, and attached once one is found
+ * (recorder__watch_close()); mmap() and brk() have no stand-in at all:
+ * --mmap hooks them all the same.
  */
 static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap)
 {
@@ -195,6 +200,8 @@ static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap
 		bpf_program__set_autoload(sys[i], !sock_tps);
 	for (i = 0; i < sizeof(life) / sizeof(life[0]); i++)
 		bpf_program__set_autoload(life[i], !sock_tps);
+	bpf_program__set_autoload(skel->progs.ap_close_e, true);
+	bpf_program__set_autoattach(skel->progs.ap_close_e, !sock_tps);
 	for (i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
 		bpf_program__set_autoload(mem[i], !sock_tps || mmap);
 	bpf_program__set_autoload(skel->progs.ap_sock_recv, sock_tps);
@@ -528,6 +535,33 @@ static bool child_exited(struct recorder *r, int *status)
 	return true;
 }
 
+/*
+ * Socket-tracepoint mode: the first inbound connection that is not TCP was
+ * found (bpf/requests.bpf.c, nontcp_inbound: HTTP over a unix socket). Its
+ * close() makes no TCP state change: attach the close syscall
+ * tracepoint, and with it the slow syscall path of every task on the host.
+ * The skeleton's link slot takes the link, so detaching and destroying
+ * handle it as any other.
+ */
+static void recorder__watch_close(struct recorder *r)
+{
+	struct bpf_link *link;
+
+	if (!r->sock_tps || r->close_tried || !r->skel->bss->nontcp_inbound)
+		return;
+	r->close_tried = true;
+	link = bpf_program__attach(r->skel->progs.ap_close_e);
+	if (!link) {
+		fprintf(stderr, "agentprof: attaching the close() tracepoint failed: %s: requests "
+				"on connections that are not TCP end at EOF, at the next request or "
+				"when their fd is reused; run `agentprof check`\n", strerror(errno));
+		return;
+	}
+	r->skel->links.ap_close_e = link;
+	fprintf(stderr, "agentprof: an HTTP connection that is not TCP (a unix socket): tracing "
+			"close() too, a syscall tracepoint (every syscall on the host pays for it)\n");
+}
+
 static int recorder__poll(struct recorder *r)
 {
 	const struct env *env = r->env;
@@ -561,6 +595,7 @@ static int recorder__poll(struct recorder *r)
 		err = 0;
 		if (r->requests_out)
 			fflush(r->requests_out);
+		recorder__watch_close(r);
 		now = now_ns(CLOCK_MONOTONIC);
 		if (deadline && now >= deadline)
 			break;

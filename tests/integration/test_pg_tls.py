@@ -100,6 +100,13 @@ def main():
         utruth = {}
         for i, n in enumerate([2, 4]):
             utruth["unix-%d" % i] = get(uport, "/tls/%d?n=%d" % (i, n), "unix-%d" % i)
+        # One server thread closes its PostgreSQL connection and opens another,
+        # which gets the same fd (and, often, the same struct sock).
+        ukept = http.client.HTTPConnection("127.0.0.1", uport, timeout=30)
+        utruth["unix-kept-0"] = get(uport, "/tls/0?n=1", "unix-kept-0", ukept)
+        utruth["unix-reconnect"] = get(uport, "/reconnect/1?n=3", "unix-reconnect", ukept)
+        ukept.close()
+        usys = at.syscall_tracepoints(ap.pid)
         truth = {}
         for i, n in enumerate([2, 5, 3]):
             truth["tls-%d" % i] = get(port, "/tls/%d?n=%d" % (i, n), "tls-%d" % i)
@@ -116,8 +123,11 @@ def main():
                      [u["peer"] for u in recs[rid]["upstream"] or [] if u.get("kind") == "pg"])
                for rid in utruth if rid in recs}
         want = {rid: (n, False, ["unix:" + base[:16]]) for rid, (n, _) in utruth.items()}
-        at.check("unix socket: round trips exact, not TLS, the peer named by its path",
-                 got == want, (got, want))
+        at.check("unix socket: round trips exact, not TLS, the peer named by its path "
+                 "(also on a connection reopened on the same fd)", got == want, (got, want))
+        if at.socket_mode():
+            at.check("unix socket: PostgreSQL over it attaches no syscall tracepoint",
+                     usys == [], usys)
         bad = [(rid, recs[rid]["pg"]["round_trips"], n) for rid, (n, _) in truth.items()
                if rid in recs and recs[rid]["pg"]["round_trips"] != n]
         at.check("round trips exact over TLS", not bad, bad)

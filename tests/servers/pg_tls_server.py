@@ -4,6 +4,8 @@
 statements through psycopg2 (libpq, which links libssl) over TLS.
 
   GET /tls/<id>?n=K   K statements `SELECT <literal> + 1`, one round trip each
+  GET /reconnect/<id>?n=K   the same on a new connection: the thread's is
+                      closed first, and the new one may reuse its fd
 
 Usage: pg_tls_server.py --port 0 --dsn DSN   (prints "listening PORT")
 """
@@ -33,6 +35,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
         n = int(dict(urllib.parse.parse_qsl(url.query)).get("n", "3"))
+        if url.path.startswith("/reconnect/") and hasattr(LOCAL, "conn"):
+            LOCAL.conn.close()
+            del LOCAL.conn
         cur = conn().cursor()
         cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
         tls = cur.fetchone()[0]

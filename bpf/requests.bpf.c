@@ -275,6 +275,11 @@ static __always_inline void io_lookup(struct io *io)
 		io->t = thread_current();
 }
 
+static __always_inline bool sk_is_unix(const struct sock *sk)
+{
+	return sk && sk->__sk_common.skc_family == AF_UNIX;
+}
+
 /* A TCP socket: its inbound connection is kept in its storage. */
 static __always_inline bool sk_stores_conn(const struct sock *sk)
 {
@@ -342,8 +347,13 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 	if (tls_uprobes && !(t && t->sock_io && !t->in_ssl))
 		ssl_note_fd(tid, io->a.fd);
 	if (!c) {
-		/* Only a thread working for a request makes an unknown fd anything. */
-		if (t && t->req_id && !is_read_op(op)) {
+		/*
+		 * Only a thread working for a request makes an unknown fd
+		 * anything, or a write on a unix socket: its first bytes may be
+		 * a PostgreSQL start-up (a pool connecting at start), and
+		 * socket-tracepoint mode sees no connect().
+		 */
+		if (!is_read_op(op) && ((t && t->req_id) || (sock && sk_is_unix(io->sk)))) {
 			c = conn_classify(io->key, io->a.fd);
 		} else if (t && t->req_id && !sock) {
 			/* Sockets read are left to the head check in read_exit(). */

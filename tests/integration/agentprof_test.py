@@ -168,8 +168,9 @@ def stop_server(p, timeout=10):
     return p.returncode
 
 
-def start_agentprof(args, requests_path, profile_path, timeout=30, echo_stderr=False):
-    """Runs `build/agentprof record <args> --requests FILE -o FILE`.
+def start_agentprof(args, requests_path, profile_path, timeout=30, echo_stderr=False,
+                    command=None):
+    """Runs `build/agentprof record <args> --requests FILE -o FILE [-- COMMAND...]`.
 
     Waits until a stderr line starts with "agentprof: tracing" and returns the
     Popen. Raises RuntimeError (with agentprof's stderr) if it exits or times
@@ -177,6 +178,8 @@ def start_agentprof(args, requests_path, profile_path, timeout=30, echo_stderr=F
     """
     cmd = [AGENTPROF, "record"] + [str(a) for a in args]
     cmd += ["--requests", requests_path, "-o", profile_path]
+    if command:
+        cmd += ["--"] + [str(a) for a in command]
     p = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )

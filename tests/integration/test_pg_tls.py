@@ -8,7 +8,9 @@ fingerprinted, pg.tls true, no literal value anywhere in the output.
 
 The same cluster over its unix socket, from a second server: no port says
 PostgreSQL there, the connection's start-up does (and the peer is named by
-the socket's path)."""
+the socket's path). Also for a connection a third server opens at its
+start, traced (`record -- COMMAND`) but for no request, as a pool does:
+socket-tracepoint mode sees no connect() of a unix socket."""
 
 import glob
 import http.client
@@ -17,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 import agentprof_test as at
 
@@ -72,6 +75,41 @@ def get(port, path, rid, conn=None):
     if not conn:
         c.close()
     return int(r.getheader("X-PG-Round-Trips")), r.getheader("X-PG-TLS") == "1"
+
+
+def wait_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def check_warm(base, pgport):
+    """A PostgreSQL connection opened at the server's start, over the unix socket."""
+    port = free_port()
+    reqs = os.path.join(base, "warm.jsonl")
+    prof = os.path.join(base, "warm.json")
+    udsn = "host=%s port=%d user=postgres dbname=postgres" % (base, pgport)
+    ap = at.start_agentprof(["--pg-port", pgport], reqs, prof,
+                            command=[at.PYTHON, SERVER, "--port", port, "--dsn", udsn, "--warm"])
+    truth = {}
+    try:
+        if wait_port(port):
+            for i, n in enumerate([3, 2]):
+                truth["warm-%d" % i] = get(port, "/warm/%d?n=%d" % (i, n), "warm-%d" % i)
+    finally:
+        rc, _, err = at.stop_agentprof(ap)
+    recs = {(r["headers"] or {}).get("x-request-id"): r for r in at.load_jsonl(reqs)}
+    got = {rid: (recs[rid]["pg"]["round_trips"],
+                 [u["kind"] for u in recs[rid]["upstream"] or []]) if rid in recs else None
+           for rid in truth}
+    want = {rid: (n, ["pg"]) for rid, (n, _) in truth.items()}
+    at.check("unix socket, connection opened at start for no request: round trips exact, "
+             "kind pg", rc == 0 and truth and got == want, (rc, got, want, err[-300:]))
 
 
 def main():
@@ -151,6 +189,7 @@ def main():
         at.check("no literal value in the output", SECRET not in everything,
                  everything[everything.find(SECRET) - 80:everything.find(SECRET) + 20]
                  if SECRET in everything else "")
+        check_warm(base, pgport)
     finally:
         if ap:
             at.stop_agentprof(ap)

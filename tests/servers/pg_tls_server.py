@@ -6,8 +6,10 @@ statements through psycopg2 (libpq, which links libssl) over TLS.
   GET /tls/<id>?n=K   K statements `SELECT <literal> + 1`, one round trip each
   GET /reconnect/<id>?n=K   the same on a new connection: the thread's is
                       closed first, and the new one may reuse its fd
+  GET /warm/<id>?n=K  the same on the connection --warm opened at start, in
+                      the main thread, before any request (a pool connecting)
 
-Usage: pg_tls_server.py --port 0 --dsn DSN   (prints "listening PORT")
+Usage: pg_tls_server.py --port 0 --dsn DSN [--warm]   (prints "listening PORT")
 """
 
 import argparse
@@ -20,6 +22,8 @@ import psycopg2
 
 LOCAL = threading.local()
 DSN = None
+WARM = None
+WARM_LOCK = threading.Lock()
 
 
 def conn():
@@ -27,6 +31,16 @@ def conn():
         LOCAL.conn = psycopg2.connect(DSN)
         LOCAL.conn.autocommit = True
     return LOCAL.conn
+
+
+def run(cur, n):
+    """The TLS check, then n statements; returns whether the connection uses TLS."""
+    cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+    tls = cur.fetchone()[0]
+    for i in range(n):
+        cur.execute("SELECT %s + 1", (271828000 + i,))
+        cur.fetchall()
+    return tls
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -38,12 +52,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if url.path.startswith("/reconnect/") and hasattr(LOCAL, "conn"):
             LOCAL.conn.close()
             del LOCAL.conn
-        cur = conn().cursor()
-        cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        tls = cur.fetchone()[0]
-        for i in range(n):
-            cur.execute("SELECT %s + 1", (271828000 + i,))
-            cur.fetchall()
+        if url.path.startswith("/warm/"):
+            with WARM_LOCK:
+                tls = run(WARM.cursor(), n)
+        else:
+            tls = run(conn().cursor(), n)
         body = b"ok\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -58,12 +71,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    global DSN
+    global DSN, WARM
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--dsn", required=True)
+    ap.add_argument("--warm", action="store_true")
     args = ap.parse_args()
     DSN = args.dsn
+    if args.warm:
+        WARM = psycopg2.connect(DSN)
+        WARM.autocommit = True
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     print("listening %d" % srv.server_address[1], flush=True)
     srv.serve_forever()

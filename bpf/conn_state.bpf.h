@@ -4,13 +4,16 @@
  * inet_sock_set_state tracepoint (TCP state changes, rare) and, in the
  * syscall-tracepoint modes, the connect() and close() syscall tracepoints.
  *
- * Socket-tracepoint mode attaches no syscall tracepoint at all: while one
- * is attached, every syscall of every task on the host takes the kernel's
- * slow path, ~50 ns more a syscall here (README "Overhead"). A TCP socket's
- * connect() is then seen as it enters SYN_SENT, inside the syscall, and its
- * close() as it leaves ESTABLISHED or CLOSE_WAIT. Other sockets (unix, UDP)
- * have no such tracepoint: their fd's entry is found stale when the fd is
- * reused for another socket (io_lookup()), or read to EOF.
+ * Socket-tracepoint mode attaches no syscall tracepoint if it can help it:
+ * while one is attached, every syscall of every task on the host takes the
+ * kernel's slow path, ~50 ns more a syscall here (README "Overhead"). A TCP
+ * socket's connect() is then seen as it enters SYN_SENT, inside the
+ * syscall, and its close() as it leaves ESTABLISHED or CLOSE_WAIT. Other
+ * sockets (unix, UDP) have no such tracepoint: a unix socket's first write
+ * classifies it (io_begin()), its fd's entry is found stale when the fd is
+ * reused for another socket (io_lookup()) or read to EOF, and an inbound
+ * one (HTTP over a unix socket) has userspace attach the close() syscall
+ * tracepoint after all (nontcp_inbound, src/record.c).
  *
  * Included by requests.bpf.c, after pgwire.bpf.h.
  */

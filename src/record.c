@@ -180,8 +180,7 @@ static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
  */
 static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap)
 {
-	struct bpf_program *life[] = {skel->progs.ap_connect_e, skel->progs.ap_connect_x,
-				      skel->progs.ap_close_e};
+	struct bpf_program *life[] = {skel->progs.ap_connect_e, skel->progs.ap_connect_x};
 	struct bpf_program *mem[] = {skel->progs.ap_mmap_e, skel->progs.ap_mmap_x,
 				     skel->progs.ap_brk_x};
 	struct bpf_program *sys[] = {
@@ -200,7 +199,7 @@ static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap
 		bpf_program__set_autoload(sys[i], !sock_tps);
 	for (i = 0; i < sizeof(life) / sizeof(life[0]); i++)
 		bpf_program__set_autoload(life[i], !sock_tps);
-	bpf_program__set_autoload(skel->progs.ap_close_e, true);
+	/* Loaded in every mode; attached by recorder__watch_close() in socket mode. */
 	bpf_program__set_autoattach(skel->progs.ap_close_e, !sock_tps);
 	for (i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
 		bpf_program__set_autoload(mem[i], !sock_tps || mmap);

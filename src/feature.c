@@ -128,8 +128,9 @@ const char *features__impact(enum feature_id id)
 	case FEAT_RAW_TP:
 		return "no fallback for scheduler hooks when tp_btf is missing";
 	case FEAT_TRACEPOINT:
-		return "syscall tracepoints (accept, read, write) cannot attach: no request is "
-		       "seen";
+		return "without socket tracepoints no request is seen (reads and writes come "
+		       "from syscall tracepoints); with them, only `record --mmap` and the "
+		       "close() of HTTP over unix sockets need these";
 	case FEAT_SOCK_TP:
 		return "socket reads and writes come from syscall tracepoints, which run for "
 		       "every read and write on the host (costlier; README \"Overhead\")";
@@ -884,6 +885,9 @@ static void features__resolve(struct features *f)
 		f->r[FEAT_RAW_TP].required = false;
 	else if (f->r[FEAT_RAW_TP].ok)
 		f->r[FEAT_TP_BTF].required = false;
+	/* Socket tracepoints leave syscall tracepoints to --mmap and unix-socket HTTP. */
+	if (f->r[FEAT_SOCK_TP].ok)
+		f->r[FEAT_TRACEPOINT].required = false;
 	if (f->r[FEAT_CAP_SYS_ADMIN].ok) {
 		f->r[FEAT_CAP_BPF].required = false;
 		f->r[FEAT_CAP_PERFMON].required = false;

@@ -109,6 +109,9 @@ static void test_probe(void)
 			ASSERT_TRUE(f->r[FEAT_SOCK_TP].ok, "socket tracepoints ok: %.200s",
 				    f->r[FEAT_SOCK_TP].detail);
 		ASSERT_FALSE(f->r[FEAT_SOCK_TP].required, "socket tracepoints are optional");
+		if (f->r[FEAT_SOCK_TP].ok)
+			ASSERT_FALSE(f->r[FEAT_TRACEPOINT].required,
+				     "with socket tracepoints, syscall tracepoints are optional");
 		/* A kernel with socket tracepoints (6.3+) has task storage for tracing (5.13+). */
 		if (f->r[FEAT_SOCK_TP].ok)
 			ASSERT_TRUE(f->r[FEAT_TASK_STORAGE].ok, "task storage ok: %.200s",

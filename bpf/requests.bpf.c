@@ -436,7 +436,7 @@ static __always_inline void outbound_read(struct io *io, long ret)
 		if (buf)
 			pg_read(c, io->key, tgid, (const char *)buf, len, io->now, false);
 	}
-	upstream_read(c, io->t, tid, tgid, io->now, ret);
+	upstream_read(c, io->t, io->me, tid, tgid, io->now, ret);
 }
 
 static __always_inline void outbound_write(struct io *io, long ret)
@@ -459,7 +459,7 @@ static __always_inline void outbound_write(struct io *io, long ret)
 	if (c->pg && buf)
 		pg_write(c, io->key, io->pid_tgid >> 32, (const char *)buf, len, c->phase, io->now,
 			 false);
-	upstream_write(c, io->t, (__u32)io->pid_tgid, io->now, ret);
+	upstream_write(c, io->t, io->me, (__u32)io->pid_tgid, io->now, ret);
 }
 
 static __always_inline void read_exit(struct io *io, long ret)

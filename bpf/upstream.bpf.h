@@ -204,9 +204,9 @@ static __always_inline struct ap_peer *peer_slot(struct ap_request_event *r, str
 	return p;
 }
 
-/* t: the writing thread's entry, NULL if it has none. */
-static __always_inline void upstream_write(struct conn *c, struct thread *t, __u32 tid, __u64 now,
-					   long ret)
+/* t: the writing thread's entry, NULL if it has none; me: task_me(). */
+static __always_inline void upstream_write(struct conn *c, struct thread *t,
+					   struct task_struct *me, __u32 tid, __u64 now, long ret)
 {
 	struct ap_request_event *r;
 	struct ap_peer *p;
@@ -215,7 +215,7 @@ static __always_inline void upstream_write(struct conn *c, struct thread *t, __u
 		t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
 		/* A call made for the thread's request: the CPU that led to it is its. */
 		if (t->req_id)
-			thread_bind_to(t, NULL, tid, t->tgid, t->req_id, NULL, true, now);
+			thread_bind_to(t, me, tid, t->tgid, t->req_id, NULL, true, now);
 	}
 	if (t && t->req_id && c->req_id != t->req_id) {
 		c->req_id = t->req_id;
@@ -239,9 +239,10 @@ static __always_inline void upstream_write(struct conn *c, struct thread *t, __u
 	c->mark_ns = now;
 }
 
-/* t: the reading thread's entry, NULL if it has none. */
-static __always_inline void upstream_read(struct conn *c, struct thread *t, __u32 tid, __u32 tgid,
-					  __u64 now, long ret)
+/* t: the reading thread's entry, NULL if it has none; me: task_me(). */
+static __always_inline void upstream_read(struct conn *c, struct thread *t,
+					  struct task_struct *me, __u32 tid, __u32 tgid, __u64 now,
+					  long ret)
 {
 	struct ap_peer_totals *tot;
 	struct ap_request_event *r;
@@ -251,7 +252,7 @@ static __always_inline void upstream_read(struct conn *c, struct thread *t, __u3
 
 	r = bound_request(&c->req_id);
 	if (r)
-		thread_bind_to(t, NULL, tid, tgid, c->req_id, r, true, now);
+		thread_bind_to(t, me, tid, tgid, c->req_id, r, true, now);
 	p = r ? peer_slot(r, c) : NULL;
 	if (p) {
 		if (c->phase == CALL_SENDING)

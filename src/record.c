@@ -80,6 +80,12 @@ static uint64_t now_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/* mmap()/brk() are hooked: in the syscall-tracepoint modes, or with --mmap. */
+static bool recorder__mapped_measured(const struct recorder *r)
+{
+	return !r->sock_tps || r->env->mmap;
+}
+
 static void recorder__consume(struct recorder *r, const struct ap_request_event *ev)
 {
 	struct profile_run *run = profile__run(r->profile);
@@ -102,7 +108,7 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 	}
 	req.pg_queries = queries;
 	req.npg_queries = nq;
-	req.no_mapped = r->sock_tps && !r->env->mmap;
+	req.no_mapped = !recorder__mapped_measured(r);
 	req.peers = r->peers;
 	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
 		peers__add_request(r->peers, &ev->peers[i]);
@@ -180,7 +186,6 @@ static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
  */
 static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap)
 {
-	struct bpf_program *life[] = {skel->progs.ap_connect_e, skel->progs.ap_connect_x};
 	struct bpf_program *mem[] = {skel->progs.ap_mmap_e, skel->progs.ap_mmap_x,
 				     skel->progs.ap_brk_x};
 	struct bpf_program *sys[] = {
@@ -192,13 +197,12 @@ static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap
 	    skel->progs.ap_sendmsg_x,	 skel->progs.ap_sendfile64_e, skel->progs.ap_sendfile64_x,
 	    skel->progs.ap_futex_e,	 skel->progs.ap_futex_x,      skel->progs.ap_fsync_e,
 	    skel->progs.ap_fsync_x,	 skel->progs.ap_fdatasync_e,  skel->progs.ap_fdatasync_x,
+	    skel->progs.ap_connect_e,	 skel->progs.ap_connect_x,
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
 		bpf_program__set_autoload(sys[i], !sock_tps);
-	for (i = 0; i < sizeof(life) / sizeof(life[0]); i++)
-		bpf_program__set_autoload(life[i], !sock_tps);
 	/* Loaded in every mode; attached by recorder__watch_close() in socket mode. */
 	bpf_program__set_autoattach(skel->progs.ap_close_e, !sock_tps);
 	for (i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
@@ -437,7 +441,7 @@ static void recorder__collect_stats(struct recorder *r)
 	run->procs_map_full = stat_sum(r, AP_STAT_PROC_MAP_FULL);
 	run->non_http_reads = stat_sum(r, AP_STAT_NON_HTTP);
 	run->stale_bindings = stat_sum(r, AP_STAT_STALE_REQ);
-	run->mapped_measured = !r->sock_tps || r->env->mmap;
+	run->mapped_measured = recorder__mapped_measured(r);
 	run->end_real_ns = now_ns(CLOCK_REALTIME);
 }
 

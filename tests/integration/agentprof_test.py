@@ -23,6 +23,7 @@ self-tests both test servers with drive.py, without agentprof.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -268,6 +269,35 @@ def load_jsonl(path):
 
 def record_request_id(rec):
     return (rec.get("headers") or {}).get("x-request-id")
+
+
+def records_while_tracing(path, want, timeout_s=1.0, ids=None):
+    """How many records the requests file holds (only those whose x-request-id
+    is in ids, if given), once it holds want or after timeout_s.
+
+    Called once every connection of a workload is closed: every request is
+    closed off and its record is due; the reader drains the ring buffer every
+    10 ms.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        recs = load_jsonl(path)
+        n = len(recs) if ids is None else len({record_request_id(r) for r in recs} & set(ids))
+        if n >= want or time.monotonic() >= deadline:
+            return n
+        time.sleep(0.02)
+
+
+def wait_listening(port, host="127.0.0.1", timeout=10):
+    """True once a TCP connection to host:port is accepted, False after timeout s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
 
 
 def match(records, truth):

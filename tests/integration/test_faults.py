@@ -130,17 +130,6 @@ def free_port():
     return port
 
 
-def wait_listening(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
-
-
 def run_cli(args, timeout=30):
     """Runs `agentprof ARGS` to completion; returns (rc, stdout, stderr)."""
     p = subprocess.run([at.AGENTPROF] + args, capture_output=True, text=True,
@@ -314,7 +303,7 @@ def test_command(tmp):
     at.build_cpu_server()
     port = free_port()
     ap = start_ap([], reqs, prof, command=[at.CPU_SERVER, "--port", str(port), "--truth", truth])
-    listening = wait_listening(port)
+    listening = at.wait_listening(port, HOST)
     at.check(pre + "server started by agentprof listens", listening, "port %d" % port)
     sent = drive.keepalive(HOST, port, 5, ms=3, prefix=PREFIX + "cmd") if listening else []
     time.sleep(0.1)
@@ -347,7 +336,7 @@ def test_command_wrapper(tmp):
     # the server's output goes to a file: a stray server must not hold agentprof's pipes
     script = "%s --port %d --truth %s >%s 2>&1; true" % (at.CPU_SERVER, port, truth, log)
     ap = start_ap([], reqs, prof, command=["/bin/sh", "-c", script])
-    listening = wait_listening(port)
+    listening = at.wait_listening(port, HOST)
     sent = drive.keepalive(HOST, port, 3, ms=3, prefix=PREFIX + "wrap") if listening else []
     time.sleep(0.1)
     t = at.load_jsonl(truth)

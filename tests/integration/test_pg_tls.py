@@ -19,7 +19,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 
 import agentprof_test as at
 
@@ -77,17 +76,6 @@ def get(port, path, rid, conn=None):
     return int(r.getheader("X-PG-Round-Trips")), r.getheader("X-PG-TLS") == "1"
 
 
-def wait_port(port, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 def check_warm(base, pgport):
     """A PostgreSQL connection opened at the server's start, over the unix socket."""
     port = free_port()
@@ -98,7 +86,7 @@ def check_warm(base, pgport):
                             command=[at.PYTHON, SERVER, "--port", port, "--dsn", udsn, "--warm"])
     truth = {}
     try:
-        if wait_port(port):
+        if at.wait_listening(port, timeout=15):
             for i, n in enumerate([3, 2]):
                 truth["warm-%d" % i] = get(port, "/warm/%d?n=%d" % (i, n), "warm-%d" % i)
     finally:

@@ -14,7 +14,6 @@ Bounds (documented in the README, "Accuracy"), every request, sequential and
 
 import os
 import tempfile
-import time
 
 import agentprof_test as at
 import drive
@@ -58,20 +57,6 @@ def within(got, low_ns, server_ns):
     return 0.95 * low_ns - 1_000_000 <= got <= server_ns + 2_000_000
 
 
-def records_while_tracing(path, want, timeout_s=1.0):
-    """How many records the requests file holds, once it holds want or after timeout_s.
-
-    Every connection of the workload is closed, so every request is closed off
-    and its record is due: the reader drains the ring buffer every 10 ms.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        n = len(at.load_jsonl(path))
-        if n >= want or time.monotonic() >= deadline:
-            return n
-        time.sleep(0.02)
-
-
 def expected_route(path):
     return "/" + path.split("/")[1] + "/:id"
 
@@ -90,7 +75,7 @@ def check_server(kind, tmp):
         ap = at.start_agentprof(["-p", str(srv.pid)], reqs_path, prof_path)
         sys_tps = at.syscall_tracepoints(ap.pid)
         sent, seq_ids, conc_ids = run_workload(port)
-        live = records_while_tracing(reqs_path, len(sent))
+        live = at.records_while_tracing(reqs_path, len(sent))
         rc, out, err = at.stop_agentprof(ap)
         ap = None
     finally:

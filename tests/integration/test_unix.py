@@ -40,13 +40,6 @@ def get(path, i, rid, ms):
     return data.split(b" ", 2)[1].decode() if data else None
 
 
-def count_recorded(path, ids):
-    try:
-        return len({at.record_request_id(r) for r in at.load_jsonl(path)} & set(ids))
-    except (FileNotFoundError, ValueError):
-        return 0
-
-
 def main():
     if os.geteuid() != 0:
         at.check("running as root", False, "run as root")
@@ -75,10 +68,7 @@ def main():
             rid = "u-%d" % i
             sent[rid] = get(sock, i, rid, COSTS[i % len(COSTS)])
         # The last request's record, on a connection closed and not reused.
-        deadline = time.time() + 1.0
-        while count_recorded(reqs, sent) < len(sent) and time.time() < deadline:
-            time.sleep(0.05)
-        live = count_recorded(reqs, sent)
+        live = at.records_while_tracing(reqs, len(sent), ids=sent)
         after = at.syscall_tracepoints(ap.pid)
         rc, out, err = at.stop_agentprof(ap)
         ap = None

@@ -174,6 +174,18 @@ static __always_inline void thread_settle(struct thread *t, __u64 req_id)
 	t->pending_ns = 0;
 }
 
+/*
+ * The thread read what wakes req_id's code: its request head, or a
+ * PostgreSQL reply that answers all its round trips. The first such read
+ * since the thread's last write or block is the one whose code an event
+ * loop runs first (see call_owner(), upstream.bpf.h).
+ */
+static __always_inline void thread_resume_note(struct thread *t, __u64 req_id)
+{
+	if (t && req_id && !t->resume_req)
+		t->resume_req = req_id;
+}
+
 static __always_inline struct task_struct *current_task(void)
 {
 	return (struct task_struct *)bpf_get_current_task();

@@ -59,6 +59,12 @@ struct thread {
 	__u64 slice_mark;	/* se.prev_sum_exec_runtime of the slice accounted */
 	__u64 slice_ns;		/* on-CPU time of that slice already charged */
 	__u64 pending_ns;	/* on-CPU time since its last socket I/O, unattributed */
+	/*
+	 * The first request whose head or PostgreSQL reply the thread read
+	 * since its last write or block: an event loop runs that request's
+	 * code next, whatever else it read after (call_owner(), upstream.bpf.h).
+	 */
+	__u64 resume_req;
 	__u32 tgid;
 	__u8 inherited;		/* req_id came from a wakeup, not the thread's own I/O */
 	__u8 sock_io;		/* this thread has done I/O on a traced socket */

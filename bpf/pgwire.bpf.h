@@ -575,19 +575,23 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 	pg_capture_done(pc, cap);
 }
 
-/* Server -> client bytes; plain as for pg_write(). */
-static __always_inline void pg_read(struct conn *c, __u64 key, __u32 pid, const char *buf,
+/*
+ * Server -> client bytes; plain as for pg_write(). True when they answer
+ * the last round trip open: the client's code that waits for it runs next.
+ */
+static __always_inline bool pg_read(struct conn *c, __u64 key, __u32 pid, const char *buf,
 				    long len, __u64 now, bool plain)
 {
 	struct pg_walk w = { .buf = buf, .len = len, .now = now, .key = key, .c = c, .pid = pid };
 	struct pgconn *pc = pgconn_get(key, false);
 	__u8 answer = 0;
+	__u32 open;
 
 	if (!pc)
-		return;
+		return false;
 	w.pc = pc;
 	if (pc->plain && !plain)
-		return;
+		return false;
 	if (pc->ssl_requested && !pc->tls && len == 1 && !plain) {
 		/*
 		 * The one-byte answer to SSLRequest: 'S' means TLS follows. Either
@@ -597,20 +601,20 @@ static __always_inline void pg_read(struct conn *c, __u64 key, __u32 pid, const 
 		pc->ssl_requested = 0;
 		pc->tls = answer == 'S';
 		pc->started = 0;
-		return;
+		return false;
 	}
+	open = pc->sent_head - pc->sent_tail;
 	if (pc->tls && !plain) {
 		if (c->phase == CALL_SENDING && !tls_uprobes)
 			pg_ready(pc, c, pid, now);
-		return;
-	}
-	if (pc->srv.lost) {
+	} else if (pc->srv.lost) {
 		pg_tail_resync(&w);
-		return;
+	} else {
+		pg_walk(&w, true);
+		if (pc->srv.lost)
+			pg_tail_resync(&w);
 	}
-	pg_walk(&w, true);
-	if (pc->srv.lost)
-		pg_tail_resync(&w);
+	return open && pc->sent_head == pc->sent_tail;
 }
 
 #endif /* AGENTPROF_PGWIRE_BPF_H */

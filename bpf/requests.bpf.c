@@ -391,6 +391,9 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 		t->wait_kind = WAIT_OTHER;
 	if (sock && is_read_op(op))
 		return true;
+	/* The response of whichever request: the loop ran what it read. */
+	if (t && !is_read_op(op))
+		t->resume_req = 0;
 	r = request_lookup(c->req_id);
 	io->r = r;
 	/*
@@ -430,13 +433,15 @@ static __always_inline void outbound_read(struct io *io, long ret)
 	__u32 tid = (__u32)io->pid_tgid, tgid = io->pid_tgid >> 32;
 	struct conn *c = io->c;
 	__u64 buf, len = ret;
+	bool answered = false;
 
 	if (c->pg) {
 		buf = first_buf(&io->a, &len);
 		if (buf)
-			pg_read(c, io->key, tgid, (const char *)buf, len, io->now, false);
+			answered = pg_read(c, io->key, tgid, (const char *)buf, len, io->now,
+					   false);
 	}
-	upstream_read(c, io->t, io->me, tid, tgid, io->now, ret);
+	upstream_read(c, io->t, io->me, tid, tgid, io->now, ret, answered);
 }
 
 static __always_inline void outbound_write(struct io *io, long ret)
@@ -514,6 +519,7 @@ static __always_inline void read_exit(struct io *io, long ret)
 	if (!r)
 		return;
 	io->t = thread_bind_to(io->t, io->me, tid, tgid, c->req_id, r, true, io->now);
+	thread_resume_note(io->t, c->req_id);
 	if (prev)
 		request_finish(prev, io->t, 0, io->now);
 }

@@ -107,6 +107,8 @@ static __always_inline void thread_switch_state(struct thread *t, struct task_st
 		t->block_ns = now;
 		t->wake_ns = 0;
 	}
+	if (!running)
+		t->resume_req = 0;	/* an event loop blocks once all it read has run */
 }
 
 static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)

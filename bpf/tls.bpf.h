@@ -119,8 +119,8 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	pc->plain = 1;
 	if (sc.write)
 		pg_write(c, key, pid_tgid >> 32, (const char *)sc.buf, n, c->phase, now, true);
-	else
-		pg_read(c, key, pid_tgid >> 32, (const char *)sc.buf, n, now, true);
+	else if (pg_read(c, key, pid_tgid >> 32, (const char *)sc.buf, n, now, true))
+		thread_resume_note(t, c->req_id);
 	return 0;
 }
 

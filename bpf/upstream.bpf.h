@@ -204,21 +204,48 @@ static __always_inline struct ap_peer *peer_slot(struct ap_request_event *r, str
 	return p;
 }
 
+/*
+ * The request an outbound write is a call for; the CPU that led to it is
+ * that request's. Usually the thread's own. But an event loop reads every
+ * ready socket before it runs the code they wake: R's PostgreSQL reply (or
+ * R's head), then X's head, binds the thread to X, and R's code (say a
+ * password hash, then its next query) runs first. So the thread's first
+ * outbound write after such a read is R's (thread_resume_note()), and its
+ * binding stays X for X's code. Where R's code makes no write first (it
+ * hands over to another task, as asyncpg's pool does to release a
+ * connection, or waits on a lock) the guess takes the next task's call for
+ * R. A block clears the note: a loop blocks only once all it read has run.
+ */
+static __always_inline __u64 call_owner(struct thread *t, struct task_struct *me, __u32 tid,
+					__u64 now)
+{
+	__u64 resume = t->resume_req;
+
+	t->resume_req = 0;
+	if (resume && resume != t->req_id && request_lookup(resume)) {
+		thread_charge_current(t, me, now);
+		thread_settle(t, resume);
+		return resume;
+	}
+	if (t->req_id)
+		thread_bind_to(t, me, tid, t->tgid, t->req_id, NULL, true, now);
+	return t->req_id;
+}
+
 /* t: the writing thread's entry, NULL if it has none; me: task_me(). */
 static __always_inline void upstream_write(struct conn *c, struct thread *t,
 					   struct task_struct *me, __u32 tid, __u64 now, long ret)
 {
 	struct ap_request_event *r;
 	struct ap_peer *p;
+	__u64 req_id = 0;
 
 	if (t) {
 		t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
-		/* A call made for the thread's request: the CPU that led to it is its. */
-		if (t->req_id)
-			thread_bind_to(t, me, tid, t->tgid, t->req_id, NULL, true, now);
+		req_id = call_owner(t, me, tid, now);
 	}
-	if (t && t->req_id && c->req_id != t->req_id) {
-		c->req_id = t->req_id;
+	if (req_id && c->req_id != req_id) {
+		c->req_id = req_id;
 		c->phase = CALL_IDLE;
 		c->slot = AP_MAX_PEERS;
 	}
@@ -239,10 +266,13 @@ static __always_inline void upstream_write(struct conn *c, struct thread *t,
 	c->mark_ns = now;
 }
 
-/* t: the reading thread's entry, NULL if it has none; me: task_me(). */
+/*
+ * t: the reading thread's entry, NULL if it has none; me: task_me();
+ * answered: the read ends the connection's last open PostgreSQL round trip.
+ */
 static __always_inline void upstream_read(struct conn *c, struct thread *t,
 					  struct task_struct *me, __u32 tid, __u32 tgid, __u64 now,
-					  long ret)
+					  long ret, bool answered)
 {
 	struct ap_peer_totals *tot;
 	struct ap_request_event *r;
@@ -251,8 +281,11 @@ static __always_inline void upstream_read(struct conn *c, struct thread *t,
 	__u32 srtt;
 
 	r = bound_request(&c->req_id);
-	if (r)
-		thread_bind_to(t, me, tid, tgid, c->req_id, r, true, now);
+	if (r) {
+		t = thread_bind_to(t, me, tid, tgid, c->req_id, r, true, now);
+		if (answered)
+			thread_resume_note(t, c->req_id);
+	}
 	p = r ? peer_slot(r, c) : NULL;
 	if (p) {
 		if (c->phase == CALL_SENDING)

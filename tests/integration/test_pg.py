@@ -26,6 +26,12 @@ failed, timed up to the connection's end); a
 connection opened inside a request to a port that is not a configured PG
 port (a forwarding proxy): found by its StartupMessage.
 
+One loop turn (asyncpg): the event loop reads what wakes request A (its
+PostgreSQL reply, or its head) and then request B's head in the same turn
+(they queued while a third request held the loop), then runs A's code:
+30 ms of CPU and A's next statement. That CPU and that round trip are A's,
+not B's, whose head was read last.
+
 With AGENTPROF_NO_BPF_LOOP=1 (the path of kernels before 5.17, whose
 verifier has no bpf_loop to walk messages with), agentprof promises round
 trips, times and statements; rows and errors are unknown, and must be null.
@@ -35,12 +41,14 @@ and asyncpg only.
 Usage: test_pg.py [psycopg|asyncpg|pipeline ...]   (root; PostgreSQL 15/main)
 """
 
+import http.client
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import agentprof_test as at
@@ -345,6 +353,116 @@ def check_literals_and_port(tmp):
              lits and any(l in text for l in lits), sorted(lits)[:3])
 
 
+def turn_requests(port, name, plan):
+    """Sends plan's requests, (tag, seconds from now, path) each, on
+    connections opened and used once beforehand: a new connection would be
+    accepted in one loop turn and read in the next. Returns the sent records
+    by tag, each with its send time (CLOCK_MONOTONIC ns)."""
+    conns = {tag: http.client.HTTPConnection(workload.HOST, port, timeout=30)
+             for tag, _, _ in plan}
+    for tag, c in conns.items():
+        rid = "%s-%s-open-%s" % (workload.PREFIX, name, tag)
+        pgtest.get(c, "/anopg/%s" % rid, rid)
+    sent, threads, t0 = {}, [], time.monotonic() + 0.1
+
+    def one(tag, at_s, path):
+        conn = conns[tag]
+        time.sleep(max(0.0, t0 + at_s - time.monotonic()))
+        rid = "%s-%s-%s" % (workload.PREFIX, name, tag)
+        sent_ns = time.monotonic_ns()
+        rec = pgtest.get(conn, path.format(id=rid), rid)
+        rec["sent_ns"] = sent_ns
+        sent[tag] = rec
+        conn.close()
+
+    for tag, at_s, path in plan:
+        th = threading.Thread(target=one, args=(tag, at_s, path))
+        th.start()
+        threads.append(th)
+    for th in threads:
+        th.join(15)
+    return sent
+
+
+# Two ways an event loop reads one request's wake-up and another request's
+# head in one turn, queued while C holds the loop for 500 ms. A burns 30 ms
+# of CPU and runs a statement after the wake-up; B only answers.
+#   reply: A's pg_sleep(0.2) reply arrives at 0.25 s, B's head at 0.4 s
+#   heads: A's head at 0.15 s, B's at 0.3 s; A burns first
+TURNS = {
+    "reply": [("A", 0.0, "/aburn/{id}?ms=30&sleep=0.2"), ("C", 0.05, "/ablock/{id}?ms=500"),
+              ("B", 0.4, "/anopg/{id}")],
+    "heads": [("C", 0.0, "/ablock/{id}?ms=500"), ("A", 0.15, "/aburn/{id}?ms=30&first=burn"),
+              ("B", 0.3, "/anopg/{id}")],
+}
+
+
+def turn_setup_ok(name, sent, ta, tc):
+    """Whether what A and B sent (or A's reply) came while C held the loop."""
+    waits = [sent["B"]["sent_ns"]]
+    waits.append(ta["query_sent_ns"] + 200_000_000 if name == "reply" else sent["A"]["sent_ns"])
+    ok = all(tc["block_start_ns"] < w < tc["block_end_ns"] - 50_000_000 for w in waits)
+    return ok, "C %d..%d ms, A's wake-up at %d ms, B sent at %d ms" % tuple(
+        (x - tc["block_start_ns"]) // 1_000_000 for x in (
+            tc["block_start_ns"], tc["block_end_ns"], waits[1], waits[0]))
+
+
+def check_turn(name, sent, truth, recs):
+    pre = "asyncpg, one loop turn (%s): " % name
+    ok = len(sent) == 3 and all(s["status"] == 200 and not s["error"] for s in sent.values())
+    if not at.check(pre + "A, B and C answered 200", ok, sent):
+        return
+    ta, tc = truth.get(sent["A"]["request_id"]), truth.get(sent["C"]["request_id"])
+    if not at.check(pre + "truth lines for A and C", ta and tc, sorted(truth)):
+        return
+    at.check(pre + "set-up: A's wake-up and B's head both came while C held the loop",
+             *turn_setup_ok(name, sent, ta, tc))
+    ra, rb, rcc = (recs.get(sent[k]["request_id"]) for k in "ABC")
+    if not at.check(pre + "A, B and C recorded", ra and rb and rcc, sorted(recs)):
+        return
+    burn = ta["burn_cpu_ns"]
+    ms = "A %.1f ms, B %.1f ms, A's burn %.1f ms" % (ra["cpu_ns"] / 1e6, rb["cpu_ns"] / 1e6,
+                                                   burn / 1e6)
+    at.check(pre + "A's CPU is A's (cpu_ns >= 90% of its 30 ms burn)",
+             ra["cpu_ns"] >= 0.9 * burn, ms)
+    at.check(pre + "B, read last, is not charged A's burn (cpu_ns < 50% of it)",
+             rb["cpu_ns"] < 0.5 * burn, ms)
+    at.check(pre + "A's round trips are A's (A 2, B none)",
+             (ra.get("pg") or {}).get("round_trips") == 2 and
+             not (rb.get("pg") or {}).get("round_trips"),
+             "A %s, B %s" % (ra.get("pg"), rb.get("pg")))
+    print("# %s: %s, round trips A %s, B %s" % (pre.rstrip(": "), ms,
+          (ra.get("pg") or {}).get("round_trips"), (rb.get("pg") or {}).get("round_trips")))
+    at.check(pre + "C's 500 ms burn is C's (cpu_ns within 10%)",
+             at.near(rcc["cpu_ns"], tc["burn_cpu_ns"]),
+             "C %.1f ms, burn %.1f ms" % (rcc["cpu_ns"] / 1e6, tc["burn_cpu_ns"] / 1e6))
+
+
+def check_loop_turns(tmp):
+    truth_path = os.path.join(tmp, "truth-turn.jsonl")
+    reqs_path = os.path.join(tmp, "requests-turn.jsonl")
+    prof_path = os.path.join(tmp, "profile-turn.json")
+    srv, port = selftest.start("asyncpg", truth_path)
+    ap, sent = None, {}
+    try:
+        ap = at.start_agentprof(["-p", srv.pid], reqs_path, prof_path)
+        for name, plan in TURNS.items():
+            sent[name] = turn_requests(port, name, plan)
+        wait_truth(truth_path, 6 * len(TURNS))
+        time.sleep(0.2)  # the last records reach agentprof
+        rc, _, err = at.stop_agentprof(ap)
+        ap = None
+    finally:
+        if ap:
+            at.stop_agentprof(ap)
+        at.stop_server(srv)
+    at.check("asyncpg, one loop turn: agentprof exits 0", rc == 0, err[-500:])
+    truth = {t["request_id"]: t for t in at.load_jsonl(truth_path)}
+    recs = {at.record_request_id(r): r for r in at.load_jsonl(reqs_path)}
+    for name in TURNS:
+        check_turn(name, sent[name], truth, recs)
+
+
 def main():
     kinds = sys.argv[1:] or ["psycopg", "asyncpg", "pipeline"]
     started = None
@@ -363,6 +481,8 @@ def main():
                 print("# %s: %.1f s" % (kind, time.monotonic() - t0), flush=True)
             if "psycopg" in kinds:
                 check_literals_and_port(tmp)
+            if "asyncpg" in kinds:
+                check_loop_turns(tmp)
     finally:
         if started:
             subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "stop"],

@@ -31,6 +31,17 @@ Endpoints:
                       in the truth: a "(...)" placeholder is expected)
   GET /await/<id>     execute("SELECT pg_sleep(0.1)"): the loop waits 100 ms on PG
   GET /anopg/<id>     no PostgreSQL
+  GET /aburn/<id>?ms=N&sleep=S[&first=burn]
+                      execute("SELECT pg_sleep(S)"), then N ms of CPU on the
+                      loop (PBKDF2's place in a login), then execute("SELECT 1");
+                      first=burn: the CPU first, then the two statements
+  GET /ablock/<id>?ms=N
+                      N ms of CPU on the loop at once, without the lock: the
+                      loop reads nothing meanwhile, so what arrives queues up
+                      and is read in one turn after
+/aburn and /ablock add to their truth lines the CPU burnt (burn_cpu_ns) and,
+as CLOCK_MONOTONIC ns, when the pg_sleep was sent (query_sent_ns) or the
+block began and ended (block_start_ns, block_end_ns).
 Responses carry X-PG-Round-Trips and echo X-Request-Id; truth lines as
 pg_server.py's; "prepare": true marks the round trip that prepared its statement.
 """
@@ -42,6 +53,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import asyncpg
 from aiohttp import web
@@ -50,6 +62,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgtest  # noqa: E402
 
 MANY_ROWS = 20000
+MS_MAX = 5000
 WARM_SQL = "SELECT $1::int * 3"
 
 
@@ -59,6 +72,7 @@ class Ctx:
         self.conn = app["conn"]
         self.statements = []
         self.literals = []
+        self.extra = {}  # endpoint-specific truth fields
 
     def _rt(self, fingerprint, rows=0, error=False, prepare=False):
         st = {"fingerprint": fingerprint, "rows": rows, "error": error}
@@ -143,8 +157,51 @@ async def h_anopg(ctx, q):
     pass
 
 
+def burn(ms):
+    """Burns ms of this thread's CPU; returns the thread CPU ns it took."""
+    t0 = time.thread_time_ns()
+    end = t0 + ms * 1_000_000
+    while time.thread_time_ns() < end:
+        pass
+    return time.thread_time_ns() - t0
+
+
+def q_ms(q):
+    return max(0, min(int(q.get("ms", "0")), MS_MAX))
+
+
+async def h_aburn(ctx, q):
+    sleep = max(0.0, min(float(q.get("sleep", "0")), 5.0))
+    if q.get("first") == "burn":
+        ctx.extra["burn_cpu_ns"] = burn(q_ms(q))
+    ctx.extra["query_sent_ns"] = time.monotonic_ns()
+    await ctx.simple("SELECT pg_sleep(%g)" % sleep, "SELECT pg_sleep($1)", 1)
+    if q.get("first") != "burn":
+        ctx.extra["burn_cpu_ns"] = burn(q_ms(q))
+    await ctx.simple("SELECT 1", "SELECT $1", 1)
+
+
+async def h_ablock(ctx, q):
+    ctx.extra["block_start_ns"] = time.monotonic_ns()
+    ctx.extra["burn_cpu_ns"] = burn(q_ms(q))
+    ctx.extra["block_end_ns"] = time.monotonic_ns()
+
+
 HANDLERS = {"apg": h_apg, "afail": h_afail, "amany": h_amany, "amulti": h_amulti,
-            "awarm": h_awarm, "await": h_await, "anopg": h_anopg}
+            "awarm": h_awarm, "await": h_await, "anopg": h_anopg, "aburn": h_aburn,
+            "ablock": h_ablock}
+UNLOCKED = {h_ablock}  # no PostgreSQL: need not wait for the connection
+
+
+async def run_handler(fn, ctx, request):
+    """Runs fn; returns the status to answer with."""
+    try:
+        await fn(ctx, request.query)
+    except Exception as e:  # noqa: BLE001 - reported to the client
+        sys.stderr.write("pg_async_server: %s: %s: %s\n" % (request.path_qs,
+                                                            type(e).__name__, e))
+        return 500
+    return 200
 
 
 async def handle(request):
@@ -154,14 +211,11 @@ async def handle(request):
     status = 200
     if fn is None:
         status = 404
+    elif fn in UNLOCKED:
+        status = await run_handler(fn, ctx, request)
     else:
         async with request.app["lock"]:
-            try:
-                await fn(ctx, request.query)
-            except Exception as e:  # noqa: BLE001 - reported to the client
-                status = 500
-                sys.stderr.write("pg_async_server: %s: %s: %s\n" % (request.path_qs,
-                                                                    type(e).__name__, e))
+            status = await run_handler(fn, ctx, request)
     rid = request.headers.get("X-Request-Id")
     rts = len(ctx.statements)
     truth = {
@@ -171,6 +225,7 @@ async def handle(request):
         "errors": sum(1 for s in ctx.statements if s["error"]),
         "statements": ctx.statements, "literals": ctx.literals, "died": False,
     }
+    truth.update(ctx.extra)
     tf = request.app["truth"]
     if tf:
         tf.write(json.dumps(truth) + "\n")

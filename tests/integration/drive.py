@@ -61,7 +61,10 @@ def _path_id(rid):
     return rid.rsplit("-", 1)[-1]
 
 
-def cpu_path(rid, ms):
+def cpu_path(rid, ms, after=0):
+    """after: ms of CPU the server burns once it has answered."""
+    if after:
+        return "/cpu/%s?ms=%d&after=%d" % (_path_id(rid), ms, after)
     return "/cpu/%s?ms=%d" % (_path_id(rid), ms)
 
 
@@ -121,8 +124,10 @@ def _new_conn(host, port, timeout):
     return http.client.HTTPConnection(host, port, timeout=timeout), "c%d" % next(_conns)
 
 
-def keepalive(host, port, n, ms=5, cls="simple", prefix=None, trace=False, timeout=60):
-    """n GET /cpu requests one after another over one keep-alive connection."""
+def keepalive(host, port, n, ms=5, cls="simple", prefix=None, trace=False, timeout=60,
+              after=0):
+    """n GET /cpu requests one after another over one keep-alive connection;
+    after: ms of CPU the server burns after each response (per i, or fixed)."""
     conn, name = _new_conn(host, port, timeout)
     out = []
     try:
@@ -132,7 +137,7 @@ def keepalive(host, port, n, ms=5, cls="simple", prefix=None, trace=False, timeo
                 request(
                     conn,
                     "GET",
-                    cpu_path(rid, _ms_for(ms, i)),
+                    cpu_path(rid, _ms_for(ms, i), _ms_for(after, i)),
                     rid,
                     _cls_for(cls, i),
                     trace=trace,
@@ -249,14 +254,18 @@ def notfound(host, port, prefix=None, cls="simple", timeout=60):
         conn.close()
 
 
-def requested_ms(path):
-    """The ms= query value of a request path (0 if absent)."""
-    q = path.partition("?")[2]
-    for kv in q.split("&"):
+def query_ms(path, key):
+    """A request path's key= query value (0 if absent)."""
+    for kv in path.partition("?")[2].split("&"):
         k, _, v = kv.partition("=")
-        if k == "ms":
+        if k == key:
             return int(v)
     return 0
+
+
+def requested_ms(path):
+    """The CPU ms a request path asks for: ms= plus after=."""
+    return query_ms(path, "ms") + query_ms(path, "after")
 
 
 def check_truth(sent, truth, cpu_tol_ms=3.0, cpu_rel=0.25):

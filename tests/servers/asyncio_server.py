@@ -7,7 +7,9 @@ Usage: asyncio_server.py --port N [--truth FILE] [--host ADDR] [--recv-size N]
 Same endpoints, response headers and truth lines as cpu_server.c, but every
 connection is served by one event-loop thread, interleaved:
 
-  GET  /cpu/<id>?ms=N              burn N ms of thread CPU, 200 + small body
+  GET  /cpu/<id>?ms=N[&after=M]    burn N ms of thread CPU, 200 + small body;
+                                   then M ms more once the response is out
+                                   (logging, clean-up: in the truth's CPU)
   POST /echo/<id>?ms=N             read the body in <=1000-byte pieces (the loop
                                    recv()s at most --recv-size, default 1000, bytes
                                    per call), burn N ms,
@@ -216,6 +218,7 @@ async def handle_cpu(req, query):
     burn_cpu_ns(ms * 1_000_000)
     body = f"cpu ms={ms} id={req.request_id or '-'}\n".encode()
     await req.respond_simple(200, "OK", body)
+    burn_cpu_ns(clamp(query_int(query, "after", 0), 0, MS_MAX) * 1_000_000)
 
 
 async def handle_echo(req, query, reader):

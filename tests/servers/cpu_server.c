@@ -10,7 +10,9 @@
  * with the ground truth the server measured about itself.
  *
  * Endpoints:
- *   GET  /cpu/<id>?ms=N              burn N ms of thread CPU, 200 + small body
+ *   GET  /cpu/<id>?ms=N[&after=M]    burn N ms of thread CPU, 200 + small body;
+ *                                    then M ms more once the response is out
+ *                                    (logging, clean-up: in the truth's cpu_ns)
  *   POST /echo/<id>?ms=N             read body in 1000-byte read()s, burn N ms,
  *                                    respond with the body length (multi-write)
  *   GET  /stream/<id>?ms=N&chunks=K  chunked response, K chunks, N/K ms of CPU
@@ -95,12 +97,17 @@ static int respond_simple(int fd, struct httpd_req *r, int status, const char *r
 static int handle_cpu(int fd, struct httpd_req *r)
 {
 	long ms = clamp(query_param(r->target, "ms", 0), 0, MS_MAX);
+	long after = clamp(query_param(r->target, "after", 0), 0, MS_MAX);
 	char body[512];
+	int rc;
 
 	burn_cpu_ns((uint64_t)ms * 1000000ull);
 	snprintf(body, sizeof(body), "cpu ms=%ld id=%s\n", ms,
 		 r->has_request_id ? r->request_id : "-");
-	return respond_simple(fd, r, 200, "OK", body);
+	rc = respond_simple(fd, r, 200, "OK", body);
+	if (!rc)
+		burn_cpu_ns((uint64_t)after * 1000000ull);
+	return rc;
 }
 
 static int handle_echo(struct httpd_conn *c, struct httpd_req *r)

@@ -58,12 +58,18 @@ static __always_inline void outbound_connecting(struct sock *sk)
 	struct pt_regs *regs;
 	__u16 local_port;
 	struct conn *c;
+	__u64 key;
 
 	if (!traced(tgid) || current_syscall(&regs) != NR_connect)
 		return;
 	if (peer_from_sk(&peer, sk, &local_port))
 		return;
-	c = outbound_new(conn_key(tgid, SYSCALL_ARG1(regs)), &peer, sk, true);
+	key = conn_key(tgid, SYSCALL_ARG1(regs));
+	/* The fd's last socket, if its close() went unseen (a half-closed one). */
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (c)
+		conn_forget(c, key, bpf_ktime_get_ns());
+	c = outbound_new(key, &peer, sk, true);
 	if (c)
 		c->mark_ns = bpf_ktime_get_ns();
 }
@@ -117,12 +123,20 @@ static __always_inline void inbound_closed(struct sock *sk, int oldstate, int ne
  * reused; shutdown() makes them too but leaves the fd open for the reply.
  * CLOSE is every TCP socket's end (a reset, a failed connect): its socks
  * entry must go before the kernel reuses the struct sock.
+ *
+ * A socket that reaches CLOSE from FIN_WAIT1/2 or CLOSING still tracked
+ * was half-closed by shutdown(), its fd still open (close() would have
+ * ended it at FIN_WAIT1), unless the close() comes now: the peer's FIN
+ * ended it, and the reply may still wait in the receive queue. Its fd's
+ * entry stays, to be read; it goes when the fd turns out to name another
+ * socket (io_lookup()) or, in the syscall modes, at close().
  */
-static __always_inline void outbound_closed(const struct sock *sk, int newstate)
+static __always_inline void outbound_closed(const struct sock *sk, int oldstate, int newstate)
 {
 	__u64 skey = (__u64)sk, *kp, key;
 	struct pt_regs *regs;
 	struct conn *c;
+	long nr;
 
 	if (newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK && newstate != TCP_CLOSE)
 		return;
@@ -130,8 +144,14 @@ static __always_inline void outbound_closed(const struct sock *sk, int newstate)
 	if (!kp)
 		return;
 	key = *kp;
-	if (newstate != TCP_CLOSE && current_syscall(&regs) == NR_shutdown)
+	nr = current_syscall(&regs);
+	if (newstate != TCP_CLOSE && nr == NR_shutdown)
 		return;
+	if (newstate == TCP_CLOSE && nr != NR_close && nr != NR_close_range &&
+	    (oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING)) {
+		bpf_map_delete_elem(&socks, &skey);
+		return;
+	}
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (c && c->sk == skey)
 		conn_forget(c, key, bpf_ktime_get_ns());
@@ -154,7 +174,7 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate,
 	if (oldstate == TCP_SYN_SENT)
 		connect_done(sk, newstate);
 	if (sock_mode)
-		outbound_closed(sk, newstate);
+		outbound_closed(sk, oldstate, newstate);
 	return 0;
 }
 

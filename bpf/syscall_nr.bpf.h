@@ -13,6 +13,7 @@
 #if defined(__TARGET_ARCH_x86)
 #define NR_read 0
 #define NR_write 1
+#define NR_close 3
 #define NR_pread64 17
 #define NR_pwrite64 18
 #define NR_readv 19
@@ -29,6 +30,7 @@
 #define NR_futex 202
 #define NR_preadv 295
 #define NR_pwritev 296
+#define NR_close_range 436
 #define NR_futex_waitv 449
 /* The number of the syscall in progress; -1 outside one (a page fault). */
 #define SYSCALL_NR(regs) ((long)(regs)->orig_ax)
@@ -58,6 +60,8 @@
 #define NR_futex_waitv -18
 #define NR_connect -19
 #define NR_shutdown -20
+#define NR_close -21
+#define NR_close_range -22
 #define SYSCALL_NR(regs) (-1L)
 #define SYSCALL_ARG1(regs) 0
 #define SYSCALL_ARG2(regs) 0

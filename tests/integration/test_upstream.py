@@ -23,7 +23,9 @@ Bounds:
     request whose span (first byte read .. last byte written) holds them.
   upstream: wait_ns and ttfb_ns within 10% or 3 ms of the server's own clock
     (around its syscalls), calls == 1, exact tx/rx bytes, connect_ns > 0 only
-    for the request that opened the connection.
+    for the request that opened the connection; also for a call whose
+    connection the app half-closes (shutdown(SHUT_WR)) and reads only after
+    the upstream's reply and FIN have ended the socket (TCP_CLOSE).
   offcpu.upstream_ns: the thread blocks in read() for the whole wait, so
     > 0, <= offcpu_ns, and with runq_ns + cpu_ns (time runnable or running,
     non-zero on a loaded host) >= 90% of the truth wait minus 3 ms.
@@ -148,6 +150,10 @@ class Workload:
                  peer="%s:%d" % (HOST, self.b), stream=False)
         self.one(None, "/call/%%(id)s?ms=60&stream=1&chunks=6&port=%d" % self.b, "call",
                  ms=60, peer="%s:%d" % (HOST, self.b), stream=True)
+        # half-closed after the request: the reply and the upstream's FIN (the
+        # socket's TCP_CLOSE) come while the app sleeps, then it reads the reply
+        self.one(None, "/call/%(id)s?ms=20&half=60", "call", ms=20, peer="llm", stream=False,
+                 half=True)
         # the pooled upstream connection: consecutive requests on one client
         # connection (same app thread), then on new client connections (a new
         # app thread each); alternate delays so a leak would show as a sum

@@ -17,10 +17,12 @@
  *        the mapping until /free). Faults from getrusage(RUSAGE_THREAD)
  *        around the touch and around the whole request.
  *   GET /free/<id>      munmap everything kept by /mem?keep=1
- *   GET /call/<id>?ms=N[&stream=1[&chunks=K]]
+ *   GET /call/<id>?ms=N[&stream=1[&chunks=K]][&half=W]
  *        one call on a NEW connection to the upstream: GET /delay?ms=N (or
  *        /stream?ms=N&chunks=K), response read fully (Content-Length or
- *        chunked), connection closed. Truth: connect_ns (around connect()),
+ *        chunked), connection closed. half=W: shutdown(SHUT_WR) after the
+ *        request, then sleep W ms before reading, so that the reply and the
+ *        upstream's FIN (the socket's end, TCP_CLOSE) come before the read. Truth: connect_ns (around connect()),
  *        wait_ns (after the last write() -> after the read() that completed
  *        the reply), ttfb_ns (after the last write() -> after the first read()
  *        that returned bytes), tx/rx bytes.
@@ -92,6 +94,7 @@ struct call {
 	int port;
 	bool new_conn;	/* this request opened the connection */
 	bool pooled;
+	long half_ms;	/* half-close after the request, read this much later */
 	uint64_t connect_ns, wait_ns, ttfb_ns;
 	uint64_t tx_bytes, rx_bytes;
 	uint64_t wall_ns, cpu_ns; /* connect (if any) .. reply complete */
@@ -136,6 +139,14 @@ static const char *errno_name(int e)
 }
 
 /* Resident set size of the process in bytes, from /proc/self/statm (no stdio). */
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
 static long long rss_bytes(void)
 {
 	char buf[256];
@@ -400,6 +411,10 @@ static int upstream_exchange(struct call *c, int fd, const char *path, bool keep
 		return -1;
 	}
 	sent = mono_ns();
+	if (c->half_ms) {
+		shutdown(fd, SHUT_WR);
+		sleep_ms(c->half_ms);
+	}
 	for (;;) {
 		ssize_t k = read(fd, resp + got, sizeof(resp) - 1 - got);
 		uint64_t now = mono_ns();
@@ -509,6 +524,8 @@ static int handle_call_route(int fd, struct req *r)
 	long chunks = clamp(query_param(r->http.target, "chunks", 4), 1, CHUNKS_MAX);
 	char path[96];
 
+	r->call.half_ms = clamp(query_param(r->http.target, "half", 0), 0, MS_MAX);
+
 	if (query_param(r->http.target, "stream", 0)) {
 		r->kind = "stream";
 		snprintf(path, sizeof(path), "/stream?ms=%ld&chunks=%ld", ms, chunks);
@@ -560,12 +577,8 @@ static void finish(struct req *r)
 	wall_ns = mono_ns() - r->http.wall0;
 	getrusage(RUSAGE_THREAD, &ru1);
 	after_ms = clamp(query_param(r->http.target, "after_ms", 0), 0, MS_MAX);
-	if (after_ms) {
-		struct timespec ts = {after_ms / 1000, after_ms % 1000 * 1000000L};
-
-		while (nanosleep(&ts, &ts) && errno == EINTR)
-			;
-	}
+	if (after_ms)
+		sleep_ms(after_ms);
 	write_truth(r, cpu_ns, wall_ns, ru1.ru_minflt - r->ru0.ru_minflt,
 		    ru1.ru_majflt - r->ru0.ru_majflt);
 }

@@ -385,6 +385,10 @@ def check_calls(pairs, tags):
                                               tu["wait_ns"]))
     for k, v in bad.items():
         at.check("upstream: " + k, not v, "%d bad, e.g. %s" % (len(v), v[:4]))
+    half = [t["upstream"].get("fin_first") for _, t in pairs
+            if tags[t["request_id"]].get("half")]
+    at.check("upstream: premise: the half-closed call's reply and FIN came before its read",
+             half == [True], half)
 
     pooled = sorted(((r, t) for r, t in pairs if tags[t["request_id"]]["tag"] == "pooled"),
                     key=lambda p: tags[p[1]["request_id"]]["seq"])

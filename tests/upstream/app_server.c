@@ -22,7 +22,8 @@
  *        /stream?ms=N&chunks=K), response read fully (Content-Length or
  *        chunked), connection closed. half=W: shutdown(SHUT_WR) after the
  *        request, then sleep W ms before reading, so that the reply and the
- *        upstream's FIN (the socket's end, TCP_CLOSE) come before the read. Truth: connect_ns (around connect()),
+ *        upstream's FIN (the socket's end, TCP_CLOSE) come before the read;
+ *        fin_first in the truth says whether they did. Truth: connect_ns (around connect()),
  *        wait_ns (after the last write() -> after the read() that completed
  *        the reply), ttfb_ns (after the last write() -> after the first read()
  *        that returned bytes), tx/rx bytes.
@@ -49,6 +50,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -95,6 +97,7 @@ struct call {
 	bool new_conn;	/* this request opened the connection */
 	bool pooled;
 	long half_ms;	/* half-close after the request, read this much later */
+	bool fin_first;	/* half_ms: the upstream's FIN had come when reading began */
 	uint64_t connect_ns, wait_ns, ttfb_ns;
 	uint64_t tx_bytes, rx_bytes;
 	uint64_t wall_ns, cpu_ns; /* connect (if any) .. reply complete */
@@ -199,12 +202,14 @@ static void write_truth(struct req *r, uint64_t cpu_ns, uint64_t wall_ns, long m
 			", \"upstream\": {\"port\": %d, \"new_conn\": %s, \"pooled\": %s"
 			", \"connect_ns\": %llu, \"wait_ns\": %llu, \"ttfb_ns\": %llu"
 			", \"tx_bytes\": %llu, \"rx_bytes\": %llu, \"wall_ns\": %llu"
-			", \"cpu_ns\": %llu, \"reads\": %d, \"status\": %d, \"error\": ",
+			", \"cpu_ns\": %llu, \"reads\": %d, \"status\": %d, \"fin_first\": %s"
+			", \"error\": ",
 			c->port, c->new_conn ? "true" : "false", c->pooled ? "true" : "false",
 			(unsigned long long)c->connect_ns, (unsigned long long)c->wait_ns,
 			(unsigned long long)c->ttfb_ns, (unsigned long long)c->tx_bytes,
 			(unsigned long long)c->rx_bytes, (unsigned long long)c->wall_ns,
-			(unsigned long long)c->cpu_ns, c->reads, c->status);
+			(unsigned long long)c->cpu_ns, c->reads, c->status,
+			c->fin_first ? "true" : "false");
 		if (c->error)
 			json_str(fp, c->error);
 		else
@@ -412,8 +417,11 @@ static int upstream_exchange(struct call *c, int fd, const char *path, bool keep
 	}
 	sent = mono_ns();
 	if (c->half_ms) {
+		struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
 		shutdown(fd, SHUT_WR);
 		sleep_ms(c->half_ms);
+		c->fin_first = poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
 	}
 	for (;;) {
 		ssize_t k = read(fd, resp + got, sizeof(resp) - 1 - got);

@@ -212,6 +212,14 @@ static __always_inline void thread_charge_current(struct thread *t, struct task_
 		thread_charge(t, current_task(), now, false);
 }
 
+/* Socket I/O for req_id by the running thread: its CPU up to now is req_id's. */
+static __always_inline void thread_settle_now(struct thread *t, struct task_struct *me,
+					      __u64 req_id, __u64 now)
+{
+	thread_charge_current(t, me, now);
+	thread_settle(t, req_id);
+}
+
 static __always_inline __s64 process_rss_pages(struct task_struct *me)
 {
 	if (HAVE_TASK_BTF)
@@ -337,8 +345,7 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 		t = thread_current();
 	if (t && t->req_id == req_id) {
 		/* close(), EOF or exit: I/O for this request, the last. */
-		thread_charge_current(t, NULL, now);
-		thread_settle(t, req_id);
+		thread_settle_now(t, NULL, req_id, now);
 	}
 	/* With a response, RSS was read at its last write (write_exit()). */
 	if (!r->last_tx_ns && r->pid == (__u32)(bpf_get_current_pid_tgid() >> 32) &&

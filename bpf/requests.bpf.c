@@ -523,10 +523,8 @@ static __always_inline void read_exit(struct io *io, long ret)
 	 * ran since answering it (logging, clean-up) is that request's, as the
 	 * brief's model has it, and not the next one's.
 	 */
-	if (prev && io->t && io->t->req_id == prev) {
-		thread_charge_current(io->t, io->me, io->now);
-		thread_settle(io->t, prev);
-	}
+	if (prev && io->t && io->t->req_id == prev)
+		thread_settle_now(io->t, io->me, prev, io->now);
 	io->t = thread_bind_to(io->t, io->me, tid, tgid, c->req_id, r, true, io->now);
 	thread_resume_note(io->t, c->req_id);
 	if (prev)

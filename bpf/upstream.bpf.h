@@ -223,8 +223,7 @@ static __always_inline __u64 call_owner(struct thread *t, struct task_struct *me
 
 	t->resume_req = 0;
 	if (resume && resume != t->req_id && request_lookup(resume)) {
-		thread_charge_current(t, me, now);
-		thread_settle(t, resume);
+		thread_settle_now(t, me, resume, now);
 		return resume;
 	}
 	if (t->req_id)

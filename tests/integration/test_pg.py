@@ -101,22 +101,20 @@ def fp_ok(got, want):
     return placeholder(got) if want is None else got == want
 
 
-def run_kind(kind, tmp, extra_args=(), sleep_kill=True, pg_port=pgtest.PG_PORT):
-    """Runs kind's server under agentprof with kind's workload; returns a dict
-    with everything the checks need."""
-    truth_path = os.path.join(tmp, "truth-%s.jsonl" % kind)
-    reqs_path = os.path.join(tmp, "requests-%s.jsonl" % kind)
-    prof_path = os.path.join(tmp, "profile-%s.json" % kind)
-    fresh = pgtest.CountingProxy() if kind == "psycopg" else None
+def trace_run(tmp, name, kind, drive, extra_args=(), pg_port=pgtest.PG_PORT):
+    """Starts kind's server and `agentprof record -p` on it, runs drive(port),
+    which returns (what it sent, how many requests it made), waits for that
+    many truth lines, stops both; returns a dict with everything the checks
+    need. Files are named after name."""
+    truth_path = os.path.join(tmp, "truth-%s.jsonl" % name)
+    reqs_path = os.path.join(tmp, "requests-%s.jsonl" % name)
+    prof_path = os.path.join(tmp, "profile-%s.json" % name)
     srv, port = selftest.start(kind, truth_path, pg_port=pg_port)
     ap = None
     try:
         ap = at.start_agentprof(["-p", srv.pid] + list(extra_args), reqs_path, prof_path)
-        sent = workload.run(
-            kind, port, fresh_port=fresh.port if fresh else None,
-            sleep_kill=(lambda: pgtest.terminate_when_running("SELECT pg_sleep("))
-            if kind == "psycopg" and sleep_kill else None)
-        wait_truth(truth_path, len(sent))
+        sent, made = drive(port)
+        wait_truth(truth_path, made)
         time.sleep(0.2)  # the last round-trip records reach agentprof
         rc, out, err = at.stop_agentprof(ap)
         ap = None
@@ -124,18 +122,34 @@ def run_kind(kind, tmp, extra_args=(), sleep_kill=True, pg_port=pgtest.PG_PORT):
         if ap:
             at.stop_agentprof(ap)
         srv_rc = at.stop_server(srv)
-        if fresh:
-            fresh.close()
     prof_text = open(prof_path).read() if os.path.exists(prof_path) else ""
     reqs_text = open(reqs_path).read() if os.path.exists(reqs_path) else ""
     try:
         prof = json.loads(prof_text)
     except ValueError:
         prof = None
-    return dict(kind=kind, sent=sent, truth=at.load_jsonl(truth_path),
-                recs=at.load_jsonl(reqs_path), rc=rc, out=out, err=err, srv_rc=srv_rc,
-                prof=prof, prof_text=prof_text, reqs_text=reqs_text,
-                fresh_port=fresh.port if fresh else None)
+    return dict(sent=sent, truth=at.load_jsonl(truth_path), recs=at.load_jsonl(reqs_path),
+                rc=rc, out=out, err=err, srv_rc=srv_rc, prof=prof, prof_text=prof_text,
+                reqs_text=reqs_text)
+
+
+def run_kind(kind, tmp, extra_args=(), sleep_kill=True, pg_port=pgtest.PG_PORT):
+    """Runs kind's server under agentprof with kind's workload (trace_run())."""
+    fresh = pgtest.CountingProxy() if kind == "psycopg" else None
+
+    def drive(port):
+        sent = workload.run(
+            kind, port, fresh_port=fresh.port if fresh else None,
+            sleep_kill=(lambda: pgtest.terminate_when_running("SELECT pg_sleep("))
+            if kind == "psycopg" and sleep_kill else None)
+        return sent, len(sent)
+
+    try:
+        r = trace_run(tmp, kind, kind, drive, extra_args, pg_port)
+    finally:
+        if fresh:
+            fresh.close()
+    return dict(r, kind=kind, fresh_port=fresh.port if fresh else None)
 
 
 def check_kind(r):
@@ -439,26 +453,17 @@ def check_turn(name, sent, truth, recs):
 
 
 def check_loop_turns(tmp):
-    truth_path = os.path.join(tmp, "truth-turn.jsonl")
-    reqs_path = os.path.join(tmp, "requests-turn.jsonl")
-    prof_path = os.path.join(tmp, "profile-turn.json")
-    srv, port = selftest.start("asyncpg", truth_path)
-    ap, sent = None, {}
-    try:
-        ap = at.start_agentprof(["-p", srv.pid], reqs_path, prof_path)
+    sent = {}
+
+    def drive(port):
         for name, plan in TURNS.items():
             sent[name] = turn_requests(port, name, plan)
-        wait_truth(truth_path, 6 * len(TURNS))
-        time.sleep(0.2)  # the last records reach agentprof
-        rc, _, err = at.stop_agentprof(ap)
-        ap = None
-    finally:
-        if ap:
-            at.stop_agentprof(ap)
-        at.stop_server(srv)
-    at.check("asyncpg, one loop turn: agentprof exits 0", rc == 0, err[-500:])
-    truth = {t["request_id"]: t for t in at.load_jsonl(truth_path)}
-    recs = {at.record_request_id(r): r for r in at.load_jsonl(reqs_path)}
+        return sent, 2 * sum(len(plan) for plan in TURNS.values())  # each opened first
+
+    r = trace_run(tmp, "turn", "asyncpg", drive)
+    at.check("asyncpg, one loop turn: agentprof exits 0", r["rc"] == 0, r["err"][-500:])
+    truth = {t["request_id"]: t for t in r["truth"]}
+    recs = {at.record_request_id(x): x for x in r["recs"]}
     for name in TURNS:
         check_turn(name, sent[name], truth, recs)
 

@@ -62,6 +62,11 @@ $(BUILD)/tests/cpu_server: tests/servers/cpu_server.c tests/servers/httpd.c test
 			   | $(BUILD)/tests
 	$(CC) -std=gnu11 -O2 $(WARN) -pthread $(filter %.c,$^) -o $@
 
+# The minimal server of bench/run.sh and bench/compare.sh.
+$(BUILD)/bench/tiny_server: bench/tiny_server.c
+	mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 $(WARN) -pthread $< -o $@
+
 # bench/perf-bpf.sh: perf samples of a BPF program per source line.
 $(BUILD)/bench/bpf_lines: bench/bpf_lines.c
 	mkdir -p $(dir $@)

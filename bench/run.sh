@@ -29,9 +29,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 [ -x "$BUILD/agentprof" ] || { echo "bench: $BUILD/agentprof missing: run make" >&2; exit 2; }
 
-mkdir -p "$BUILD/bench"
-"$CC" -std=gnu11 -O2 -Wall -Wextra -Werror -pthread "$HERE/tiny_server.c" \
-    -o "$BUILD/bench/tiny_server"
+make -s -C "$ROOT" BUILD="$BUILD" CC="$CC" "$BUILD/bench/tiny_server"
 
 # The Python driver runs in the background so that this shell can forward
 # Ctrl-C/SIGTERM to it at once; it stops everything it started, then exits.

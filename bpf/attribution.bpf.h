@@ -180,6 +180,9 @@ static __always_inline void thread_settle(struct thread *t, __u64 req_id)
  * since the thread's last write or block is the one whose code an event
  * loop runs first (see call_owner(), upstream.bpf.h).
  */
+/* A resume note for a request not sampled (--sample): its code is nobody's. */
+#define RESUME_UNSAMPLED 1ULL
+
 static __always_inline void thread_resume_note(struct thread *t, __u64 req_id)
 {
 	if (t && req_id && !t->resume_req)
@@ -218,6 +221,23 @@ static __always_inline void thread_settle_now(struct thread *t, struct task_stru
 {
 	thread_charge_current(t, me, now);
 	thread_settle(t, req_id);
+}
+
+/*
+ * Socket I/O for a request that is not sampled (--sample): the CPU that led
+ * to it is that request's, so nobody's, and the thread works for nothing
+ * until its next I/O for a sampled one.
+ */
+static __always_inline void thread_unsampled_io(struct thread *t, struct task_struct *me,
+						__u64 now)
+{
+	if (!t)
+		return;
+	thread_charge_current(t, me, now);
+	t->pending_ns = 0;
+	t->req_id = 0;
+	t->sock_io = 1;
+	t->inherited = 0;
 }
 
 static __always_inline __s64 process_rss_pages(struct task_struct *me)

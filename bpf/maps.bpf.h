@@ -29,7 +29,9 @@ struct conn {
 	__u8 fresh;		/* outbound: connect() seen, no byte written yet */
 	struct ap_peer_key peer;
 	__u8 disk;		/* other: a regular file or block device */
-	__u8 pad[3];
+	__u8 unsampled;		/* inbound: in a request not sampled (req_id is 0) */
+	__u8 unsampled_tx;	/* inbound: and its response has begun */
+	__u8 pad;
 	__u64 cgroup_id;	/* inbound: of its first request's thread (0 until then) */
 };
 
@@ -256,6 +258,7 @@ static __always_inline bool proc_traced(__u32 tgid)
 extern const volatile bool trace_all;	/* no -p: every process on the host */
 extern const volatile __u32 self_tgid;	/* never trace agentprof itself */
 extern const volatile bool thread_storage;	/* thread state in thread_store (tp_btf, 5.13+) */
+extern const volatile __u32 sample_every;	/* trace one request in this many (--sample) */
 /* Reads and writes come from the socket tracepoints (tp_btf, 6.3+). */
 extern const volatile bool sock_tps;
 

@@ -39,6 +39,8 @@ const volatile bool tls_uprobes = false;
  */
 const volatile bool sock_tps = false;
 const volatile bool thread_storage = false;
+/* Trace one request in sample_every, picked at random (--sample). */
+const volatile __u32 sample_every = 1;
 /* PostgreSQL server ports (0 = unused slot). */
 const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
 
@@ -324,6 +326,23 @@ static __always_inline void inbound_forget(struct io *io)
 }
 
 /*
+ * A write on an inbound connection whose request is not sampled: its
+ * response, after which the connection's next read is its next head. Reads
+ * are left to read_exit().
+ */
+static __always_inline bool unsampled_io(struct io *io)
+{
+	if (is_read_op(io->a.op))
+		return true;
+	io->c->unsampled_tx = 1;
+	/* An inbound write: the loop ran what it read (see io_begin()). */
+	if (io->t)
+		io->t->resume_req = 0;
+	thread_unsampled_io(io->t, io->me, io->now);
+	return false;
+}
+
+/*
  * Before the bytes move: classify an fd a request thread first touches, note
  * what the thread will wait for, and bind it to the request of an inbound
  * connection. False when the fd is nothing to agentprof. sock: called at
@@ -380,6 +399,8 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 			t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
 		return true;
 	}
+	if (sample_every > 1 && c->unsampled)
+		return unsampled_io(io);
 	if (!c->req_id)
 		return true;
 	/*
@@ -467,6 +488,27 @@ static __always_inline void outbound_write(struct io *io, long ret)
 	upstream_write(c, io->t, io->me, (__u32)io->pid_tgid, io->now, ret);
 }
 
+/*
+ * A head on inbound connection c whose request is not sampled: close off the
+ * connection's last request, as a sampled head does, and leave the thread
+ * working for nothing.
+ */
+static __always_inline void request_skip(struct io *io, struct conn *c)
+{
+	__u64 prev = c->req_id;
+
+	if (prev && io->t && io->t->req_id == prev)
+		thread_settle_now(io->t, io->me, prev, io->now);
+	thread_unsampled_io(io->t, io->me, io->now);
+	thread_resume_note(io->t, RESUME_UNSAMPLED);
+	if (prev)
+		request_finish(prev, io->t, 0, io->now);
+	c->req_id = 0;
+	c->unsampled = 1;
+	c->unsampled_tx = 0;
+	stat_inc(AP_STAT_UNSAMPLED);
+}
+
 static __always_inline void read_exit(struct io *io, long ret)
 {
 	__u32 tgid = io->pid_tgid >> 32, tid = (__u32)io->pid_tgid;
@@ -474,7 +516,7 @@ static __always_inline void read_exit(struct io *io, long ret)
 	struct conn *c = io->c;
 	__u64 buf, len = ret, prev;
 	char head[4] = {};
-	bool known;
+	bool known, sampled;
 
 	if (c && c->kind != AP_CONN_INBOUND) {
 		if (c->kind == AP_CONN_OUTBOUND && ret > 0)
@@ -493,6 +535,11 @@ static __always_inline void read_exit(struct io *io, long ret)
 	}
 	if (io->t)
 		io->t->resp_fd = 0;
+	if (sample_every > 1 && c && c->unsampled && !c->unsampled_tx) {
+		/* More of a request not sampled. */
+		thread_unsampled_io(io->t, io->me, io->now);
+		return;
+	}
 	r = c ? request_lookup(c->req_id) : NULL;
 	if (r && !r->first_tx_ns) {
 		/* More of the request: body, or the rest of a split head. */
@@ -505,15 +552,32 @@ static __always_inline void read_exit(struct io *io, long ret)
 		return;
 	/* A known connection's next head is read into its record at once. */
 	known = c != NULL;
-	if (!known) {
+	sampled = sample_every <= 1 || !(bpf_get_prandom_u32() % sample_every);
+	if (!known || !sampled) {
 		/* Any socket read of the host may come here (no -p): 4 bytes first. */
 		if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) ||
-		    !is_request_start(head))
+		    !is_request_start(head)) {
+			if (known)
+				stat_inc(AP_STAT_NON_HTTP);
 			return;
+		}
+	}
+	if (!known) {
 		c = inbound_new(io);
 		if (!c)
 			return;
 	}
+	if (!sampled) {
+		request_skip(io, c);
+		return;
+	}
+	/*
+	 * The thread still works for nothing since answering the connection's
+	 * untraced request: what it ran since (logging, clean-up) is that one's.
+	 */
+	if (c->unsampled && io->t && !io->t->req_id)
+		thread_unsampled_io(io->t, io->me, io->now);
+	c->unsampled = 0;
 	prev = c->req_id;
 	r = request_start(c, buf, len, known, io->me, io->pid_tgid, ret, io->now);
 	if (!r)

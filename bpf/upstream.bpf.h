@@ -222,6 +222,12 @@ static __always_inline __u64 call_owner(struct thread *t, struct task_struct *me
 	__u64 resume = t->resume_req;
 
 	t->resume_req = 0;
+	if (sample_every > 1 && resume == RESUME_UNSAMPLED) {
+		/* The call of a request not sampled: nobody's, and so its CPU. */
+		thread_charge_current(t, me, now);
+		t->pending_ns = 0;
+		return 0;
+	}
 	if (resume && resume != t->req_id && request_lookup(resume)) {
 		thread_settle_now(t, me, resume, now);
 		return resume;
@@ -247,6 +253,12 @@ static __always_inline void upstream_write(struct conn *c, struct thread *t,
 		c->req_id = req_id;
 		c->phase = CALL_IDLE;
 		c->slot = AP_MAX_PEERS;
+	} else if (!req_id && sample_every > 1) {
+		/*
+		 * Sampling: a call made working for nothing is a request's not
+		 * sampled, not the one that used the connection last.
+		 */
+		c->req_id = 0;
 	}
 	r = bound_request(&c->req_id);
 	p = r ? peer_slot(r, c) : NULL;
@@ -284,6 +296,11 @@ static __always_inline void upstream_read(struct conn *c, struct thread *t,
 		t = thread_bind_to(t, me, tid, tgid, c->req_id, r, true, now);
 		if (answered)
 			thread_resume_note(t, c->req_id);
+	} else if (sample_every > 1) {
+		/* The reply to a call of a request not sampled (upstream_write()). */
+		thread_unsampled_io(t, me, now);
+		if (answered)
+			thread_resume_note(t, RESUME_UNSAMPLED);
 	}
 	p = r ? peer_slot(r, c) : NULL;
 	if (p) {

@@ -18,6 +18,7 @@ enum {
 	OPT_PEER_NAME,
 	OPT_PG_LITERALS,
 	OPT_MMAP,
+	OPT_SAMPLE,
 };
 
 static const char main_doc[] =
@@ -64,6 +65,11 @@ static const struct argp_option record_opts[] = {
     {"duration", 'd', "SECONDS", 0, "Stop after SECONDS (default: until Ctrl-C)", 1},
     {"class-header", OPT_CLASS_HEADER, "NAME", 0,
      "Request header that names the request class (default X-Request-Class)", 1},
+    {"sample", OPT_SAMPLE, "N", 0,
+     "Trace one request in N, picked at random (default 1: every request). Counts and "
+     "totals are then estimates (each traced request stands for N); for services that "
+     "serve tens of thousands of requests per second per core",
+     1},
     {NULL, 0, NULL, 0, "Output:", 2},
     {"requests", OPT_REQUESTS, "FILE", 0, "Write one JSON object per request to FILE", 2},
     {"output", 'o', "FILE", 0, "Save the profile as JSON to FILE", 2},
@@ -161,6 +167,13 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 	case OPT_MMAP:
 		env->mmap = true;
 		return 0;
+	case OPT_SAMPLE:
+		if (parse_uint(arg, 1000000, &v) || v == 0) {
+			argp_error(state, "invalid --sample '%s': expected 1..1000000", arg);
+			return EINVAL;
+		}
+		env->sample_every = v;
+		return 0;
 	case OPT_PG_LITERALS:
 		env->pg_literals = true;
 		return 0;
@@ -199,6 +212,7 @@ static void env__defaults(struct env *env)
 {
 	memset(env, 0, sizeof(*env));
 	env->class_header = "X-Request-Class";
+	env->sample_every = 1;
 }
 
 /* argp names the program after argv[0]: make it "agentprof record" in messages. */

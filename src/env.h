@@ -34,6 +34,7 @@ struct env {
 	int npeer_names;
 	bool pg_literals; /* --pg-literals: statements with their values */
 	bool mmap;	  /* --mmap: mapped_bytes, at the price of syscall tracepoints */
+	unsigned int sample_every; /* --sample N: one request in N traced; 1: all */
 };
 
 /* Parses argv into env; returns 0, or a non-zero exit code after printing why. */

@@ -118,35 +118,38 @@ int profile__add(struct profile *p, const struct request *req)
 	const struct ap_request_event *ev = req->ev;
 	char service[AP_COMM_LEN + 1];
 	struct profile_group *g;
+	uint64_t w;
 
 	memcpy(service, ev->comm, AP_COMM_LEN);
 	service[AP_COMM_LEN] = '\0';
 	g = group_get(p, service, req->head.method, req->route, req->head.request_class);
 	if (!g)
 		return -ENOMEM;
-	g->requests++;
+	/* Sampled one in w: this request stands for w, in counts and sums alike. */
+	w = p->run.sample_every ?: 1;
+	g->requests += w;
 	if (req->incomplete)
-		g->incomplete++;
+		g->incomplete += w;
 	if (req->status >= 500)
-		g->status_5xx++;
-	hist__add(&g->h[PM_DURATION], req->duration_ns);
+		g->status_5xx += w;
+	hist__add_n(&g->h[PM_DURATION], req->duration_ns, w);
 	if (!req->incomplete)
-		hist__add(&g->h[PM_TTFB], req->ttfb_ns);
-	hist__add(&g->h[PM_CPU], ev->cpu_ns);
-	hist__add(&g->h[PM_RUNQ], ev->runq_ns);
-	hist__add(&g->h[PM_OFFCPU], ev->offcpu_ns);
-	hist__add(&g->h[PM_RX], ev->rx_bytes);
-	hist__add(&g->h[PM_TX], ev->tx_bytes);
-	hist__add(&g->h[PM_MINOR_FAULTS], ev->minor_faults);
-	hist__add(&g->h[PM_MAJOR_FAULTS], ev->major_faults);
-	hist__add(&g->h[PM_RSS_GROWTH], req->rss_delta_bytes > 0 ? req->rss_delta_bytes : 0);
+		hist__add_n(&g->h[PM_TTFB], req->ttfb_ns, w);
+	hist__add_n(&g->h[PM_CPU], ev->cpu_ns, w);
+	hist__add_n(&g->h[PM_RUNQ], ev->runq_ns, w);
+	hist__add_n(&g->h[PM_OFFCPU], ev->offcpu_ns, w);
+	hist__add_n(&g->h[PM_RX], ev->rx_bytes, w);
+	hist__add_n(&g->h[PM_TX], ev->tx_bytes, w);
+	hist__add_n(&g->h[PM_MINOR_FAULTS], ev->minor_faults, w);
+	hist__add_n(&g->h[PM_MAJOR_FAULTS], ev->major_faults, w);
+	hist__add_n(&g->h[PM_RSS_GROWTH], req->rss_delta_bytes > 0 ? req->rss_delta_bytes : 0, w);
 	if (!req->no_mapped)
-		hist__add(&g->h[PM_MAPPED], ev->mapped_bytes);
-	hist__add(&g->h[PM_UPSTREAM_WAIT], req->upstream_wait_ns);
-	hist__add(&g->h[PM_OFFCPU_UPSTREAM], ev->offcpu_upstream_ns);
-	hist__add(&g->h[PM_PG_ROUND_TRIPS], ev->pg_round_trips);
-	hist__add(&g->h[PM_PG_TIME], ev->pg_time_ns);
-	hist__add(&g->h[PM_OFFCPU_PG], ev->offcpu_pg_ns);
+		hist__add_n(&g->h[PM_MAPPED], ev->mapped_bytes, w);
+	hist__add_n(&g->h[PM_UPSTREAM_WAIT], req->upstream_wait_ns, w);
+	hist__add_n(&g->h[PM_OFFCPU_UPSTREAM], ev->offcpu_upstream_ns, w);
+	hist__add_n(&g->h[PM_PG_ROUND_TRIPS], ev->pg_round_trips, w);
+	hist__add_n(&g->h[PM_PG_TIME], ev->pg_time_ns, w);
+	hist__add_n(&g->h[PM_OFFCPU_PG], ev->offcpu_pg_ns, w);
 	return 0;
 }
 
@@ -300,7 +303,9 @@ static struct json_object *group_json(const struct profile_group *g)
 	X(non_http_reads, "non_http_reads")                                                        \
 	X(stale_bindings, "stale_bindings")                                                        \
 	X(flushed, "flushed")                                                                      \
-	X(mapped_measured, "mapped_bytes_measured")
+	X(mapped_measured, "mapped_bytes_measured")                                                \
+	X(sample_every, "sample_every")                                                            \
+	X(unsampled, "unsampled")
 
 static struct json_object *run_json(const struct profile_run *r)
 {

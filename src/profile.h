@@ -68,6 +68,12 @@ struct profile_run {
 	uint64_t stale_bindings;
 	uint64_t flushed; /* still open at exit, closed off by userspace */
 	uint64_t mapped_measured; /* 1: mapped_bytes was measured (record --mmap) */
+	/*
+	 * record --sample: one request in sample_every was traced, and each
+	 * stands for sample_every in the groups (0 in older profiles: 1).
+	 */
+	uint64_t sample_every;
+	uint64_t unsampled; /* requests seen and not traced */
 };
 
 struct profile;

@@ -258,6 +258,7 @@ static int recorder__open_load(struct recorder *r, bool tp_btf, bool sock_tps)
 		return -errno;
 	r->skel->rodata->trace_all = env->npids == 0 && !env->command;
 	r->skel->rodata->self_tgid = getpid();
+	r->skel->rodata->sample_every = env->sample_every ?: 1;
 	r->skel->rodata->tls_uprobes =
 		tls__find(&r->tls, env->command ? &r->child.pid : env->pids,
 			  env->command ? 1 : env->npids) > 0;
@@ -441,6 +442,7 @@ static void recorder__collect_stats(struct recorder *r)
 	run->procs_map_full = stat_sum(r, AP_STAT_PROC_MAP_FULL);
 	run->non_http_reads = stat_sum(r, AP_STAT_NON_HTTP);
 	run->stale_bindings = stat_sum(r, AP_STAT_STALE_REQ);
+	run->unsampled = stat_sum(r, AP_STAT_UNSAMPLED);
 	run->mapped_measured = recorder__mapped_measured(r);
 	run->end_real_ns = now_ns(CLOCK_REALTIME);
 }
@@ -455,10 +457,19 @@ static void recorder__print_summary(struct recorder *r)
 {
 	struct profile_run *run = profile__run(r->profile);
 
+	uint64_t recorded = run->records - run->malformed_heads - run->oversized_heads;
+
 	fprintf(stderr,
 		"agentprof: %llu requests recorded (%llu incomplete, %llu still open at exit)\n",
-		(unsigned long long)(run->records - run->malformed_heads - run->oversized_heads),
-		(unsigned long long)run->incomplete, (unsigned long long)run->flushed);
+		(unsigned long long)recorded, (unsigned long long)run->incomplete,
+		(unsigned long long)run->flushed);
+	if (run->sample_every > 1)
+		fprintf(stderr,
+			"agentprof: sampled 1 in %llu: %llu requests seen, %llu not traced; the "
+			"table's counts are estimates (x%llu)\n",
+			(unsigned long long)run->sample_every,
+			(unsigned long long)(recorded + run->unsampled),
+			(unsigned long long)run->unsampled, (unsigned long long)run->sample_every);
 	report_loss(run->malformed_heads, "malformed request heads skipped",
 		    "the traffic was not HTTP/1.x");
 	report_loss(run->oversized_heads, "requests skipped: request line longer than the capture",
@@ -735,6 +746,7 @@ int record__run(const struct env *cli)
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	profile__run(r.profile)->sample_every = env->sample_every ?: 1;
 	for (i = 0; i < env->npeer_names; i++) {
 		if (peers__add_name(r.peers, env->peer_names[i], msg, sizeof(msg))) {
 			fprintf(stderr, "agentprof: %s\n", msg);

@@ -168,6 +168,7 @@ enum ap_stat {
 	AP_STAT_STALE_REQ,	/* bindings that pointed at a finished request */
 	AP_STAT_PG_BAD,		/* PostgreSQL streams that stopped parsing (garbage) */
 	AP_STAT_PG_DROPS,	/* PostgreSQL round-trip records lost: ring buffer full */
+	AP_STAT_UNSAMPLED,	/* requests seen and not sampled (--sample) */
 	AP_STAT__COUNT,
 };
 

@@ -9,9 +9,10 @@
 #
 # Each round runs the server untraced and traced by each BINARY (an
 # agentprof executable, e.g. one built in a git worktree of the commit
-# before), in an order rotated from round to round, under wrk -t2 -c32 as in
-# `make bench`. A BINARY written idle:PATH traces an idle process instead:
-# the hooks alone, every call leaving at the filter. Prints each run, then per
+# before; "BINARY --sample 4" passes options to `record`), in an order
+# rotated from round to round, under wrk -t2 -c32 as in `make bench`. A
+# BINARY written idle:PATH traces an idle process instead: the hooks alone,
+# every call leaving at the filter. Prints each run, then per
 # configuration the mean and range of req/s and the server's CPU per request
 # (schedstat). BPF statistics stay off, as in `make bench`. Needs root and wrk.
 set -euo pipefail
@@ -25,7 +26,7 @@ while getopts "r:s:h" opt; do
 	case $opt in
 	r) ROUNDS=$OPTARG ;;
 	s) SECS=$OPTARG ;;
-	h) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	h) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare: -h for help" >&2; exit 2 ;;
 	esac
 done
@@ -34,7 +35,8 @@ shift $((OPTIND - 1))
 [ "$(id -u)" -eq 0 ] || { echo "compare: needs root (BPF programs)" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "compare: wrk not found: apt-get install wrk" >&2; exit 2; }
 for b in "$@"; do
-	[ -x "${b#idle:}" ] || { echo "compare: ${b#idle:} is not an executable: build it first" >&2; exit 2; }
+	b=${b#idle:}
+	[ -x "${b%% *}" ] || { echo "compare: ${b%% *} is not an executable: build it first" >&2; exit 2; }
 done
 make -s -C "$ROOT" build/bench/tiny_server
 
@@ -60,7 +62,7 @@ oncpu_ns() { cut -d' ' -f1 /proc/$SERVER/schedstat; }
 # tracer_start CONFIG: nothing for "untraced", else agentprof on the server
 # or, for idle:PATH, on a sleep.
 tracer_start() {
-	local bin=$1 target=$SERVER
+	local bin=$1 target=$SERVER opts=()
 	[ "$bin" = untraced ] && return 0
 	if [ "${bin#idle:}" != "$bin" ]; then
 		sleep 3600 &
@@ -68,7 +70,9 @@ tracer_start() {
 		target=$IDLE
 		bin=${bin#idle:}
 	fi
-	"$bin" record -p $target -q -o "$TMP/profile.json" >/dev/null 2>>"$TMP/tracer.err" &
+	read -r -a opts <<<"${bin#"${bin%% *}"}"
+	bin=${bin%% *}
+	"$bin" record -p $target -q -o "$TMP/profile.json" "${opts[@]}" >/dev/null 2>>"$TMP/tracer.err" &
 	TRACER=$!
 	sleep 1.5
 	kill -0 $TRACER 2>/dev/null || { echo "compare: $bin record failed:" >&2; cat "$TMP/tracer.err" >&2; exit 1; }
@@ -92,12 +96,13 @@ for r in $(seq 1 "$ROUNDS"); do
 		tracer_stop
 		reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
 		rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-		printf '%d %d %s %.0f %.2f\n' "$r" "$i" "${CONFIGS[$i]}" "$rps" \
+		printf '%d\t%d\t%s\t%.0f\t%.2f\n' "$r" "$i" "${CONFIGS[$i]}" "$rps" \
 			"$(awk -v c=$((c1 - c0)) -v n="$reqs" 'BEGIN { print c / n / 1000 }')" |
-			tee -a "$TMP/runs" | awk '{ printf "round %d  %-40s %8d req/s  %5.2f us/req\n", $1, $3, $4, $5 }'
+			tee -a "$TMP/runs" |
+			awk -F'\t' '{ printf "round %d  %-40s %8d req/s  %5.2f us/req\n", $1, $3, $4, $5 }'
 	done
 done
-awk '
+awk -F'\t' '
 	{ name[$2] = $3; sum[$2] += $4; cpu[$2] += $5; n[$2]++
 	  if (!($2 in lo) || $4 < lo[$2]) lo[$2] = $4
 	  if ($4 > hi[$2]) hi[$2] = $4 }

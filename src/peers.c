@@ -146,7 +146,7 @@ static struct peer_stats *stats_get(struct peers *ps, const char *name, int kind
 	return s;
 }
 
-void peers__add_request(struct peers *ps, const struct ap_peer *p)
+void peers__add_request(struct peers *ps, const struct ap_peer *p, uint64_t weight)
 {
 	char name[PEER_NAME_MAX];
 	struct peer_stats *s;
@@ -155,10 +155,10 @@ void peers__add_request(struct peers *ps, const struct ap_peer *p)
 	s = stats_get(ps, name, p->kind);
 	if (!s)
 		return;
-	s->calls += p->calls;
-	s->requests++;
-	s->connects += p->connects;
-	hist__add(&s->wait, p->wait_ns);
+	s->calls += p->calls * weight;
+	s->requests += weight;
+	s->connects += p->connects * weight;
+	hist__add_n(&s->wait, p->wait_ns, weight);
 }
 
 void peers__add_totals(struct peers *ps, const struct ap_peer_key *k,

@@ -40,8 +40,8 @@ int peers__add_name(struct peers *ps, const char *spec, char *err, size_t errsz)
 void peers__name(const struct peers *ps, int family, const uint8_t addr[16], uint16_t port,
 		 char *out, size_t sz);
 const char *peers__kind_name(int kind);
-/* Counts what one request did with one peer. */
-void peers__add_request(struct peers *ps, const struct ap_peer *p);
+/* Counts what one request did with one peer; it stands for weight requests (--sample). */
+void peers__add_request(struct peers *ps, const struct ap_peer *p, uint64_t weight);
 /* Folds in the kernel's per-peer totals at the end of the run. */
 void peers__add_totals(struct peers *ps, const struct ap_peer_key *k,
 		       const struct ap_peer_totals *t);

@@ -111,7 +111,7 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 	req.no_mapped = !recorder__mapped_measured(r);
 	req.peers = r->peers;
 	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
-		peers__add_request(r->peers, &ev->peers[i]);
+		peers__add_request(r->peers, &ev->peers[i], run->sample_every ?: 1);
 	if (req.incomplete)
 		run->incomplete++;
 	if (ev->flags & AP_REQ_FLUSHED)
@@ -259,6 +259,7 @@ static int recorder__open_load(struct recorder *r, bool tp_btf, bool sock_tps)
 	r->skel->rodata->trace_all = env->npids == 0 && !env->command;
 	r->skel->rodata->self_tgid = getpid();
 	r->skel->rodata->sample_every = env->sample_every ?: 1;
+	r->skel->rodata->sample_below = (1ULL << 32) / (env->sample_every ?: 1);
 	r->skel->rodata->tls_uprobes =
 		tls__find(&r->tls, env->command ? &r->child.pid : env->pids,
 			  env->command ? 1 : env->npids) > 0;

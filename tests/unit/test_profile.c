@@ -245,6 +245,49 @@ static void test_profile_roundtrip(void)
 	profile__free(p);
 }
 
+/* record --sample N: each traced request stands for N, in counts and histograms alike. */
+static void test_sampled_weights(void)
+{
+	struct profile *p = profile__new(), *q;
+	const struct profile_group **v;
+	char path[] = "/tmp/agentprof-sampled-XXXXXX", err[128];
+	struct ap_request_event ev;
+	struct request req;
+	size_t n;
+	int fd, k;
+
+	profile__run(p)->sample_every = 4;
+	profile__run(p)->unsampled = 27;
+	for (k = 1; k <= 10; k++) {
+		make_event(&ev, HEAD, k == 10 ? "HTTP/1.1 500 x\r\n" : "HTTP/1.1 200 OK\r\n",
+			   k * 1000000ULL, k * 2000000ULL);
+		request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
+		profile__add(p, &req);
+	}
+	v = profile__sorted(p, &n);
+	ASSERT_EQ(n, 1, "one group");
+	ASSERT_EQ(v[0]->requests, 40, "ten traced requests count as forty");
+	ASSERT_EQ(v[0]->status_5xx, 4, "and one 5xx as four");
+	ASSERT_EQ(v[0]->h[PM_CPU].count, 40, "histogram counts weighted");
+	ASSERT_EQ(v[0]->h[PM_CPU].sum, 4 * 55000000ULL, "histogram sums weighted");
+	/* The quantiles are those of the traced requests: p50 of 1..10 ms is 5 ms. */
+	ASSERT_NEAR((double)hist__quantile(&v[0]->h[PM_CPU], 0.5), 5e6, 5e6 / 32, "cpu p50");
+
+	fd = mkstemp(path);
+	ASSERT_TRUE(fd >= 0, "temp file");
+	close(fd);
+	ASSERT_EQ(profile__write_json(p, path, NULL), 0, "profile saved");
+	q = profile__load(path, err, sizeof(err));
+	ASSERT_TRUE(q != NULL, "profile read back (%s)", err);
+	if (q) {
+		ASSERT_EQ(profile__run(q)->sample_every, 4, "sample_every kept");
+		ASSERT_EQ(profile__run(q)->unsampled, 27, "unsampled kept");
+		profile__free(q);
+	}
+	unlink(path);
+	profile__free(p);
+}
+
 static void test_group_cap(void)
 {
 	struct profile *p = profile__new();
@@ -265,4 +308,5 @@ static void test_group_cap(void)
 	profile__free(p);
 }
 
-TEST_MAIN(test_decode, test_unpack, test_json_line, test_profile_roundtrip, test_group_cap)
+TEST_MAIN(test_decode, test_unpack, test_json_line, test_profile_roundtrip, test_sampled_weights,
+	  test_group_cap)

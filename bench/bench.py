@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import shlex
 import signal
 import socket
 import statistics
@@ -476,14 +477,15 @@ class DemoWorkload:
 
 # ------------------------------------------------------------------ tracers
 
-def start_tracer(procs, cfg, pid, tmp, tag, bt_ok):
-    """Start tracer cfg ('B' or 'C') on pid; return (proc, info) once attached."""
+def start_tracer(procs, cfg, pid, tmp, tag, bt_ok, ap_args=()):
+    """Start tracer cfg ('B' or 'C') on pid; return (proc, info) once attached.
+    ap_args: more options for `agentprof record` (--agentprof-args)."""
     info = {"attach_s": None}
     if cfg == "B":
         prof = os.path.join(tmp, f"profile_{tag}.json")
         err = os.path.join(tmp, f"agentprof_{tag}.err")
         ef = open(err, "w")
-        p = procs.start([AGENTPROF, "record", "-p", str(pid), "-q", "-o", prof],
+        p = procs.start([AGENTPROF, "record", "-p", str(pid), "-q", "-o", prof, *ap_args],
                         stdout=subprocess.DEVNULL, stderr=ef)
         ef.close()
         info.update(profile=prof, err=err)
@@ -584,7 +586,8 @@ def one_run(procs, wl, cfg, tag, tmp, bt_ok, duration=None, trace_pid=None):
     extra = wl.prepare_run(tag)
     tracer = tinfo = None
     if cfg != "A":
-        tracer, tinfo = start_tracer(procs, cfg, trace_pid or wl.pid, tmp, tag, bt_ok)
+        tracer, tinfo = start_tracer(procs, cfg, trace_pid or wl.pid, tmp, tag, bt_ok,
+                                     shlex.split(wl.args.agentprof_args))
         if tracer is None:
             res["skipped"] = "bpftrace unavailable"
             return res
@@ -717,7 +720,8 @@ def paced_client(port, rate, seconds):
 
 
 def paced_run(procs, wl, cfg, tmp, rate, seconds, bt_ok):
-    tracer, tinfo = start_tracer(procs, cfg, wl.pid, tmp, f"paced_{cfg}", bt_ok)
+    tracer, tinfo = start_tracer(procs, cfg, wl.pid, tmp, f"paced_{cfg}", bt_ok,
+                                 shlex.split(wl.args.agentprof_args))
     if tracer is None:
         return {"skipped": "bpftrace unavailable"}
     time.sleep(0.5)
@@ -999,6 +1003,8 @@ def parse_args(argv):
                    help="req/s of the paced run that measures userspace CPU (1000; 0 = skip)")
     p.add_argument("--paced-seconds", type=int, default=5)
     p.add_argument("--no-bpftrace", action="store_true", help="skip config C")
+    p.add_argument("--agentprof-args", default="", metavar="ARGS",
+                   help="more options for agentprof record in B, e.g. '--sample 4'")
     p.add_argument("--no-host-tax", dest="host_tax", action="store_false",
                    help="skip the run with agentprof tracing an idle process")
     p.add_argument("--quiet-wait", type=int, default=0, metavar="S",

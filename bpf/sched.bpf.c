@@ -180,8 +180,17 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	if ((__u32)(pid_tgid >> 32) != (__u32)TASK_FIELD(btf, p, tgid))
 		return 0;
 	w = thread_current();
-	if (!w || !w->req_id || w->tgid != (__u32)(pid_tgid >> 32))
+	if (!w || w->tgid != (__u32)(pid_tgid >> 32))
 		return 0;
+	if (!w->req_id) {
+		/*
+		 * --sample: a thread that serves requests and works for nothing
+		 * works for an untraced one, and so does the work it hands over.
+		 */
+		if (sample_every > 1 && w->sock_io && t && !t->sock_io)
+			t->req_id = 0;
+		return 0;
+	}
 	if (!t) {
 		fresh.req_id = w->req_id;
 		fresh.tgid = w->tgid;
@@ -310,14 +319,20 @@ int BPF_PROG(ap_raw_switch, bool preempt, struct task_struct *prev, struct task_
 	return on_switch(prev, next, false);
 }
 
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(ap_sched_wakeup, struct task_struct *p)
+/*
+ * sched_waking, not sched_wakeup: it fires in the waker's context. A wakeup
+ * of a task on another CPU is queued to that CPU, and sched_wakeup fires
+ * there, in whatever task its interrupt lands on (often the idle task): the
+ * waker, and so the work it hands over, would be lost.
+ */
+SEC("tp_btf/sched_waking")
+int BPF_PROG(ap_sched_waking, struct task_struct *p)
 {
 	return on_wakeup(p, true);
 }
 
-SEC("?raw_tp/sched_wakeup")
-int BPF_PROG(ap_raw_wakeup, struct task_struct *p)
+SEC("?raw_tp/sched_waking")
+int BPF_PROG(ap_raw_waking, struct task_struct *p)
 {
 	return on_wakeup(p, false);
 }

@@ -69,17 +69,20 @@ static __always_inline int peer_from_sockaddr(struct ap_peer_key *k, const void 
 /*
  * The path a connected unix socket's peer is bound to, its first bytes as
  * from peer_from_sockaddr(): the accepted end carries the listener's address.
+ * False when the peer has no address: one end of a socketpair().
  */
-static __always_inline void unix_peer_path(struct ap_peer_key *k, struct sock *sk)
+static __always_inline bool unix_peer_path(struct ap_peer_key *k, struct sock *sk)
 {
 	struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
 	struct unix_address *ua;
 
 	if (!peer)
-		return;
+		return false;
 	ua = BPF_CORE_READ((struct unix_sock *)peer, addr);
-	if (ua)
-		bpf_core_read(k->addr, sizeof(k->addr), &ua->name[0].sun_path);
+	if (!ua)
+		return false;
+	bpf_core_read(k->addr, sizeof(k->addr), &ua->name[0].sun_path);
+	return true;
 }
 
 /* The peer of a connected socket; local_port is for telling direction. */
@@ -89,10 +92,12 @@ static __always_inline int peer_from_sk(struct ap_peer_key *k, struct sock *sk, 
 
 	k->family = family;
 	*local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (family == AF_UNIX) {
-		unix_peer_path(k, sk);
-		return 0;
-	}
+	/*
+	 * A socketpair() is a process talking to itself: an event loop's
+	 * self-pipe, written by the pool thread that finished a job for it.
+	 */
+	if (family == AF_UNIX)
+		return unix_peer_path(k, sk) ? 0 : -1;
 	if (family != AF_INET && family != AF_INET6)
 		return -1;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)

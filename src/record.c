@@ -158,10 +158,10 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 /* Autoload either the tp_btf or the raw_tp flavour of every scheduler hook. */
 static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
 {
-	struct bpf_program *tp[] = {skel->progs.ap_sched_switch, skel->progs.ap_sched_wakeup,
+	struct bpf_program *tp[] = {skel->progs.ap_sched_switch, skel->progs.ap_sched_waking,
 				    skel->progs.ap_sched_wk_new, skel->progs.ap_proc_fork,
 				    skel->progs.ap_proc_exit};
-	struct bpf_program *raw[] = {skel->progs.ap_raw_switch, skel->progs.ap_raw_wakeup,
+	struct bpf_program *raw[] = {skel->progs.ap_raw_switch, skel->progs.ap_raw_waking,
 				     skel->progs.ap_raw_wk_new, skel->progs.ap_raw_fork,
 				     skel->progs.ap_raw_exit};
 	size_t i;

@@ -68,6 +68,10 @@ def cpu_path(rid, ms, after=0):
     return "/cpu/%s?ms=%d" % (_path_id(rid), ms)
 
 
+def pool_path(rid, ms):
+    return "/pool/%s?ms=%d" % (_path_id(rid), ms)
+
+
 def echo_path(rid, ms):
     return "/echo/%s?ms=%d" % (_path_id(rid), ms)
 
@@ -146,6 +150,25 @@ def keepalive(host, port, n, ms=5, cls="simple", prefix=None, trace=False, timeo
             )
     finally:
         conn.close()
+    return out
+
+
+def pool(host, port, n, ms=5, cls="simple", prefix=None, timeout=60):
+    """n GET /pool requests (asyncio server: the work runs in its one pool
+    thread), one after another, alternating between two keep-alive
+    connections: each job is handed to the pool thread while the last
+    request, on the other connection, is still open."""
+    conns = [_new_conn(host, port, timeout) for _ in range(2)]
+    out = []
+    try:
+        for i in range(n):
+            conn, name = conns[i % 2]
+            rid = next_id(prefix)
+            out.append(request(conn, "GET", pool_path(rid, _ms_for(ms, i)), rid,
+                               _cls_for(cls, i), conn_name=name))
+    finally:
+        for conn, _ in conns:
+            conn.close()
     return out
 
 

@@ -6,7 +6,8 @@ server and a single-threaded asyncio server.
 
 Among the requests, every other one of four on a keep-alive connection burns
 20 ms more after its response (logging, clean-up): that CPU is its own, not
-the next request's.
+the next request's. On the asyncio server, eight requests hand their work to
+a one-thread pool (run_in_executor): the pool thread's CPU is theirs.
 
 Bounds (documented in the README, "Accuracy"), every request, sequential and
 4 concurrent clients:
@@ -34,8 +35,11 @@ def cls(i):
     return "simple" if i % 2 else "complex"
 
 
-def run_workload(port):
+def run_workload(kind, port):
     sent = []
+    if kind == "asyncio":
+        # Work handed to a pool thread follows the wakeup (README "Attribution").
+        sent += drive.pool(HOST, port, 8, ms=cost, cls=cls)
     sent += drive.keepalive(HOST, port, 9, ms=cost, cls=cls, trace=True)
     # Work after the response (logging, clean-up) is its request's, not the next one's.
     sent += drive.keepalive(HOST, port, 4, ms=5, cls=cls, after=lambda i: 20 if i % 2 else 0)
@@ -80,7 +84,7 @@ def check_server(kind, tmp):
     try:
         ap = at.start_agentprof(["-p", str(srv.pid)], reqs_path, prof_path)
         sys_tps = at.syscall_tracepoints(ap.pid)
-        sent, seq_ids, conc_ids = run_workload(port)
+        sent, seq_ids, conc_ids = run_workload(kind, port)
         live = at.records_while_tracing(reqs_path, len(sent))
         rc, out, err = at.stop_agentprof(ap)
         ap = None

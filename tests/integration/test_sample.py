@@ -9,7 +9,8 @@ One request in four is traced, at random. What must hold:
   - each record is one request's, with its own CPU, bytes and status,
     within test_record's bounds. Requests cost 2 or 30 ms in turn, so a
     record charged with a neighbour's CPU (an untraced request's on the same
-    connection, or on the same event loop) falls far outside them;
+    connection, on the same event loop, or in the same pool thread) falls
+    far outside them;
   - the profile counts each traced request four times.
 """
 
@@ -30,8 +31,12 @@ def cost(i):
     return COSTS[i % len(COSTS)]
 
 
-def run_workload(port):
+def run_workload(kind, port):
     sent = []
+    if kind == "asyncio":
+        # The pool thread works for a traced request, still open, when the
+        # next, untraced, request hands it a job.
+        sent += drive.pool(HOST, port, 40, ms=cost)
     sent += drive.keepalive(HOST, port, 100, ms=cost, after=lambda i: 10 if i % 5 == 0 else 0)
     sent += drive.concurrent(HOST, port, 4, 25, ms=cost)
     sent += drive.new_conn_each(HOST, port, 20, ms=cost)
@@ -55,6 +60,14 @@ def neighbour_premise(sent, sampled_ids):
     return n
 
 
+def pool_premise(sent, sampled_ids):
+    """Traced pool requests followed by an untraced one of another cost."""
+    pool = [s for s in sent if s["path"].startswith("/pool/")]
+    return sum(1 for a, b in zip(pool, pool[1:])
+               if a["request_id"] in sampled_ids and b["request_id"] not in sampled_ids
+               and drive.requested_ms(a["path"]) != drive.requested_ms(b["path"]))
+
+
 def check_server(kind, tmp):
     truth_path = os.path.join(tmp, "truth-%s.jsonl" % kind)
     reqs_path = os.path.join(tmp, "requests-%s.jsonl" % kind)
@@ -63,7 +76,7 @@ def check_server(kind, tmp):
     ap = None
     try:
         ap = at.start_agentprof(["-p", str(srv.pid), "--sample", SAMPLE], reqs_path, prof_path)
-        sent = run_workload(port)
+        sent = run_workload(kind, port)
         rc, out, err = at.stop_agentprof(ap)
         ap = None
     finally:
@@ -102,6 +115,10 @@ def check_server(kind, tmp):
     premise = neighbour_premise(sent, sampled_ids)
     at.check(pre + "premise: traced requests follow untraced ones of another cost",
              premise >= 5, "%d such requests" % premise)
+    if kind == "asyncio":
+        premise = pool_premise(sent, sampled_ids)
+        at.check(pre + "premise: traced pool jobs followed by untraced ones of another cost",
+                 premise >= 3, "%d such requests" % premise)
     bad = {k: [] for k in ("cpu", "bytes", "status", "route")}
     rel, abs_ns = (0.05, 1_000_000) if kind == "c" else (0.10, 2_000_000)
     for rec, t in pairs:

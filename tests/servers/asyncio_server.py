@@ -16,6 +16,9 @@ connection is served by one event-loop thread, interleaved:
                                    respond with the body length (several writes)
   GET  /stream/<id>?ms=N&chunks=K  chunked response, K chunks, N/K ms burnt before
                                    each chunk; yields to the loop between chunks
+  GET  /pool/<id>?ms=N             burn N ms in the one thread of a thread pool
+                                   (run_in_executor), then respond; the worker's
+                                   CPU is in the truth's cpu_ns (worker_cpu_ns)
   anything else                    404
 
 CPU accounting: the burn is a synchronous busy loop on time.thread_time_ns(), so
@@ -35,6 +38,7 @@ The X-Thread-Cpu-Ns response header is own_cpu_ns up to the response head.
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -52,6 +56,8 @@ HEAD_MAX = 16384
 truth_fp = None
 inflight = set()  # requests between head parsed and response written
 recv_size = 0
+# One thread: its jobs follow each other, and each is handed over by a wakeup.
+POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
 
 class ArrivalReader(asyncio.StreamReader):
@@ -143,6 +149,7 @@ class Request:
         self.tx_bytes = 0
         self.ttfb_ns = None
         self.overlapped = False
+        self.worker_cpu_ns = 0
 
     def parse(self, head):
         lines = head.decode("latin-1").split("\r\n")
@@ -221,6 +228,21 @@ async def handle_cpu(req, query):
     burn_cpu_ns(clamp(query_int(query, "after", 0), 0, MS_MAX) * 1_000_000)
 
 
+def burn_in_worker(ns):
+    """Runs in the pool's thread; returns the CPU it burnt there."""
+    start = time.thread_time_ns()
+    burn_cpu_ns(ns)
+    return time.thread_time_ns() - start
+
+
+async def handle_pool(req, query):
+    ms = clamp(query_int(query, "ms", 0), 0, MS_MAX)
+    job = asyncio.get_running_loop().run_in_executor(POOL, burn_in_worker, ms * 1_000_000)
+    req.worker_cpu_ns += await req.meter.wait(job)
+    body = f"pool ms={ms} id={req.request_id or '-'}\n".encode()
+    await req.respond_simple(200, "OK", body)
+
+
 async def handle_echo(req, query, reader):
     ms = clamp(query_int(query, "ms", 0), 0, MS_MAX)
     got = await req.read_body(reader)
@@ -267,7 +289,8 @@ def write_truth(req, own_cpu_ns, span_cpu_ns, wall_ns):
         "request_id": req.request_id,
         "method": req.method,
         "path": req.target,
-        "cpu_ns": own_cpu_ns if req.overlapped else span_cpu_ns,
+        "cpu_ns": (own_cpu_ns if req.overlapped else span_cpu_ns) + req.worker_cpu_ns,
+        "worker_cpu_ns": req.worker_cpu_ns,
         "wall_ns": wall_ns,
         "ttfb_ns": req.ttfb_ns,
         "span_cpu_ns": span_cpu_ns,
@@ -340,6 +363,9 @@ async def dispatch(req, head, reader):
     elif req.method == "GET" and route_id(split.path, "/stream/"):
         await req.read_body(reader)
         await handle_stream(req, query)
+    elif req.method == "GET" and route_id(split.path, "/pool/"):
+        await req.read_body(reader)
+        await handle_pool(req, query)
     else:
         await req.read_body(reader)
         await req.respond_simple(404, "Not Found", b"not found\n")

@@ -259,6 +259,15 @@ static __always_inline __u64 current_cgroup_id(struct task_struct *me)
 	return bpf_get_current_cgroup_id();
 }
 
+/* One more thread works for req_id (a record's threads). */
+static __always_inline void request_count_thread(__u64 req_id)
+{
+	struct ap_request_event *r = request_lookup(req_id);
+
+	if (r)
+		__sync_fetch_and_add(&r->nthreads, 1);
+}
+
 /*
  * Make the running thread work for req_id (0: for nothing), charging the
  * on-CPU time since the last accounting point to the request it worked for.

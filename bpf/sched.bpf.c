@@ -201,6 +201,8 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		fresh.wake_ns = now;
 		if (!thread_new(p, tid, &fresh))
 			stat_inc(AP_STAT_THREAD_MAP_FULL);
+		else
+			request_count_thread(w->req_id);
 		return 0;
 	}
 	/*
@@ -213,6 +215,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		return 0;
 	t->req_id = w->req_id;
 	t->inherited = 1;
+	request_count_thread(w->req_id);
 	return 0;
 }
 

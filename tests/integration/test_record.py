@@ -119,7 +119,8 @@ def check_server(kind, tmp):
                  [t["request_id"] for t in at.unmatched(recs, truth)][:5]))
     by_id = {s["request_id"]: s for s in sent}
     bad = {k: [] for k in ("fields", "route", "status", "headers", "bytes", "cpu",
-                           "duration", "ttfb", "complete", "pid, cgroup")}
+                           "duration", "ttfb", "complete", "pid, cgroup",
+                           "threads of pool requests")}
     conc_truth = conc_seen = 0
     for rec, t in pairs:
         s = by_id[t["request_id"]]
@@ -145,6 +146,9 @@ def check_server(kind, tmp):
             bad["pid, cgroup"].append((rid, rec["pid"], rec["cgroup_id"], cgroup_id))
         if rec["incomplete"]:
             bad["complete"].append(rid)
+        # The loop, and the pool thread its job woke.
+        if t["path"].startswith("/pool/") and rec["threads"] != 2:
+            bad["threads of pool requests"].append((rid, rec["threads"]))
         # CPU burnt after the response (after=) is the request's, outside its duration.
         own_ns = t["cpu_ns"] - drive.query_ms(t["path"], "after") * 1_000_000
         if not within(rec["duration_ns"], own_ns, t["wall_ns"]):

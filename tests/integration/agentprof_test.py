@@ -35,6 +35,7 @@ AGENTPROF = os.path.join(BUILD, "agentprof")
 CPU_SERVER = os.path.join(BUILD, "tests", "cpu_server")
 CPU_SERVER_SRC = os.path.join(ROOT, "tests", "servers", "cpu_server.c")
 ASYNCIO_SERVER = os.path.join(ROOT, "tests", "servers", "asyncio_server.py")
+FASTAPI_SERVER = os.path.join(ROOT, "tests", "servers", "fastapi_pool_app.py")
 PYTHON = "/usr/bin/python3"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -117,6 +118,8 @@ def server_cmd(kind):
         return [CPU_SERVER]
     if kind == "asyncio":
         return [PYTHON, ASYNCIO_SERVER]
+    if kind == "fastapi":
+        return [PYTHON, FASTAPI_SERVER]
     raise ValueError("unknown server kind %r" % kind)
 
 
@@ -131,7 +134,7 @@ def cgroup2_mount():
 
 
 def start_server(kind, truth_path, port=0, timeout=10, cgroup=None):
-    """Starts a test server ('c' or 'asyncio') and returns (Popen, port).
+    """Starts a test server ('c', 'asyncio' or 'fastapi') and returns (Popen, port).
 
     The truth file is truncated first. The server's stderr is passed through.
     cgroup: a cgroup v2 directory the server starts in.

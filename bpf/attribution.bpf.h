@@ -223,6 +223,14 @@ static __always_inline void thread_settle_now(struct thread *t, struct task_stru
 	thread_settle(t, req_id);
 }
 
+/* The running thread's on-CPU time up to now is nobody's (--sample). */
+static __always_inline void thread_drop_pending(struct thread *t, struct task_struct *me,
+						__u64 now)
+{
+	thread_charge_current(t, me, now);
+	t->pending_ns = 0;
+}
+
 /*
  * Socket I/O for a request that is not sampled (--sample): the CPU that led
  * to it is that request's, so nobody's, and the thread works for nothing
@@ -233,8 +241,7 @@ static __always_inline void thread_unsampled_io(struct thread *t, struct task_st
 {
 	if (!t)
 		return;
-	thread_charge_current(t, me, now);
-	t->pending_ns = 0;
+	thread_drop_pending(t, me, now);
 	t->req_id = 0;
 	t->sock_io = 1;
 	t->inherited = 0;

@@ -229,8 +229,7 @@ static __always_inline __u64 call_owner(struct thread *t, struct task_struct *me
 	t->resume_req = 0;
 	if (sample_every > 1 && resume == RESUME_UNSAMPLED) {
 		/* The call of a request not sampled: nobody's, and so its CPU. */
-		thread_charge_current(t, me, now);
-		t->pending_ns = 0;
+		thread_drop_pending(t, me, now);
 		return 0;
 	}
 	if (resume && resume != t->req_id && request_lookup(resume)) {

@@ -8,10 +8,9 @@ Typical use (from a test script in tests/integration/):
     import drive
 
     srv, port = at.start_server("c", truth)
-    ap = at.start_agentprof(["--pid", str(srv.pid)], reqs, prof)
-    sent = drive.keepalive("127.0.0.1", port, 20, ms=5)
-    rc, out, err = at.stop_agentprof(ap)
-    at.stop_server(srv)
+    sent, rc, out, err, srv_rc = at.traced(
+        srv, ["--pid", str(srv.pid)], reqs, prof,
+        lambda ap: drive.keepalive("127.0.0.1", port, 20, ms=5))
     pairs = at.match(at.load_jsonl(reqs), at.load_jsonl(truth))
     at.check("all matched", len(pairs) == len(sent), f"{len(pairs)}/{len(sent)}")
     at.report()
@@ -205,6 +204,25 @@ def start_agentprof(args, requests_path, profile_path, timeout=30, echo_stderr=F
         raise RuntimeError("agentprof traces with other hooks than this run tests: "
                            "wanted %s in %r" % (" and ".join(want), line))
     return p
+
+
+def traced(srv, args, requests_path, profile_path, work):
+    """Runs work(ap) while `agentprof record ARGS` traces, then stops
+    agentprof and the server srv (start_server()), also if work raises.
+
+    Returns (what work returned, agentprof's rc, stdout, stderr, srv's exit code).
+    """
+    ap = None
+    try:
+        ap = start_agentprof(args, requests_path, profile_path)
+        result = work(ap)
+        rc, out, err = stop_agentprof(ap)
+        ap = None
+    finally:
+        if ap:
+            stop_agentprof(ap)
+        srv_rc = stop_server(srv)
+    return result, rc, out, err, srv_rc
 
 
 def expected_hooks():

@@ -58,20 +58,17 @@ def main():
         truth_path = os.path.join(tmp, "truth.jsonl")
         reqs_path = os.path.join(tmp, "requests.jsonl")
         srv, port = at.start_server("fastapi", truth_path)
-        ap = None
         try:
             # FastAPI's first request sets things up once, and starts the pool thread.
             conn = http.client.HTTPConnection(HOST, port, timeout=30)
             warm = get(conn, 0, "warm-up")
-            ap = at.start_agentprof(["-p", srv.pid], reqs_path, os.path.join(tmp, "p.json"))
             conn.close()
-            sent = run_clients(port, clients)
-            rc, out, err = at.stop_agentprof(ap)
-            ap = None
-        finally:
-            if ap:
-                at.stop_agentprof(ap)
+        except BaseException:
             at.stop_server(srv)
+            raise
+        sent, rc, out, err, _ = at.traced(srv, ["-p", srv.pid], reqs_path,
+                                          os.path.join(tmp, "p.json"),
+                                          lambda ap: run_clients(port, clients))
         at.check("agentprof exits 0", rc == 0, err[-300:])
         at.check("client saw no errors", not warm["error"] and not [s for s in sent if s["error"]],
                  [warm["error"]] + [s["error"] for s in sent if s["error"]][:3])

@@ -110,18 +110,15 @@ def trace_run(tmp, name, kind, drive, extra_args=(), pg_port=pgtest.PG_PORT):
     reqs_path = os.path.join(tmp, "requests-%s.jsonl" % name)
     prof_path = os.path.join(tmp, "profile-%s.json" % name)
     srv, port = selftest.start(kind, truth_path, pg_port=pg_port)
-    ap = None
-    try:
-        ap = at.start_agentprof(["-p", srv.pid] + list(extra_args), reqs_path, prof_path)
+
+    def work(ap):
         sent, made = drive(port)
         wait_truth(truth_path, made)
         time.sleep(0.2)  # the last round-trip records reach agentprof
-        rc, out, err = at.stop_agentprof(ap)
-        ap = None
-    finally:
-        if ap:
-            at.stop_agentprof(ap)
-        srv_rc = at.stop_server(srv)
+        return sent
+
+    sent, rc, out, err, srv_rc = at.traced(srv, ["-p", srv.pid] + list(extra_args),
+                                           reqs_path, prof_path, work)
     prof_text = open(prof_path).read() if os.path.exists(prof_path) else ""
     reqs_text = open(reqs_path).read() if os.path.exists(reqs_path) else ""
     try:

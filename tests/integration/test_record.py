@@ -80,18 +80,16 @@ def check_server(kind, tmp):
     os.makedirs(cgroup, exist_ok=True)
     cgroup_id = os.stat(cgroup).st_ino  # the id cgroup v2 gives it
     srv, port = at.start_server(kind, truth_path, cgroup=cgroup)
-    ap = None
-    try:
-        ap = at.start_agentprof(["-p", str(srv.pid)], reqs_path, prof_path)
+
+    def work(ap):
         sys_tps = at.syscall_tracepoints(ap.pid)
         sent, seq_ids, conc_ids = run_workload(kind, port)
-        live = at.records_while_tracing(reqs_path, len(sent))
-        rc, out, err = at.stop_agentprof(ap)
-        ap = None
+        return sys_tps, sent, seq_ids, conc_ids, at.records_while_tracing(reqs_path, len(sent))
+
+    try:
+        (sys_tps, sent, seq_ids, conc_ids, live), rc, out, err, _ = at.traced(
+            srv, ["-p", str(srv.pid)], reqs_path, prof_path, work)
     finally:
-        if ap:
-            at.stop_agentprof(ap)
-        at.stop_server(srv)
         os.rmdir(cgroup)
     pre = "%s: " % kind
     at.check(pre + "agentprof exits 0", rc == 0, "rc %s, stderr %s" % (rc, err[-500:]))

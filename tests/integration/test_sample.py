@@ -73,16 +73,8 @@ def check_server(kind, tmp):
     reqs_path = os.path.join(tmp, "requests-%s.jsonl" % kind)
     prof_path = os.path.join(tmp, "profile-%s.json" % kind)
     srv, port = at.start_server(kind, truth_path)
-    ap = None
-    try:
-        ap = at.start_agentprof(["-p", str(srv.pid), "--sample", SAMPLE], reqs_path, prof_path)
-        sent = run_workload(kind, port)
-        rc, out, err = at.stop_agentprof(ap)
-        ap = None
-    finally:
-        if ap:
-            at.stop_agentprof(ap)
-        at.stop_server(srv)
+    sent, rc, out, err, _ = at.traced(srv, ["-p", str(srv.pid), "--sample", SAMPLE],
+                                      reqs_path, prof_path, lambda ap: run_workload(kind, port))
     pre = "%s, --sample %d: " % (kind, SAMPLE)
     at.check(pre + "agentprof exits 0", rc == 0, "rc %s, stderr %s" % (rc, err[-500:]))
     at.check(pre + "client saw no errors", not [s for s in sent if s["error"]],

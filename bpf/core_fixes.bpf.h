@@ -73,10 +73,15 @@ static __always_inline __s64 mm_rss_pages(void *mm, bool btf)
 
 	if (!mm)
 		return 0;
+	/*
+	 * Read with probe reads even from a BTF pointer: 6.1's verifier cannot
+	 * walk an array of atomic_long_t (a typedef of a struct) in a direct
+	 * load ("Type 'atomic_long_t' is not a struct").
+	 */
 	if (bpf_core_type_exists(struct mm_rss_stat___old))
-		return MM_FIELD(btf, o, rss_stat.count[MM_FILEPAGES_].counter) +
-		       MM_FIELD(btf, o, rss_stat.count[MM_ANONPAGES_].counter) +
-		       MM_FIELD(btf, o, rss_stat.count[MM_SHMEMPAGES_].counter);
+		return BPF_CORE_READ(o, rss_stat.count[MM_FILEPAGES_].counter) +
+		       BPF_CORE_READ(o, rss_stat.count[MM_ANONPAGES_].counter) +
+		       BPF_CORE_READ(o, rss_stat.count[MM_SHMEMPAGES_].counter);
 	return MM_FIELD(btf, n, rss_stat[MM_FILEPAGES_].count) +
 	       MM_FIELD(btf, n, rss_stat[MM_ANONPAGES_].count) +
 	       MM_FIELD(btf, n, rss_stat[MM_SHMEMPAGES_].count);

@@ -924,6 +924,20 @@ void features__probe(struct features *f, bool mount_tracefs)
 	features__resolve(f);
 }
 
+void features__probe_modes(struct features *f)
+{
+	struct btf *btf;
+
+	memset(f, 0, sizeof(*f));
+	btf = probe__btf(f);
+	probe__tracing(f, FEAT_TP_BTF, btf, TP_BTF_TYPEDEF, BTF_KIND_TYPEDEF, BPF_TRACE_RAW_TP,
+		       "ap_probe_tpbtf");
+	probe__tracing(f, FEAT_SOCK_TP, btf, SOCK_TP_TYPEDEF, BTF_KIND_TYPEDEF, BPF_TRACE_RAW_TP,
+		       "ap_probe_socktp");
+	probe__task_storage(f);
+	btf__free(btf);
+}
+
 bool features__can_run(const struct features *f)
 {
 	int i;

@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 
 #include "feature.h"
+#include "loader.h"
 #include "tracefs.h"
 
 #ifndef CAP_PERFMON
@@ -1045,6 +1046,10 @@ int check__run(bool verbose)
 		}
 	}
 
+	if (verbose && !missing_req) {
+		fflush(stdout);
+		loader__report(stdout);
+	}
 	if (missing_req)
 		printf("\nagentprof cannot run here: %d required feature%s missing (see above).\n",
 		       missing_req, missing_req == 1 ? " is" : "s are");

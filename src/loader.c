@@ -65,7 +65,13 @@ static void note(char *notes, size_t sz, const char *fmt, ...)
 	"errors, pipelined batches counted as one"
 #define COST_THREAD_HASH "thread state lives in a hash: a lookup per hook instead of a few loads"
 
-void loader__probe_mode(struct loader_mode *m, char *notes, size_t notes_sz)
+/* An AGENTPROF_* variable that forces a fallback, when env is honoured. */
+static bool forced(bool env, const char *name)
+{
+	return env && getenv(name);
+}
+
+static void probe_mode(struct loader_mode *m, char *notes, size_t notes_sz, bool env)
 {
 	struct features *f = calloc(1, sizeof(*f));
 	bool x86 = false;
@@ -80,19 +86,19 @@ void loader__probe_mode(struct loader_mode *m, char *notes, size_t notes_sz)
 	if (!f)
 		return;
 	features__probe_modes(f);
-	m->tp_btf = f->r[FEAT_TP_BTF].ok && !getenv("AGENTPROF_FORCE_RAW_TP");
-	m->sock_tps = m->tp_btf && x86 && f->r[FEAT_SOCK_TP].ok && !getenv("AGENTPROF_SYSCALL_IO");
+	m->tp_btf = f->r[FEAT_TP_BTF].ok && !forced(env, "AGENTPROF_FORCE_RAW_TP");
+	m->sock_tps = m->tp_btf && x86 && f->r[FEAT_SOCK_TP].ok && !forced(env, "AGENTPROF_SYSCALL_IO");
 	m->bpf_loop = libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) > 0 &&
-		      !getenv("AGENTPROF_NO_BPF_LOOP");
+		      !forced(env, "AGENTPROF_NO_BPF_LOOP");
 	m->thread_storage = m->tp_btf && f->r[FEAT_TASK_STORAGE].ok &&
-			    !getenv("AGENTPROF_THREAD_HASH");
+			    !forced(env, "AGENTPROF_THREAD_HASH");
 
-	if (getenv("AGENTPROF_FORCE_RAW_TP"))
+	if (forced(env, "AGENTPROF_FORCE_RAW_TP"))
 		note(notes, notes_sz, "raw_tp, as AGENTPROF_FORCE_RAW_TP asks: %s\n", COST_RAW_TP);
 	else if (!f->r[FEAT_TP_BTF].ok)
 		note(notes, notes_sz, "no tp_btf on this kernel (%s): raw_tp instead: %s\n",
 		     f->r[FEAT_TP_BTF].detail, COST_RAW_TP);
-	if (m->tp_btf && getenv("AGENTPROF_SYSCALL_IO"))
+	if (m->tp_btf && forced(env, "AGENTPROF_SYSCALL_IO"))
 		note(notes, notes_sz, "syscall tracepoints, as AGENTPROF_SYSCALL_IO asks: %s\n",
 		     COST_SYSCALL_IO);
 	else if (m->tp_btf && !m->sock_tps)
@@ -102,13 +108,18 @@ void loader__probe_mode(struct loader_mode *m, char *notes, size_t notes_sz)
 		     x86 ? f->r[FEAT_SOCK_TP].detail : "not x86-64", COST_SYSCALL_IO);
 	if (!m->bpf_loop)
 		note(notes, notes_sz, "%s: %s\n",
-		     getenv("AGENTPROF_NO_BPF_LOOP") ? "without bpf_loop, as AGENTPROF_NO_BPF_LOOP asks"
+		     forced(env, "AGENTPROF_NO_BPF_LOOP") ? "without bpf_loop, as AGENTPROF_NO_BPF_LOOP asks"
 						     : "no bpf_loop() on this kernel (5.17+)",
 		     COST_NO_BPF_LOOP);
-	if (m->tp_btf && !m->thread_storage && !getenv("AGENTPROF_THREAD_HASH"))
+	if (m->tp_btf && !m->thread_storage && !forced(env, "AGENTPROF_THREAD_HASH"))
 		note(notes, notes_sz, "no task storage for tracing programs (5.13+): %s\n",
 		     COST_THREAD_HASH);
 	free(f);
+}
+
+void loader__probe_mode(struct loader_mode *m, char *notes, size_t notes_sz)
+{
+	probe_mode(m, notes, notes_sz, true);
 }
 
 const char *loader__mode_str(const struct loader_mode *m, char *buf, size_t sz)
@@ -436,6 +447,75 @@ void loader__print_programs(const struct loader *l, FILE *out)
 			100.0 * lp->insns / LOADER_INSN_BUDGET, lp->stack, lp->verify_ms,
 			lp->insns > LOADER_INSN_BUDGET ? "  OVER BUDGET" : "");
 	}
+}
+
+/*
+ * The modes this kernel supports, best first: the best, then each fallback
+ * a load failure or an environment variable can lead to.
+ */
+static int supported_modes(struct loader_mode *modes, int max)
+{
+	struct loader_mode best;
+	int n = 0;
+
+	/* What the kernel supports, whatever the tests' variables force. */
+	probe_mode(&best, NULL, 0, false);
+	modes[n++] = best;
+	if (best.sock_tps && n < max) {
+		modes[n] = best;
+		modes[n++].sock_tps = false;
+	}
+	if (best.tp_btf && n < max) {
+		modes[n] = best;
+		modes[n].tp_btf = modes[n].sock_tps = modes[n].thread_storage = false;
+		n++;
+	}
+	if (best.bpf_loop && n < max) {
+		modes[n] = best;
+		modes[n++].bpf_loop = false;
+	}
+	return n;
+}
+
+int loader__report(FILE *out)
+{
+	struct loader_opts o = {.sample_every = 1, .quiet = true};
+	struct loader_mode modes[4];
+	struct loader l = {};
+	int n, i, j, bad = 0, total = 0;
+	char buf[96];
+
+	n = supported_modes(modes, 4);
+	fprintf(out, "\nBPF programs, in each mode this kernel supports (processed instructions: "
+		     "budget %d each, a quarter of the kernel's limit of %d):\n",
+		LOADER_INSN_BUDGET, LOADER_INSN_LIMIT);
+	for (i = 0; i < n; i++) {
+		loader__mode_str(&modes[i], buf, sizeof(buf));
+		memset(&l, 0, sizeof(l));
+		if (loader__load(&l, &modes[i], &o)) {
+			fprintf(out, "\nmode %s: NOT LOADED: the kernel rejected %s: %s", buf,
+				l.failed_prog, l.failed_reason);
+			if (l.failed_insns)
+				fprintf(out, " (after %u processed instructions)", l.failed_insns);
+			fprintf(out, "\n");
+			bad++;
+			continue;
+		}
+		fprintf(out, "\nmode %s: %d programs loaded in %.0f ms (%.0f ms in the verifier)\n",
+			buf, l.nprogs, l.load_ms, l.verify_ms);
+		loader__print_programs(&l, out);
+		for (j = 0; j < l.nprogs; j++)
+			bad += l.progs[j].insns > LOADER_INSN_BUDGET;
+		total += l.nprogs;
+		loader__free(&l);
+	}
+	if (bad)
+		fprintf(out, "\n%d problem%s: a mode that did not load, or a program over the "
+			     "budget: report it with the output of `uname -r`\n",
+			bad, bad == 1 ? "" : "s");
+	else
+		fprintf(out, "\nall %d programs loaded within the budget, in %d modes\n", total, n);
+	return bad;
 }
 
 void loader__free(struct loader *l)

@@ -94,6 +94,13 @@ const struct loader_prog *loader__largest(const struct loader *l);
 /* One line per loaded program: instructions, share of the budget, stack, time. */
 void loader__print_programs(const struct loader *l, FILE *out);
 
+/*
+ * `agentprof check -v`: load every mode this kernel supports, one after
+ * the other, and print each program's verifier figures. Returns the number
+ * of problems: modes that did not load, programs over LOADER_INSN_BUDGET.
+ */
+int loader__report(FILE *out);
+
 /* Destroys the skeleton, if loaded. */
 void loader__free(struct loader *l);
 

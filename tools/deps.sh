@@ -10,8 +10,9 @@ PKGS=(
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps
-	# benchmarks
-	wrk bpftrace
+	# benchmarks; nginx for bench/'s nginx workload, which runs its own instance
+	# (the system service is not used; on a host with systemd, installing it starts one)
+	wrk bpftrace nginx
 )
 
 missing=()

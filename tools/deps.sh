@@ -10,10 +10,15 @@ PKGS=(
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps
-	# benchmarks; nginx for bench/'s nginx workload, which runs its own instance
-	# (the system service is not used; on a host with systemd, installing it starts one)
-	wrk bpftrace nginx
+	# benchmarks
+	wrk bpftrace
 )
+# --bench (make bench): nginx too, for bench/'s nginx workload alone. The bench
+# runs an instance of its own; installing the package also starts the
+# system's nginx service where systemd runs, which the tests have no use for.
+if [ "${1:-}" = "--bench" ]; then
+	PKGS+=(nginx)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

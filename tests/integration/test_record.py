@@ -15,9 +15,12 @@ Bounds (documented in the README, "Accuracy"), every request, sequential and
   event loop: within 10% or 2 ms (the loop's own parsing and socket calls
   are the request's too, and not in the handler's truth).
   Both: the sum over the concurrent requests within 10% of the truth's sum.
+
+Usage: test_record.py [c|asyncio ...]   (root; both by default)
 """
 
 import os
+import sys
 import tempfile
 
 import agentprof_test as at
@@ -200,8 +203,9 @@ def check_profile(pre, prof_path, table, recs):
 
 
 def main():
+    kinds = sys.argv[1:] or ["c", "asyncio"]
     with tempfile.TemporaryDirectory(prefix="agentprof-test-") as tmp:
-        for kind in ("c", "asyncio"):
+        for kind in kinds:
             check_server(kind, tmp)
     at.report()
 

@@ -288,24 +288,22 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, struct ta
 						     struct ap_request_event *r, bool own_io,
 						     __u64 now)
 {
-	struct thread fresh = {};
-
 	if (!t) {
 		if (!req_id)
 			return NULL;
-		fresh.req_id = req_id;
-		if (HAVE_TASK_BTF)
-			thread_snapshot(&fresh, task_me(me), now, false, true);
-		else
-			thread_snapshot(&fresh, current_task(), now, false, false);
-		fresh.tgid = tgid;
-		fresh.inherited = !own_io;
-		fresh.sock_io = own_io;
-		t = thread_new(HAVE_TASK_BTF ? task_me(me) : NULL, tid, &fresh);
+		t = thread_new(HAVE_TASK_BTF ? task_me(me) : NULL, tid);
 		if (!t) {
 			stat_inc(AP_STAT_THREAD_MAP_FULL);
 			return NULL;
 		}
+		t->req_id = req_id;
+		if (HAVE_TASK_BTF)
+			thread_snapshot(t, task_me(me), now, false, true);
+		else
+			thread_snapshot(t, current_task(), now, false, false);
+		t->tgid = tgid;
+		t->inherited = !own_io;
+		t->sock_io = own_io;
 		if (!r)
 			r = request_get(req_id);
 		if (r)
@@ -339,6 +337,20 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, struct ta
 }
 
 /*
+ * thread_bind_to() for the running thread's own I/O, as a global function:
+ * its new-entry path holds a whole struct thread on the stack, which the
+ * socket handlers' frames cannot afford (docs/verifier.md). r: req_id's
+ * record, or NULL to look it up.
+ */
+__noinline __weak int thread_bind(__u64 req_id, struct ap_request_event *r, __u64 now)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	return thread_bind_to(thread_current(), NULL, (__u32)pid_tgid, pid_tgid >> 32, req_id, r,
+			      true, now) != NULL;
+}
+
+/*
  * Lay r out as its record (include/agentprof/request.h): its peers after
  * the captured part of the head, which most heads leave far below
  * AP_HEAD_MAX. Returns the record's size. Copying into the ring buffer is
@@ -365,20 +377,22 @@ static __always_inline __u64 record_pack(struct ap_request_event *r)
 }
 
 /*
- * Close off a request: send its record and forget it. t: the calling
- * thread's entry, NULL to look it up. The calling thread may
- * still be on CPU for it (close() right after the response): charge that
- * slice first. Other threads' slices in flight on other CPUs are lost.
+ * Close off a request: send its record and forget it. The running thread
+ * may still be on CPU for it (close() right after the response): that
+ * slice is charged first. Other threads' slices in flight on other CPUs are
+ * lost. A global function (__weak: both objects that include this header
+ * define it, and the linker keeps one): verified once, not at each of its
+ * dozen call sites (docs/verifier.md).
  */
-static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32 flags, __u64 now)
+__noinline __weak int request_finish(__u64 req_id, __u32 flags, __u64 now)
 {
 	struct ap_request_event *r;
+	struct thread *t;
 
 	r = request_lookup(req_id);
 	if (!r)
-		return;
-	if (!t)
-		t = thread_current();
+		return 0;
+	t = thread_current();
 	if (t && t->req_id == req_id) {
 		/* close(), EOF or exit: I/O for this request, the last. */
 		thread_settle_now(t, NULL, req_id, now);
@@ -395,6 +409,7 @@ static __always_inline void request_finish(__u64 req_id, struct thread *t, __u32
 		stat_inc(AP_STAT_RINGBUF_DROPS);
 	r->id = 0;	/* the slot is free */
 	slot_freed(req_id);
+	return 0;
 }
 
 #endif /* AGENTPROF_ATTRIBUTION_BPF_H */

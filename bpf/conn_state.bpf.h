@@ -29,7 +29,7 @@
 static __always_inline void conn_forget(struct conn *c, __u64 key, __u64 now)
 {
 	if (c->kind == AP_CONN_INBOUND && c->req_id)
-		request_finish(c->req_id, NULL, AP_REQ_CONN_CLOSED, now);
+		request_finish(c->req_id, AP_REQ_CONN_CLOSED, now);
 	if (c->sk)
 		bpf_map_delete_elem(&socks, &c->sk);
 	if (c->pg) {
@@ -113,7 +113,7 @@ static __always_inline void inbound_closed(struct sock *sk, int oldstate, int ne
 	if (!c)
 		return;
 	if (c->req_id)
-		request_finish(c->req_id, NULL, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
+		request_finish(c->req_id, AP_REQ_CONN_CLOSED, bpf_ktime_get_ns());
 	bpf_sk_storage_delete(&inbound_conns, sk);
 }
 

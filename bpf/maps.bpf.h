@@ -284,17 +284,27 @@ static __always_inline struct thread *thread_current(void)
 	return bpf_map_lookup_elem(&threads, &tid);
 }
 
-/* A new entry for task, a copy of init; NULL if it has one or none can be made. */
-static __always_inline struct thread *thread_new(struct task_struct *task, __u32 tid,
-						 struct thread *init)
+/*
+ * The all-zero thread and connection hash entries start as: values in
+ * .rodata, so that no handler holds a whole entry on its stack
+ * (docs/verifier.md).
+ */
+static const struct thread thread_zero;
+static const struct conn conn_zero;
+
+/*
+ * A new, zeroed entry for task, for the caller to fill in; NULL if it has
+ * one or none can be made.
+ */
+static __always_inline struct thread *thread_new(struct task_struct *task, __u32 tid)
 {
 	if (thread_storage) {
 		if (bpf_task_storage_get(&thread_store, task, NULL, 0))
 			return NULL;
-		return bpf_task_storage_get(&thread_store, task, init,
+		return bpf_task_storage_get(&thread_store, task, NULL,
 					    BPF_LOCAL_STORAGE_GET_F_CREATE);
 	}
-	if (bpf_map_update_elem(&threads, &tid, init, BPF_NOEXIST))
+	if (bpf_map_update_elem(&threads, &tid, &thread_zero, BPF_NOEXIST))
 		return NULL;
 	return bpf_map_lookup_elem(&threads, &tid);
 }

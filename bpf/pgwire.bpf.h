@@ -156,21 +156,28 @@ static __always_inline struct pgconn *pgconn_get(__u64 key, bool create)
 	return bpf_map_lookup_elem(&pgconns, &key);
 }
 
-/* A ReadyForQuery: one round trip ends. */
-static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pid, __u64 now)
+/*
+ * A ReadyForQuery: one round trip ends. A global function, verified once
+ * (not at every message of every walk): see docs/verifier.md.
+ */
+__noinline int pg_ready(struct pgconn *pc, struct conn *c, __u32 pid, __u64 now)
 {
 	/* Without bpf_loop, or encrypted, the messages were not walked. */
-	bool uncounted = !has_bpf_loop || (pc->tls && !pc->plain);
+	bool uncounted;
 	struct ap_request_event *r;
 	struct ap_pg_event *e;
-	__u32 idx = pc->sent_tail, i;
 	struct pg_cap *cap = NULL;
+	__u32 idx, i;
 	__u64 start, from;
 
+	if (!pc || !c)
+		return 0;
+	uncounted = !has_bpf_loop || (pc->tls && !pc->plain);
+	idx = pc->sent_tail;
 	if (pc->sent_head == idx) {
 		/* Not an answer to anything we saw sent: start-up, or joined late. */
 		pc->rows = pc->errors = 0;
-		return;
+		return 0;
 	}
 	start = pc->sent_ns[idx & (PG_SENT_RING - 1)];
 	/* Pipelined round trips overlap: the request's PG time counts it once. */
@@ -191,7 +198,7 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	if (!e) {
 		stat_inc(AP_STAT_PG_DROPS);
 		pc->rows = pc->errors = 0;
-		return;
+		return 0;
 	}
 	e->type = AP_EV_PG;
 	e->pid = pid;
@@ -219,6 +226,7 @@ static __always_inline void pg_ready(struct pgconn *pc, struct conn *c, __u32 pi
 	}
 	bpf_ringbuf_submit(e, ringbuf_flags());
 	pc->rows = pc->errors = 0;
+	return 0;
 }
 
 /*
@@ -521,34 +529,58 @@ static __always_inline void pg_write_unwalked(struct pg_walk *w)
 }
 
 /*
- * Client -> server bytes. phase: the connection's call phase before this
- * write. plain: the bytes come from SSL_write (tls.bpf.h), not a syscall.
+ * One syscall's (or libssl call's) bytes on a PostgreSQL connection, for
+ * pg_write() and pg_read(): global functions take five arguments at most,
+ * and a pointer to a struct of scalars.
  */
-static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const char *buf,
-				     long len, __u8 phase, __u64 now, bool plain)
-{
-	struct pg_walk w = { .buf = buf, .len = len, .now = now, .key = key, .c = c, .pid = pid };
-	struct pgconn *pc = pgconn_get(key, true);
-	struct pg_cap *cap;
+struct pg_io {
+	__u64 key;		/* conns key */
+	__u64 buf;		/* user address of the bytes */
+	__u64 len;
+	__u64 now;
+	__u64 plain;		/* the bytes come from SSL_write/SSL_read (tls.bpf.h) */
+};
 
+/*
+ * Client -> server bytes on connection c (its call phase is still the one
+ * before this write). A global function: the verifier checks the walk once,
+ * not on every path of its callers (docs/verifier.md).
+ */
+__noinline int pg_write(struct conn *c, const struct pg_io *io)
+{
+	struct pg_walk w = {};
+	struct pgconn *pc;
+	struct pg_cap *cap;
+	bool plain;
+
+	if (!c || !io)
+		return 0;
+	pc = pgconn_get(io->key, true);
 	if (!pc)
-		return;
+		return 0;
+	plain = io->plain;
+	w.buf = (const char *)io->buf;
+	w.len = io->len;
+	w.now = io->now;
+	w.key = io->key;
+	w.c = c;
+	w.pid = io->key >> 32;
 	w.pc = pc;
 	if (pc->plain && !plain)
-		return;		/* the SSL_write uprobe has these bytes in clear */
+		return 0;	/* the SSL_write uprobe has these bytes in clear */
 	if (pc->tls && !plain && tls_uprobes)
-		return;		/* handshake or not yet seen in clear: wait for SSL_write */
+		return 0;	/* handshake or not yet seen in clear: wait for SSL_write */
 	if (!has_bpf_loop && (!pc->tls || plain)) {
 		pg_write_unwalked(&w);
-		return;
+		return 0;
 	}
 	if (pc->tls && !plain) {
 		/* Encrypted: a write after reading a reply is the next round trip. */
-		if (phase != CALL_SENDING)
-			pg_sent(pc, now);
-		return;
+		if (c->phase != CALL_SENDING)
+			pg_sent(pc, w.now);
+		return 0;
 	}
-	cap = pg_capture(pc, buf, len);
+	cap = pg_capture(pc, w.buf, w.len);
 	if (pc->sent_head == pc->sent_tail) {
 		/* Nothing open: the server has answered all; both directions restart clean. */
 		pc->srv.lost = 0;
@@ -566,47 +598,59 @@ static __always_inline void pg_write(struct conn *c, __u64 key, __u32 pid, const
 			cap->open = 0;
 			if (w.pos >= w.len) {
 				pc->cli.skip = w.pos - w.len;
-				return;
+				return 0;
 			}
 			pc->cli.skip = w.pos;
 		}
 	}
 	pg_walk(&w, false);
 	pg_capture_done(pc, cap);
+	return 0;
 }
 
 /*
- * Server -> client bytes; plain as for pg_write(). True when they answer
- * the last round trip open: the client's code that waits for it runs next.
+ * Server -> client bytes on connection c; a global function, as pg_write().
+ * 1 when they answer the last round trip open: the client's code that
+ * waits for it runs next.
  */
-static __always_inline bool pg_read(struct conn *c, __u64 key, __u32 pid, const char *buf,
-				    long len, __u64 now, bool plain)
+__noinline int pg_read(struct conn *c, const struct pg_io *io)
 {
-	struct pg_walk w = { .buf = buf, .len = len, .now = now, .key = key, .c = c, .pid = pid };
-	struct pgconn *pc = pgconn_get(key, false);
+	struct pg_walk w = {};
+	struct pgconn *pc;
 	__u8 answer = 0;
 	__u32 open;
+	bool plain;
 
+	if (!c || !io)
+		return 0;
+	pc = pgconn_get(io->key, false);
 	if (!pc)
-		return false;
+		return 0;
+	plain = io->plain;
+	w.buf = (const char *)io->buf;
+	w.len = io->len;
+	w.now = io->now;
+	w.key = io->key;
+	w.c = c;
+	w.pid = io->key >> 32;
 	w.pc = pc;
 	if (pc->plain && !plain)
-		return false;
-	if (pc->ssl_requested && !pc->tls && len == 1 && !plain) {
+		return 0;
+	if (pc->ssl_requested && !pc->tls && w.len == 1 && !plain) {
 		/*
 		 * The one-byte answer to SSLRequest: 'S' means TLS follows. Either
 		 * way the next client bytes are a StartupMessage.
 		 */
-		bpf_probe_read_user(&answer, 1, buf);
+		bpf_probe_read_user(&answer, 1, w.buf);
 		pc->ssl_requested = 0;
 		pc->tls = answer == 'S';
 		pc->started = 0;
-		return false;
+		return 0;
 	}
 	open = pc->sent_head - pc->sent_tail;
 	if (pc->tls && !plain) {
 		if (c->phase == CALL_SENDING && !tls_uprobes)
-			pg_ready(pc, c, pid, now);
+			pg_ready(pc, c, w.pid, w.now);
 	} else if (pc->srv.lost) {
 		pg_tail_resync(&w);
 	} else {

@@ -95,7 +95,7 @@ static __always_inline bool is_request_start(const char *p)
 /* The user buffer holding the first bytes a syscall moved, and its size. */
 static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
 {
-	struct user_msghdr mh;
+	struct user_msghdr *mh;
 	struct iovec iov;
 	const void *iovp;
 
@@ -109,9 +109,10 @@ static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
 		break;
 	case IO_RECVMSG:
 	case IO_SENDMSG:
-		if (bpf_probe_read_user(&mh, sizeof(mh), (const void *)a->buf))
+		/* Only msg_iov: the whole header would take stack (docs/verifier.md). */
+		mh = (struct user_msghdr *)a->buf;
+		if (bpf_probe_read_user(&iovp, sizeof(iovp), &mh->msg_iov))
 			return 0;
-		iovp = mh.msg_iov;
 		break;
 	default:
 		return 0;
@@ -161,7 +162,7 @@ static __always_inline struct ap_request_event *slot_claim(__u32 *slot, __u64 no
 	stat_inc(AP_STAT_REQ_MAP_FULL);
 	id = r->id;
 	if (id && id != AP_REQ_ID_CLAIMED)
-		request_finish(id, NULL, AP_REQ_FLUSHED, now);
+		request_finish(id, AP_REQ_FLUSHED, now);
 	return slot_try(*slot);
 }
 
@@ -171,11 +172,10 @@ static __always_inline struct ap_request_event *slot_claim(__u32 *slot, __u64 no
  * the read returned. The record is built in its slot of the requests map.
  */
 static __always_inline struct ap_request_event *request_start(struct conn *c, __u64 buf,
-							      __u64 len, bool check,
-							      struct task_struct *me,
-							      __u64 pid_tgid, __u64 rx,
+							      __u64 len, bool check, __u64 rx,
 							      __u64 now)
 {
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ap_request_event *r;
 	__u32 slot;
 	__u64 id;
@@ -193,7 +193,7 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 	r->head_len = len;
 	/* A connection's requests are served in the cgroup its first one was. */
 	if (!c->cgroup_id)
-		c->cgroup_id = current_cgroup_id(me);
+		c->cgroup_id = current_cgroup_id(NULL);
 	r->cgroup_id = c->cgroup_id;
 	r->start_ns = now;
 	r->first_tx_ns = 0;
@@ -219,14 +219,14 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 	r->minor_faults = 0;
 	r->major_faults = 0;
 	r->rss_delta_pages = 0;
-	r->rss_start_pages = process_rss_pages(me);
+	r->rss_start_pages = process_rss_pages(NULL);
 	r->mapped_bytes = 0;
 	r->pg_time_ns = 0;
 	r->pg_round_trips = 0;
 	r->pg_errors = 0;
 	r->pg_rows = 0;
 	if (HAVE_TASK_BTF)
-		__builtin_memcpy(r->comm, task_me(me)->comm, sizeof(r->comm));
+		__builtin_memcpy(r->comm, task_me(NULL)->comm, sizeof(r->comm));
 	else
 		bpf_get_current_comm(r->comm, sizeof(r->comm));
 	/* Last: lookups by id see the slot as this request's from here on. */
@@ -237,6 +237,56 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 release:
 	r->id = 0;
 	return NULL;
+}
+
+/* A request head read by the running thread: what request_open() needs of the read. */
+struct head_io {
+	__u64 buf;		/* user address of the head */
+	__u64 len;		/* bytes of it in the first buffer */
+	__u64 rx;		/* bytes the read returned */
+	__u64 now;
+	__u64 check;		/* see that it begins with a method first */
+};
+
+/*
+ * A head on inbound connection c, sampled: close off the connection's last
+ * request and open the next, the running thread working for it. A global
+ * function, verified once (docs/verifier.md); it finds the running thread's
+ * entry and task itself.
+ */
+__noinline int request_open(struct conn *c, const struct head_io *h)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), prev, now;
+	struct ap_request_event *r;
+	struct thread *t;
+
+	if (!c || !h)
+		return 0;
+	now = h->now;
+	t = thread_current();
+	/*
+	 * The thread still works for nothing since answering the connection's
+	 * untraced request: what it ran since (logging, clean-up) is that one's.
+	 */
+	if (c->unsampled && t && !t->req_id)
+		thread_unsampled_io(t, NULL, now);
+	c->unsampled = 0;
+	prev = c->req_id;
+	r = request_start(c, h->buf, h->len, h->check, h->rx, now);
+	if (!r)
+		return 0;
+	/*
+	 * The thread still works for the connection's last request: what it
+	 * ran since answering it (logging, clean-up) is that request's, as the
+	 * brief's model has it, and not the next one's.
+	 */
+	if (prev && t && t->req_id == prev)
+		thread_settle_now(t, NULL, prev, now);
+	t = thread_bind_to(t, NULL, (__u32)pid_tgid, pid_tgid >> 32, c->req_id, r, true, now);
+	thread_resume_note(t, c->req_id);
+	if (prev)
+		request_finish(prev, 0, now);
+	return 1;
 }
 
 /*
@@ -297,11 +347,11 @@ static __always_inline bool sk_stores_conn(const struct sock *sk)
  */
 static __always_inline struct conn *inbound_new(struct io *io)
 {
-	struct conn fresh = { .kind = AP_CONN_INBOUND, .sk = (__u64)io->sk }, *c;
+	struct conn *c;
 
+	/* Entries start zeroed, not from a struct conn on the stack (docs/verifier.md). */
 	if (sk_stores_conn(io->sk)) {
-		c = bpf_sk_storage_get(&inbound_conns, io->sk, &fresh,
-				       BPF_SK_STORAGE_GET_F_CREATE);
+		c = bpf_sk_storage_get(&inbound_conns, io->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 		io->stored = c != NULL;
 	} else {
 		/* Any read of the host comes here in syscall mode (no -p). */
@@ -310,11 +360,15 @@ static __always_inline struct conn *inbound_new(struct io *io)
 		if (io->sk && !nontcp_inbound)
 			nontcp_inbound = 1;
 		c = NULL;
-		if (!bpf_map_update_elem(&conns, &io->key, &fresh, BPF_NOEXIST))
+		if (!bpf_map_update_elem(&conns, &io->key, &conn_zero, BPF_NOEXIST))
 			c = bpf_map_lookup_elem(&conns, &io->key);
 	}
-	if (!c)
+	if (!c) {
 		stat_inc(AP_STAT_CONN_MAP_FULL);
+		return NULL;
+	}
+	c->kind = AP_CONN_INBOUND;
+	c->sk = (__u64)io->sk;
 	return c;
 }
 
@@ -352,7 +406,7 @@ static __always_inline bool unsampled_io(struct io *io)
  */
 static __always_inline bool io_begin(struct io *io, bool sock)
 {
-	__u32 tgid = io->pid_tgid >> 32, tid = (__u32)io->pid_tgid, op = io->a.op;
+	__u32 tid = (__u32)io->pid_tgid, op = io->a.op;
 	struct thread *t = io->t;
 	struct ap_request_event *r;
 	struct conn *c = io->c;
@@ -374,7 +428,8 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 		 * socket-tracepoint mode sees no connect().
 		 */
 		if (!is_read_op(op) && ((t && t->req_id) || (sock && sk_is_unix(io->sk)))) {
-			c = conn_classify(io->key, io->a.fd);
+			if (conn_classify(io->key, io->a.fd))
+				c = bpf_map_lookup_elem(&conns, &io->key);
 		} else if (t && t->req_id && !sock) {
 			/* Sockets read are left to the head check in read_exit(). */
 			f = fd_file(io->a.fd);
@@ -428,7 +483,8 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 		if (t)
 			t->parked = 1;
 	} else if (r) {
-		io->t = thread_bind_to(t, io->me, tid, tgid, c->req_id, r, true, io->now);
+		if (thread_bind(c->req_id, r, io->now) && !t)
+			io->t = thread_current();
 	}
 	return true;
 }
@@ -452,18 +508,19 @@ static __always_inline int io_enter(__u32 op, __u32 fd, __u64 buf)
 
 static __always_inline void outbound_read(struct io *io, long ret)
 {
-	__u32 tid = (__u32)io->pid_tgid, tgid = io->pid_tgid >> 32;
 	struct conn *c = io->c;
 	__u64 buf, len = ret;
 	bool answered = false;
 
 	if (c->pg) {
 		buf = first_buf(&io->a, &len);
-		if (buf)
-			answered = pg_read(c, io->key, tgid, (const char *)buf, len, io->now,
-					   false);
+		if (buf) {
+			struct pg_io pio = { .key = io->key, .buf = buf, .len = len, .now = io->now };
+
+			answered = pg_read(c, &pio);
+		}
 	}
-	upstream_read(c, io->t, io->me, tid, tgid, io->now, ret, answered);
+	upstream_read(c, io->now, ret, answered);
 }
 
 static __always_inline void outbound_write(struct io *io, long ret)
@@ -483,10 +540,12 @@ static __always_inline void outbound_write(struct io *io, long ret)
 		c->peer.kind = c->pg ? AP_PEER_PG : AP_PEER_UPSTREAM;
 	}
 	c->fresh = 0;
-	if (c->pg && buf)
-		pg_write(c, io->key, io->pid_tgid >> 32, (const char *)buf, len, c->phase, io->now,
-			 false);
-	upstream_write(c, io->t, io->me, (__u32)io->pid_tgid, io->now, ret);
+	if (c->pg && buf) {
+		struct pg_io pio = { .key = io->key, .buf = buf, .len = len, .now = io->now };
+
+		pg_write(c, &pio);
+	}
+	upstream_write(c, io->now, ret);
 }
 
 /*
@@ -516,7 +575,7 @@ static __always_inline void request_skip(struct io *io, struct conn *c)
 	thread_unsampled_io(io->t, io->me, io->now);
 	thread_resume_note(io->t, RESUME_UNSAMPLED);
 	if (prev)
-		request_finish(prev, io->t, 0, io->now);
+		request_finish(prev, 0, io->now);
 	c->req_id = 0;
 	c->unsampled = 1;
 	c->unsampled_tx = 0;
@@ -525,10 +584,11 @@ static __always_inline void request_skip(struct io *io, struct conn *c)
 
 static __always_inline void read_exit(struct io *io, long ret)
 {
-	__u32 tgid = io->pid_tgid >> 32, tid = (__u32)io->pid_tgid;
+	__u32 tgid = io->pid_tgid >> 32;
 	struct ap_request_event *r;
 	struct conn *c = io->c;
-	__u64 buf, len = ret, prev;
+	__u64 buf, len = ret;
+	struct head_io h = {};
 	char head[4] = {};
 	bool known, sampled;
 
@@ -542,7 +602,7 @@ static __always_inline void read_exit(struct io *io, long ret)
 	if (ret == 0) {
 		/* EOF: the peer is done with this connection. */
 		if (c && c->req_id)
-			request_finish(c->req_id, io->t, AP_REQ_CONN_CLOSED, io->now);
+			request_finish(c->req_id, AP_REQ_CONN_CLOSED, io->now);
 		if (c)
 			inbound_forget(io);
 		return;
@@ -558,7 +618,7 @@ static __always_inline void read_exit(struct io *io, long ret)
 	if (r && !r->first_tx_ns) {
 		/* More of the request: body, or the rest of a split head. */
 		__sync_fetch_and_add(&r->rx_bytes, ret);
-		thread_bind_to(io->t, io->me, tid, tgid, c->req_id, r, true, io->now);
+		thread_bind(c->req_id, r, io->now);
 		return;
 	}
 	buf = first_buf(&io->a, &len);
@@ -585,28 +645,12 @@ static __always_inline void read_exit(struct io *io, long ret)
 		request_skip(io, c);
 		return;
 	}
-	/*
-	 * The thread still works for nothing since answering the connection's
-	 * untraced request: what it ran since (logging, clean-up) is that one's.
-	 */
-	if (c->unsampled && io->t && !io->t->req_id)
-		thread_unsampled_io(io->t, io->me, io->now);
-	c->unsampled = 0;
-	prev = c->req_id;
-	r = request_start(c, buf, len, known, io->me, io->pid_tgid, ret, io->now);
-	if (!r)
-		return;
-	/*
-	 * The thread still works for the connection's last request: what it
-	 * ran since answering it (logging, clean-up) is that request's, as the
-	 * brief's model has it, and not the next one's.
-	 */
-	if (prev && io->t && io->t->req_id == prev)
-		thread_settle_now(io->t, io->me, prev, io->now);
-	io->t = thread_bind_to(io->t, io->me, tid, tgid, c->req_id, r, true, io->now);
-	thread_resume_note(io->t, c->req_id);
-	if (prev)
-		request_finish(prev, io->t, 0, io->now);
+	h.buf = buf;
+	h.len = len;
+	h.rx = ret;
+	h.now = io->now;
+	h.check = known;
+	request_open(c, &h);
 }
 
 static __always_inline void write_exit(struct io *io, long ret)

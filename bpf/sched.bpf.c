@@ -147,7 +147,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid(), now;
 	__u32 tid = TASK_FIELD(btf, p, pid);
-	struct thread *t, *w, fresh = {};
+	struct thread *t, *w;
 	struct ap_request_event *r;
 
 	/* Threads of other processes have no state, and inherit no work. */
@@ -192,17 +192,19 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		return 0;
 	}
 	if (!t) {
-		fresh.req_id = w->req_id;
-		fresh.tgid = w->tgid;
-		fresh.inherited = 1;
-		/* The wakee may be on CPU already. */
-		thread_snapshot(&fresh, p, now, false, btf);
-		fresh.on_cpu = 0;
-		fresh.wake_ns = now;
-		if (!thread_new(p, tid, &fresh))
+		t = thread_new(p, tid);
+		if (!t) {
 			stat_inc(AP_STAT_THREAD_MAP_FULL);
-		else
-			request_count_thread(w->req_id);
+			return 0;
+		}
+		t->req_id = w->req_id;
+		t->tgid = w->tgid;
+		t->inherited = 1;
+		/* The wakee may be on CPU already. */
+		thread_snapshot(t, p, now, false, btf);
+		t->on_cpu = 0;
+		t->wake_ns = now;
+		request_count_thread(w->req_id);
 		return 0;
 	}
 	/*
@@ -245,7 +247,7 @@ static __always_inline int on_exit(struct task_struct *p, bool btf)
 	if (t->req_id && !t->inherited) {
 		r = request_lookup(t->req_id);
 		if (r && !r->first_tx_ns) {
-			request_finish(t->req_id, t, AP_REQ_TASK_EXITED, now);
+			request_finish(t->req_id, AP_REQ_TASK_EXITED, now);
 		} else {
 			thread_charge(t, p, now, btf);
 			thread_settle(t, t->req_id);

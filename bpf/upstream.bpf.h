@@ -114,20 +114,28 @@ static __always_inline int peer_from_sk(struct ap_peer_key *k, struct sock *sk, 
 static __always_inline struct conn *outbound_new(__u64 key, const struct ap_peer_key *peer,
 						 struct sock *sk, bool fresh)
 {
-	struct conn c = { .kind = AP_CONN_OUTBOUND, .sk = (__u64)sk, .fresh = fresh };
 	__u64 skey = (__u64)sk;
+	struct conn *c;
 
-	c.peer = *peer;
-	c.pg = is_pg_port(peer->port) && peer->family != AF_UNIX;
-	c.peer.kind = c.pg ? AP_PEER_PG : AP_PEER_UPSTREAM;
-	c.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-	if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY)) {
-		stat_inc(AP_STAT_CONN_MAP_FULL);
-		return NULL;
-	}
+	/* Zeroed, then filled in: no struct conn on the stack (docs/verifier.md). */
+	if (bpf_map_update_elem(&conns, &key, &conn_zero, BPF_ANY))
+		goto full;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		goto full;
+	c->kind = AP_CONN_OUTBOUND;
+	c->sk = skey;
+	c->fresh = fresh;
+	c->peer = *peer;
+	c->pg = is_pg_port(peer->port) && peer->family != AF_UNIX;
+	c->peer.kind = c->pg ? AP_PEER_PG : AP_PEER_UPSTREAM;
+	c->conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 	if (sk)
 		bpf_map_update_elem(&socks, &skey, &key, BPF_ANY);
-	return bpf_map_lookup_elem(&conns, &key);
+	return c;
+full:
+	stat_inc(AP_STAT_CONN_MAP_FULL);
+	return NULL;
 }
 
 /* A file that is not a socket: remembered, with whether it is disk I/O. */
@@ -145,9 +153,11 @@ static __always_inline void other_new(__u64 key, struct file *f)
  * connection opened before agentprof started). Accepted sockets have the
  * server's well-known local port and an ephemeral peer port; connected ones
  * the reverse: only the latter are upstreams. A configured PostgreSQL port
- * is an upstream whatever the numbers say.
+ * is an upstream whatever the numbers say. 1 when the caller is to use
+ * its new conns entry: an upstream, or a file that is not a socket. A global function: its entries on the stack are more than the
+ * socket handlers' frames can hold (docs/verifier.md).
  */
-static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
+__noinline int conn_classify(__u64 key, __u32 fd)
 {
 	struct conn other = { .kind = AP_CONN_OTHER };
 	struct ap_peer_key peer = {};
@@ -157,19 +167,19 @@ static __always_inline struct conn *conn_classify(__u64 key, __u32 fd)
 
 	if (!sk) {
 		other_new(key, f);
-		return bpf_map_lookup_elem(&conns, &key);
+		return 1;
 	}
 	other.sk = (__u64)sk;
 	if (peer_from_sk(&peer, sk, &local_port) ||
 	    (peer.family != AF_UNIX && local_port <= peer.port && !is_pg_port(peer.port))) {
 		bpf_map_update_elem(&conns, &key, &other, BPF_NOEXIST);
-		return NULL;
+		return 0;
 	}
 	/*
 	 * No port says PostgreSQL on a unix socket: its first bytes do, when
 	 * they are a start-up (a connection opened since agentprof started).
 	 */
-	return outbound_new(key, &peer, sk, peer.family == AF_UNIX);
+	return outbound_new(key, &peer, sk, peer.family == AF_UNIX) != NULL;
 }
 
 /* The entry for c's peer in request r, found or added. */
@@ -241,14 +251,21 @@ static __always_inline __u64 call_owner(struct thread *t, struct task_struct *me
 	return t->req_id;
 }
 
-/* t: the writing thread's entry, NULL if it has none; me: task_me(). */
-static __always_inline void upstream_write(struct conn *c, struct thread *t,
-					   struct task_struct *me, __u32 tid, __u64 now, long ret)
+/*
+ * The running thread wrote ret bytes to outbound connection c. A global
+ * function, verified once (docs/verifier.md).
+ */
+__noinline int upstream_write(struct conn *c, __u64 now, __u64 ret)
 {
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct thread *t = thread_current();
+	struct task_struct *me = NULL;
 	struct ap_request_event *r;
 	struct ap_peer *p;
 	__u64 req_id = 0;
 
+	if (!c)
+		return 0;
 	if (t) {
 		t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
 		req_id = call_owner(t, me, tid, now);
@@ -279,22 +296,28 @@ static __always_inline void upstream_write(struct conn *c, struct thread *t,
 	}
 	c->phase = CALL_SENDING;
 	c->mark_ns = now;
+	return 0;
 }
 
 /*
- * t: the reading thread's entry, NULL if it has none; me: task_me();
- * answered: the read ends the connection's last open PostgreSQL round trip.
+ * The running thread read ret bytes from outbound connection c; answered:
+ * they end the connection's last open PostgreSQL round trip. A global
+ * function, as upstream_write().
  */
-static __always_inline void upstream_read(struct conn *c, struct thread *t,
-					  struct task_struct *me, __u32 tid, __u32 tgid, __u64 now,
-					  long ret, bool answered)
+__noinline int upstream_read(struct conn *c, __u64 now, __u64 ret, __u64 answered)
 {
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
+	struct thread *t = thread_current();
+	struct task_struct *me = NULL;
 	struct ap_peer_totals *tot;
 	struct ap_request_event *r;
 	struct tcp_sock *tp;
 	struct ap_peer *p;
 	__u32 srtt;
 
+	if (!c)
+		return 0;
 	r = bound_request(&c->req_id);
 	if (r) {
 		t = thread_bind_to(t, me, tid, tgid, c->req_id, r, true, now);
@@ -330,6 +353,7 @@ static __always_inline void upstream_read(struct conn *c, struct thread *t,
 		c->phase = CALL_RECEIVING;
 		c->mark_ns = now;
 	}
+	return 0;
 }
 
 #endif /* AGENTPROF_UPSTREAM_BPF_H */

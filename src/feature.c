@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 
 #include "feature.h"
+#include "loader.h"
 #include "tracefs.h"
 
 #ifndef CAP_PERFMON
@@ -924,6 +925,20 @@ void features__probe(struct features *f, bool mount_tracefs)
 	features__resolve(f);
 }
 
+void features__probe_modes(struct features *f)
+{
+	struct btf *btf;
+
+	memset(f, 0, sizeof(*f));
+	btf = probe__btf(f);
+	probe__tracing(f, FEAT_TP_BTF, btf, TP_BTF_TYPEDEF, BTF_KIND_TYPEDEF, BPF_TRACE_RAW_TP,
+		       "ap_probe_tpbtf");
+	probe__tracing(f, FEAT_SOCK_TP, btf, SOCK_TP_TYPEDEF, BTF_KIND_TYPEDEF, BPF_TRACE_RAW_TP,
+		       "ap_probe_socktp");
+	probe__task_storage(f);
+	btf__free(btf);
+}
+
 bool features__can_run(const struct features *f)
 {
 	int i;
@@ -1031,6 +1046,10 @@ int check__run(bool verbose)
 		}
 	}
 
+	if (verbose && !missing_req) {
+		fflush(stdout);
+		loader__report(stdout);
+	}
 	if (missing_req)
 		printf("\nagentprof cannot run here: %d required feature%s missing (see above).\n",
 		       missing_req, missing_req == 1 ? " is" : "s are");

@@ -56,6 +56,12 @@ struct features {
 /* Run every probe; mounts tracefs at /sys/kernel/tracing if mount_tracefs. */
 void features__probe(struct features *f, bool mount_tracefs);
 
+/*
+ * Only what chooses the mode the programs load in (BTF, tp_btf, socket
+ * tracepoints, task storage): a few ms, for `record` (src/loader.c).
+ */
+void features__probe_modes(struct features *f);
+
 const char *features__name(enum feature_id id);
 /* What stops working when the feature is missing, one line. */
 const char *features__impact(enum feature_id id);

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "agentprof/pgwire.h"
@@ -23,6 +22,7 @@
 #include "agentprof.skel.h"
 #include "feature.h"
 #include "links.h"
+#include "loader.h"
 #include "peers.h"
 #include "pg.h"
 #include "procs.h"
@@ -65,9 +65,7 @@ struct recorder {
 	struct request_decode_opts dopts;
 	struct launched child;
 	struct tls tls;
-	bool tp_btf;
-	bool sock_tps;
-	bool thread_storage;
+	struct loader loader;
 	bool close_tried; /* recorder__watch_close() attached ap_close_e, or failed to */
 	int write_err;
 };
@@ -83,7 +81,7 @@ static uint64_t now_ns(clockid_t clk)
 /* mmap()/brk() are hooked: in the syscall-tracepoint modes, or with --mmap. */
 static bool recorder__mapped_measured(const struct recorder *r)
 {
-	return !r->sock_tps || r->env->mmap;
+	return !r->loader.mode.sock_tps || r->env->mmap;
 }
 
 static void recorder__consume(struct recorder *r, const struct ap_request_event *ev)
@@ -155,176 +153,44 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-/* Autoload either the tp_btf or the raw_tp flavour of every scheduler hook. */
-static void select_sched_flavour(struct agentprof_bpf *skel, bool tp_btf)
-{
-	struct bpf_program *tp[] = {skel->progs.ap_sched_switch, skel->progs.ap_sched_waking,
-				    skel->progs.ap_sched_wk_new, skel->progs.ap_proc_fork,
-				    skel->progs.ap_proc_exit};
-	struct bpf_program *raw[] = {skel->progs.ap_raw_switch, skel->progs.ap_raw_waking,
-				     skel->progs.ap_raw_wk_new, skel->progs.ap_raw_fork,
-				     skel->progs.ap_raw_exit};
-	size_t i;
-
-	for (i = 0; i < sizeof(tp) / sizeof(tp[0]); i++) {
-		bpf_program__set_autoload(tp[i], tp_btf);
-		bpf_program__set_autoload(raw[i], !tp_btf);
-	}
-}
-
-/*
- * Socket-tracepoint mode (bpf/requests.bpf.c, io_sock()) attaches no syscall
- * tracepoint: with one attached, every syscall on the host takes the slow
- * path. Socket tracepoints replace those of every read and write, the saved
- * registers at switch-out the futex/fsync hooks, and TCP state changes
- * connect() and close() (bpf/conn_state.bpf.h). Two exceptions: close() of
- * an inbound connection that is not TCP (HTTP over a unix socket) makes no
- * state change, and its request would be closed off late, so ap_close_e is
- * loaded, and attached once one is found
- * (recorder__watch_close()); mmap() and brk() have no stand-in at all:
- * --mmap hooks them all the same.
- */
-static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap)
-{
-	struct bpf_program *mem[] = {skel->progs.ap_mmap_e, skel->progs.ap_mmap_x,
-				     skel->progs.ap_brk_x};
-	struct bpf_program *sys[] = {
-	    skel->progs.ap_read_e,	 skel->progs.ap_read_x,	      skel->progs.ap_recvfrom_e,
-	    skel->progs.ap_recvfrom_x,	 skel->progs.ap_readv_e,      skel->progs.ap_readv_x,
-	    skel->progs.ap_recvmsg_e,	 skel->progs.ap_recvmsg_x,    skel->progs.ap_write_e,
-	    skel->progs.ap_write_x,	 skel->progs.ap_sendto_e,     skel->progs.ap_sendto_x,
-	    skel->progs.ap_writev_e,	 skel->progs.ap_writev_x,     skel->progs.ap_sendmsg_e,
-	    skel->progs.ap_sendmsg_x,	 skel->progs.ap_sendfile64_e, skel->progs.ap_sendfile64_x,
-	    skel->progs.ap_futex_e,	 skel->progs.ap_futex_x,      skel->progs.ap_fsync_e,
-	    skel->progs.ap_fsync_x,	 skel->progs.ap_fdatasync_e,  skel->progs.ap_fdatasync_x,
-	    skel->progs.ap_connect_e,	 skel->progs.ap_connect_x,
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
-		bpf_program__set_autoload(sys[i], !sock_tps);
-	/* Loaded in every mode; attached by recorder__watch_close() in socket mode. */
-	bpf_program__set_autoattach(skel->progs.ap_close_e, !sock_tps);
-	for (i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
-		bpf_program__set_autoload(mem[i], !sock_tps || mmap);
-	bpf_program__set_autoload(skel->progs.ap_sock_recv, sock_tps);
-	bpf_program__set_autoload(skel->progs.ap_sock_send, sock_tps);
-	skel->rodata->sock_tps = sock_tps;
-}
-
-/*
- * The kernel has sock_send_length and sock_recv_length (6.3+) for tp_btf,
- * and bpf/syscall_nr.bpf.h knows this architecture's syscall numbers.
- */
-static bool have_sock_tps(void)
-{
-	struct btf *btf;
-	bool ok;
-
-#if !defined(__x86_64__)
-	return false;
-#endif
-	btf = btf__load_vmlinux_btf();
-	if (!btf)
-		return false;
-	ok = btf__find_by_name_kind(btf, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0 &&
-	     btf__find_by_name_kind(btf, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) > 0;
-	btf__free(btf);
-	return ok;
-}
-
-/*
- * Thread state in task-local storage (bpf/maps.bpf.h): tracing programs may
- * use it from 5.13; the raw_tp scheduler hooks cannot (their tasks carry no
- * BTF type). The map left unused is shrunk to one entry.
- */
-static void select_thread_store(struct recorder *r, bool tp_btf)
-{
-	bool on = tp_btf && !getenv("AGENTPROF_THREAD_HASH") && feature__task_storage_in_tracing();
-
-	r->skel->rodata->thread_storage = on;
-	if (on)
-		bpf_map__set_max_entries(r->skel->maps.threads, 1);
-	r->thread_storage = on;
-}
-
-static int recorder__open_load(struct recorder *r, bool tp_btf, bool sock_tps)
-{
-	const struct env *env = r->env;
-	int err, i;
-
-	r->skel = agentprof_bpf__open();
-	if (!r->skel)
-		return -errno;
-	r->skel->rodata->trace_all = env->npids == 0 && !env->command;
-	r->skel->rodata->self_tgid = getpid();
-	r->skel->rodata->sample_every = env->sample_every ?: 1;
-	r->skel->rodata->sample_below = (1ULL << 32) / (env->sample_every ?: 1);
-	r->skel->rodata->tls_uprobes =
-		tls__find(&r->tls, env->command ? &r->child.pid : env->pids,
-			  env->command ? 1 : env->npids) > 0;
-	/* AGENTPROF_NO_BPF_LOOP=1 exercises the path of kernels before 5.17. */
-	r->skel->rodata->has_bpf_loop =
-	    libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) > 0 &&
-	    !getenv("AGENTPROF_NO_BPF_LOOP");
-	if (env->npg_ports) {
-		memset((void *)r->skel->rodata->pg_ports, 0, sizeof(r->skel->rodata->pg_ports));
-		for (i = 0; i < env->npg_ports && i < AP_PG_MAX_PORTS; i++)
-			r->skel->rodata->pg_ports[i] = env->pg_ports[i];
-	}
-	select_sched_flavour(r->skel, tp_btf);
-	select_io_hooks(r->skel, sock_tps, env->mmap);
-	select_thread_store(r, tp_btf);
-	err = agentprof_bpf__load(r->skel);
-	if (err) {
-		agentprof_bpf__destroy(r->skel);
-		r->skel = NULL;
-		return err;
-	}
-	r->tp_btf = tp_btf;
-	r->sock_tps = sock_tps;
-	return 0;
-}
-
 static int recorder__load(struct recorder *r)
 {
+	const struct env *env = r->env;
+	struct loader_opts o = {
+		.trace_all = env->npids == 0 && !env->command,
+		.mmap = env->mmap,
+		.verbose = env->verbose,
+		.sample_every = env->sample_every ?: 1,
+		.pg_ports = env->pg_ports,
+		.npg_ports = env->npg_ports,
+	};
+	const struct loader_prog *big;
 	int err;
 
-	/*
-	 * Cheapest first: tp_btf with socket tracepoints, tp_btf with syscall
-	 * tracepoints, raw_tp. AGENTPROF_SYSCALL_IO=1 and AGENTPROF_FORCE_RAW_TP=1
-	 * test the fallbacks on kernels that have it all.
-	 */
-	err = -ENOTSUP;
-	if (!getenv("AGENTPROF_FORCE_RAW_TP") && !getenv("AGENTPROF_SYSCALL_IO") && have_sock_tps())
-		err = recorder__open_load(r, true, true);
-	if (!err)
+	o.tls_uprobes = tls__find(&r->tls, env->command ? &r->child.pid : env->pids,
+				  env->command ? 1 : env->npids) > 0;
+	err = loader__load_best(&r->loader, &o);
+	if (!err) {
+		r->skel = r->loader.skel;
+		big = loader__largest(&r->loader);
+		fprintf(stderr,
+			"agentprof: %d BPF programs loaded in %.0f ms (%.0f ms in the verifier; "
+			"largest %s, %u instructions processed)\n",
+			r->loader.nprogs, r->loader.load_ms, r->loader.verify_ms,
+			big ? big->name : "-", big ? big->insns : 0);
 		return 0;
-	if (r->env->verbose && err != -ENOTSUP)
-		fprintf(stderr, "agentprof: socket tracepoint programs did not load (%s); trying "
-				"syscall tracepoints\n", strerror(-err));
-	err = getenv("AGENTPROF_FORCE_RAW_TP") ? -ENOTSUP : recorder__open_load(r, true, false);
-	if (!err)
-		return 0;
-	if (r->env->verbose)
-		fprintf(stderr, "agentprof: tp_btf programs did not load (%s); trying raw_tp\n",
-			strerror(-err));
-	err = recorder__open_load(r, false, false);
-	if (!err)
-		return 0;
+	}
 	if (err == -EPERM && geteuid() != 0)
 		fprintf(stderr,
 			"agentprof: loading BPF programs failed: %s: run as root, or grant "
 			"CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN\n",
 			strerror(-err));
-	else if (err == -EACCES)
-		fprintf(stderr, "agentprof: the kernel's verifier rejected a BPF program: run with "
-				"-v for its log, and report it with the output of `uname -r`\n");
 	else
 		fprintf(stderr,
-			"agentprof: loading BPF programs failed: %s: run `agentprof check` "
-			"to see what this kernel lacks (add -v for libbpf's log)\n",
-			strerror(-err));
+			"agentprof: loading BPF programs failed: the kernel rejected %s: %s: run "
+			"`agentprof check -v` to see what this kernel lacks, and report it with the "
+			"output of `uname -r`\n",
+			r->loader.failed_prog, r->loader.failed_reason);
 	return err;
 }
 
@@ -562,7 +428,7 @@ static void recorder__watch_close(struct recorder *r)
 {
 	struct bpf_link *link;
 
-	if (!r->sock_tps || r->close_tried || !r->skel->bss->nontcp_inbound)
+	if (!r->loader.mode.sock_tps || r->close_tried || !r->skel->bss->nontcp_inbound)
 		return;
 	r->close_tried = true;
 	link = bpf_program__attach(r->skel->progs.ap_close_e);
@@ -657,6 +523,7 @@ static void recorder__detach(struct recorder *r)
 static void print_tracing(struct recorder *r)
 {
 	const struct env *env = r->env;
+	char mode[96];
 	int i;
 
 	fprintf(stderr, "agentprof: tracing ");
@@ -666,10 +533,8 @@ static void print_tracing(struct recorder *r)
 		fprintf(stderr, "every HTTP server on this host");
 	for (i = 0; i < env->npids; i++)
 		fprintf(stderr, "%spid %d", i ? ", " : "", (int)env->pids[i]);
-	fprintf(stderr, " (%s, %s, %s%s, %d libssl probed); ", r->tp_btf ? "tp_btf" : "raw_tp",
-		r->sock_tps ? "socket tracepoints" : "syscall tracepoints",
-		r->thread_storage ? "task storage" : "thread hash",
-		r->skel->rodata->has_bpf_loop ? "" : ", without bpf_loop", r->tls.nlibs);
+	fprintf(stderr, " (%s, %d libssl probed); ",
+		loader__mode_str(&r->loader.mode, mode, sizeof(mode)), r->tls.nlibs);
 	if (env->duration_s)
 		fprintf(stderr, "stopping in %u s or at Ctrl-C\n", env->duration_s);
 	else
@@ -820,7 +685,7 @@ cleanup:
 	tls__detach(&r.tls);
 	stop_child(&r);
 	ring_buffer__free(r.rb);
-	agentprof_bpf__destroy(r.skel);
+	loader__free(&r.loader);
 	if (r.requests_out && fclose(r.requests_out) && !err) {
 		err = -errno;
 		fprintf(stderr, "agentprof: writing %s failed: %s\n", env->requests_path,

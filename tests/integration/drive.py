@@ -153,15 +153,26 @@ def keepalive(host, port, n, ms=5, cls="simple", prefix=None, trace=False, timeo
     return out
 
 
-def pool(host, port, n, ms=5, cls="simple", prefix=None, timeout=60):
+# Between two jobs handed to a pool thread: long enough for it to be back
+# asleep on its queue. A pool thread that finishes a job, is preempted before
+# it blocks on the queue, and finds the next job there takes that job without
+# a wakeup, and agentprof then keeps it on the last job's request (README
+# "Attribution": only work handed over by a wakeup is followed). On 2 vCPUs
+# under the suite's load that race takes ~1 job in 4 back to back.
+POOL_GAP_S = 0.03
+
+
+def pool(host, port, n, ms=5, cls="simple", prefix=None, timeout=60, gap_s=POOL_GAP_S):
     """n GET /pool requests (asyncio server: the work runs in its one pool
     thread), one after another, alternating between two keep-alive
     connections: each job is handed to the pool thread while the last
-    request, on the other connection, is still open."""
+    request, on the other connection, is still open. gap_s apart (POOL_GAP_S)."""
     conns = [_new_conn(host, port, timeout) for _ in range(2)]
     out = []
     try:
         for i in range(n):
+            if i:
+                time.sleep(gap_s)
             conn, name = conns[i % 2]
             rid = next_id(prefix)
             out.append(request(conn, "GET", pool_path(rid, _ms_for(ms, i)), rid,

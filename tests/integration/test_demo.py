@@ -128,8 +128,13 @@ def run_demo(out_dir, interrupt_after=None):
     """
     env = dict(os.environ, DEMO_OUT=out_dir, **ENV)
     t0 = time.monotonic()
+    # As from a terminal: SIGINT at its default. A test run started in the
+    # background by a shell without job control inherits it ignored, and
+    # bash cannot trap a signal ignored at its start: the demo would then
+    # run on through the Ctrl-C.
     p = subprocess.Popen([DEMO], env=env, cwd=at.ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = at._Lines(p.stdout)
     try:
         if interrupt_after is not None:

@@ -19,6 +19,7 @@ import http.client
 import os
 import tempfile
 import threading
+import time
 
 import agentprof_test as at
 import drive
@@ -38,7 +39,11 @@ def run_clients(port, clients):
 
     def one(k):
         conn = http.client.HTTPConnection(HOST, port, timeout=60)
-        results[k] = [get(conn, i, "f-%d-%d" % (k, i)) for i in range(N)]
+        for i in range(N):
+            if i:
+                # The pool thread back asleep on its queue (drive.POOL_GAP_S).
+                time.sleep(drive.POOL_GAP_S)
+            results[k].append(get(conn, i, "f-%d-%d" % (k, i)))
         conn.close()
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(clients)]

@@ -105,6 +105,7 @@ demo:
 
 # Overhead, measured side by side (root): BENCH_ARGS=--quick for one short round.
 bench: all
+	./tools/deps.sh --bench
 	./bench/run.sh $(BENCH_ARGS)
 
 install: $(BUILD)/agentprof

@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # agentprof overhead benchmark (`make bench`): untraced vs agentprof vs a
-# naive bpftrace script, interleaved rounds, on a minimal C server and on the
-# demo agent. See bench/README.md.
+# naive bpftrace script, interleaved rounds, on a minimal C server, on nginx
+# and on the demo agent. See bench/README.md.
 #
-#   bench/run.sh [--quick] [--rounds N] [--workloads tiny,demo] [--help]
+#   bench/run.sh [--quick] [--rounds N] [--workloads tiny,nginx,demo] [--help]
 #
 # Needs root, wrk, bpftool, bpftrace (tools/deps.sh), a built build/agentprof
-# (`make`), and PostgreSQL 15 for the demo workload. Builds
+# (`make`), nginx for the nginx workload and PostgreSQL 15 for the demo
+# workload. Builds
 # build/bench/tiny_server itself. Results: bench/out/results-<sha>-<time>.json.
 
 set -euo pipefail

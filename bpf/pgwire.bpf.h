@@ -541,6 +541,18 @@ struct pg_io {
 	__u64 plain;		/* the bytes come from SSL_write/SSL_read (tls.bpf.h) */
 };
 
+static __always_inline void pg_walk_init(struct pg_walk *w, struct conn *c, struct pgconn *pc,
+					 const struct pg_io *io)
+{
+	w->buf = (const char *)io->buf;
+	w->len = io->len;
+	w->now = io->now;
+	w->key = io->key;
+	w->c = c;
+	w->pid = io->key >> 32;
+	w->pc = pc;
+}
+
 /*
  * Client -> server bytes on connection c (its call phase is still the one
  * before this write). A global function: the verifier checks the walk once,
@@ -559,13 +571,7 @@ __noinline int pg_write(struct conn *c, const struct pg_io *io)
 	if (!pc)
 		return 0;
 	plain = io->plain;
-	w.buf = (const char *)io->buf;
-	w.len = io->len;
-	w.now = io->now;
-	w.key = io->key;
-	w.c = c;
-	w.pid = io->key >> 32;
-	w.pc = pc;
+	pg_walk_init(&w, c, pc, io);
 	if (pc->plain && !plain)
 		return 0;	/* the SSL_write uprobe has these bytes in clear */
 	if (pc->tls && !plain && tls_uprobes)
@@ -627,13 +633,7 @@ __noinline int pg_read(struct conn *c, const struct pg_io *io)
 	if (!pc)
 		return 0;
 	plain = io->plain;
-	w.buf = (const char *)io->buf;
-	w.len = io->len;
-	w.now = io->now;
-	w.key = io->key;
-	w.c = c;
-	w.pid = io->key >> 32;
-	w.pc = pc;
+	pg_walk_init(&w, c, pc, io);
 	if (pc->plain && !plain)
 		return 0;
 	if (pc->ssl_requested && !pc->tls && w.len == 1 && !plain) {

@@ -990,7 +990,7 @@ static long check__ms_since(const struct timespec *t0)
 int check__run(bool verbose)
 {
 	libbpf_print_fn_t old_print;
-	int i, pass, missing_req = 0, missing_opt = 0;
+	int i, pass, missing_req = 0, missing_opt = 0, loaded = 0;
 	struct features *f;
 	struct utsname u;
 	struct timespec t0;
@@ -1046,9 +1046,16 @@ int check__run(bool verbose)
 		}
 	}
 
-	if (verbose && !missing_req) {
+	/* The features are there: do agentprof's own programs load? */
+	if (!missing_req) {
 		fflush(stdout);
-		loader__report(stdout);
+		loader__report(stdout, verbose, &loaded);
+		if (!loaded) {
+			printf("\nagentprof cannot run here: the kernel rejects its programs in every "
+			       "mode (see above).\n");
+			free(f);
+			return 1;
+		}
 	}
 	if (missing_req)
 		printf("\nagentprof cannot run here: %d required feature%s missing (see above).\n",

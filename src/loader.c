@@ -477,43 +477,55 @@ static int supported_modes(struct loader_mode *modes, int max)
 	return n;
 }
 
-int loader__report(FILE *out)
+int loader__report(FILE *out, bool every_mode, int *loaded)
 {
 	struct loader_opts o = {.sample_every = 1, .quiet = true};
+	const struct loader_prog *big;
 	struct loader_mode modes[4];
 	struct loader l = {};
 	int n, i, j, bad = 0, total = 0;
 	char buf[96];
 
+	*loaded = 0;
 	n = supported_modes(modes, 4);
-	fprintf(out, "\nBPF programs, in each mode this kernel supports (processed instructions: "
-		     "budget %d each, a quarter of the kernel's limit of %d):\n",
+	fprintf(out, "\nBPF programs, %s (processed instructions: budget %d each, a quarter of "
+		     "the kernel's limit of %d):\n",
+		every_mode ? "in each mode this kernel supports" : "in the best mode that loads",
 		LOADER_INSN_BUDGET, LOADER_INSN_LIMIT);
 	for (i = 0; i < n; i++) {
 		loader__mode_str(&modes[i], buf, sizeof(buf));
 		memset(&l, 0, sizeof(l));
 		if (loader__load(&l, &modes[i], &o)) {
-			fprintf(out, "\nmode %s: NOT LOADED: the kernel rejected %s: %s", buf,
-				l.failed_prog, l.failed_reason);
+			fprintf(out, "%smode %s: NOT LOADED: the kernel rejected %s: %s",
+				every_mode ? "\n" : "", buf, l.failed_prog, l.failed_reason);
 			if (l.failed_insns)
 				fprintf(out, " (after %u processed instructions)", l.failed_insns);
 			fprintf(out, "\n");
 			bad++;
 			continue;
 		}
-		fprintf(out, "\nmode %s: %d programs loaded in %.0f ms (%.0f ms in the verifier)\n",
-			buf, l.nprogs, l.load_ms, l.verify_ms);
-		loader__print_programs(&l, out);
+		(*loaded)++;
+		big = loader__largest(&l);
+		fprintf(out, "%smode %s: %d programs loaded in %.0f ms (%.0f ms in the verifier)",
+			every_mode ? "\n" : "", buf, l.nprogs, l.load_ms, l.verify_ms);
+		if (!every_mode && big)
+			fprintf(out, "; largest %s: %u instructions, %.1f%% of the budget", big->name,
+				big->insns, 100.0 * big->insns / LOADER_INSN_BUDGET);
+		fprintf(out, "\n");
+		if (every_mode)
+			loader__print_programs(&l, out);
 		for (j = 0; j < l.nprogs; j++)
 			bad += l.progs[j].insns > LOADER_INSN_BUDGET;
 		total += l.nprogs;
 		loader__free(&l);
+		if (!every_mode)
+			break;
 	}
 	if (bad)
-		fprintf(out, "\n%d problem%s: a mode that did not load, or a program over the "
-			     "budget: report it with the output of `uname -r`\n",
-			bad, bad == 1 ? "" : "s");
-	else
+		fprintf(out, "%d problem%s: a mode that did not load, or a program over the budget: "
+			     "report it with the output of `uname -r`%s\n",
+			bad, bad == 1 ? "" : "s", every_mode ? "" : " and `agentprof check -v`");
+	else if (every_mode)
 		fprintf(out, "\nall %d programs loaded within the budget, in %d modes\n", total, n);
 	return bad;
 }

@@ -95,11 +95,13 @@ const struct loader_prog *loader__largest(const struct loader *l);
 void loader__print_programs(const struct loader *l, FILE *out);
 
 /*
- * `agentprof check -v`: load every mode this kernel supports, one after
- * the other, and print each program's verifier figures. Returns the number
- * of problems: modes that did not load, programs over LOADER_INSN_BUDGET.
+ * `agentprof check`: load the best mode this kernel supports (every_mode:
+ * each of them, one after the other, with every program's verifier
+ * figures) and print what happened. *loaded: how many modes loaded.
+ * Returns the number of problems: modes that did not load, programs over
+ * LOADER_INSN_BUDGET.
  */
-int loader__report(FILE *out);
+int loader__report(FILE *out, bool every_mode, int *loaded);
 
 /* Destroys the skeleton, if loaded. */
 void loader__free(struct loader *l);

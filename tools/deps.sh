@@ -15,6 +15,12 @@ PKGS=(
 	# the kernel matrix (tests/vm): boots Debian's kernels with a busybox initramfs
 	qemu-system-x86 busybox-static
 )
+# --bench (make bench): nginx too, for bench/'s nginx workload alone. The bench
+# runs an instance of its own; installing the package also starts the
+# system's nginx service where systemd runs, which the tests have no use for.
+if [ "${1:-}" = "--bench" ]; then
+	PKGS+=(nginx)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,6 +3,7 @@
 # make            build build/agentprof (BPF objects, skeleton, userspace)
 # make deps       install the Debian packages needed to build, test and demo
 # make test       build and run every test (needs root for the BPF tests)
+# make test-kernels  the guest test on each kernel of KERNELS, in qemu (root; tests/vm/run)
 # make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
 
 BUILD ?= build
@@ -37,7 +38,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # Unit tests link every userspace module but main.
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps test unit vmlinux clean demo bench install
+.PHONY: all deps test test-kernels unit vmlinux clean demo bench install
 all: $(BUILD)/agentprof $(BUILD)/tests/cpu_server
 
 $(BUILD)/bpf $(BUILD)/obj $(BUILD)/tests:
@@ -82,6 +83,13 @@ test:
 	./tools/deps.sh
 	$(MAKE) all unit
 	./tests/run
+
+# The kernel matrix: Debian packages booted in qemu, and "host" (tests/vm/run).
+KERNELS ?= linux-image-amd64 host
+test-kernels:
+	./tools/deps.sh
+	$(MAKE) all unit
+	KERNELS="$(KERNELS)" ./tests/vm/run
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h

@@ -12,6 +12,8 @@ PKGS=(
 	python3-psycopg2 python3-locust libpq-dev curl procps
 	# benchmarks
 	wrk bpftrace
+	# the kernel matrix (tests/vm): boots Debian's kernels with a busybox initramfs
+	qemu-system-x86 busybox-static
 )
 # --bench (make bench): nginx too, for bench/'s nginx workload alone. The bench
 # runs an instance of its own; installing the package also starts the

@@ -15,9 +15,15 @@ Bounds (documented in the README, "Accuracy"), every request, sequential and
   event loop: within 10% or 2 ms (the loop's own parsing and socket calls
   are the request's too, and not in the handler's truth).
   Both: the sum over the concurrent requests within 10% of the truth's sum.
+
+Under qemu's TCG (AGENTPROF_TEST_EMULATED=1, tests/vm) the CPU and time-to-
+first-byte bounds are printed, not counted (agentprof_test.timing_check()).
+
+Usage: test_record.py [c|asyncio ...]   (root; both by default)
 """
 
 import os
+import sys
 import tempfile
 
 import agentprof_test as at
@@ -161,13 +167,15 @@ def check_server(kind, tmp):
         if not at.near(rec["cpu_ns"], t["cpu_ns"], rel, abs_ns):
             bad["cpu"].append((rid, rec["cpu_ns"], t["cpu_ns"], rec["threads"]))
     for k, v in bad.items():
-        at.check(pre + "per-request " + k, not v, "%d bad, e.g. %s" % (len(v), v[:4]))
+        # CPU and time to first byte against the server's clocks (at.timing_check()).
+        checker = at.timing_check if k in ("cpu", "ttfb") else at.check
+        checker(pre + "per-request " + k, not v, "%d bad, e.g. %s" % (len(v), v[:4]))
     # mapped_bytes needs the mmap()/brk() syscall tracepoints: --mmap in socket mode.
     with_mapped = [r["id"] for r in recs if "mapped_bytes" in r]
     at.check(pre + "mapped_bytes only where measured (not in socket mode without --mmap)",
              len(with_mapped) == (0 if at.socket_mode() else len(recs)),
              "%d of %d records have it" % (len(with_mapped), len(recs)))
-    at.check(pre + "concurrent: CPU sum within 10%% of the truth",
+    at.timing_check(pre + "concurrent: CPU sum within 10%% of the truth",
              conc_truth and abs(conc_seen - conc_truth) <= 0.10 * conc_truth,
              "agentprof %d ns, truth %d ns" % (conc_seen, conc_truth))
     stream = [r for r, t in pairs if "/stream/" in t["path"]]
@@ -200,8 +208,9 @@ def check_profile(pre, prof_path, table, recs):
 
 
 def main():
+    kinds = sys.argv[1:] or ["c", "asyncio"]
     with tempfile.TemporaryDirectory(prefix="agentprof-test-") as tmp:
-        for kind in ("c", "asyncio"):
+        for kind in kinds:
             check_server(kind, tmp)
     at.report()
 

@@ -373,7 +373,12 @@ static __always_inline __u64 record_pack(struct ap_request_event *r)
 	}
 	if (n > AP_MAX_PEERS)
 		n = AP_MAX_PEERS;
-	return AP_REQ_EVENT_SIZE(head_len, n);
+	/*
+	 * Never more than the slot holds from its type field on: 6.1's verifier
+	 * bounds the sum above a few bytes past it, and rejects the ring-buffer
+	 * copy of a record that could run off the map value.
+	 */
+	return bounded(AP_REQ_EVENT_SIZE(head_len, n), sizeof(*r) - AP_REQ_WIRE_OFF);
 }
 
 /*

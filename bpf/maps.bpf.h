@@ -430,16 +430,22 @@ static __always_inline void stat_inc(enum ap_stat idx)
 		*v += 1;
 }
 
+static const struct ap_peer_totals peer_totals_zero;
+
 static __always_inline struct ap_peer_totals *peer_totals_get(const struct ap_peer_key *k)
 {
-	struct ap_peer_totals zero = {};
+	/*
+	 * A copy on the stack: k may point into a connection handed to a
+	 * global function, memory that 6.1's verifier takes for no map key.
+	 */
+	struct ap_peer_key key = *k;
 	struct ap_peer_totals *t;
 
-	t = bpf_map_lookup_elem(&peer_totals, k);
+	t = bpf_map_lookup_elem(&peer_totals, &key);
 	if (t)
 		return t;
-	bpf_map_update_elem(&peer_totals, k, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&peer_totals, k);
+	bpf_map_update_elem(&peer_totals, &key, &peer_totals_zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&peer_totals, &key);
 }
 
 #endif /* AGENTPROF_MAPS_BPF_H */

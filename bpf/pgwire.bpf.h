@@ -109,11 +109,9 @@ struct pg_walk {
 	__u32 len;
 	__u32 pos;
 	__u64 now;
-	__u64 key;
 	struct pgconn *pc;
 	struct conn *c;
 	__u32 pid;
-	bool stop;
 };
 
 static __always_inline __u32 be32(const __u8 *p)
@@ -529,27 +527,21 @@ static __always_inline void pg_write_unwalked(struct pg_walk *w)
 }
 
 /*
- * One syscall's (or libssl call's) bytes on a PostgreSQL connection, for
- * pg_write() and pg_read(): global functions take five arguments at most,
- * and a pointer to a struct of scalars.
+ * pg_read() and pg_write() take the byte count with this bit set when the
+ * bytes come from SSL_read/SSL_write (tls.bpf.h) rather than a syscall: a
+ * global function takes five arguments at most, and a struct of them would
+ * take stack the socket handlers' call chains cannot spare (docs/verifier.md).
  */
-struct pg_io {
-	__u64 key;		/* conns key */
-	__u64 buf;		/* user address of the bytes */
-	__u64 len;
-	__u64 now;
-	__u64 plain;		/* the bytes come from SSL_write/SSL_read (tls.bpf.h) */
-};
+#define PG_PLAIN (1ULL << 63)
 
 static __always_inline void pg_walk_init(struct pg_walk *w, struct conn *c, struct pgconn *pc,
-					 const struct pg_io *io)
+					 __u64 key, __u64 buf, __u64 len, __u64 now)
 {
-	w->buf = (const char *)io->buf;
-	w->len = io->len;
-	w->now = io->now;
-	w->key = io->key;
+	w->buf = (const char *)buf;
+	w->len = len & ~PG_PLAIN;
+	w->now = now;
 	w->c = c;
-	w->pid = io->key >> 32;
+	w->pid = key >> 32;
 	w->pc = pc;
 }
 
@@ -558,20 +550,20 @@ static __always_inline void pg_walk_init(struct pg_walk *w, struct conn *c, stru
  * before this write). A global function: the verifier checks the walk once,
  * not on every path of its callers (docs/verifier.md).
  */
-__noinline int pg_write(struct conn *c, const struct pg_io *io)
+__noinline int pg_write(struct conn *c, __u64 key, __u64 buf, __u64 len, __u64 now)
 {
 	struct pg_walk w = {};
 	struct pgconn *pc;
 	struct pg_cap *cap;
 	bool plain;
 
-	if (!c || !io)
+	if (!c)
 		return 0;
-	pc = pgconn_get(io->key, true);
+	pc = pgconn_get(key, true);
 	if (!pc)
 		return 0;
-	plain = io->plain;
-	pg_walk_init(&w, c, pc, io);
+	plain = len & PG_PLAIN;
+	pg_walk_init(&w, c, pc, key, buf, len, now);
 	if (pc->plain && !plain)
 		return 0;	/* the SSL_write uprobe has these bytes in clear */
 	if (pc->tls && !plain && tls_uprobes)
@@ -619,7 +611,7 @@ __noinline int pg_write(struct conn *c, const struct pg_io *io)
  * 1 when they answer the last round trip open: the client's code that
  * waits for it runs next.
  */
-__noinline int pg_read(struct conn *c, const struct pg_io *io)
+__noinline int pg_read(struct conn *c, __u64 key, __u64 buf, __u64 len, __u64 now)
 {
 	struct pg_walk w = {};
 	struct pgconn *pc;
@@ -627,13 +619,13 @@ __noinline int pg_read(struct conn *c, const struct pg_io *io)
 	__u32 open;
 	bool plain;
 
-	if (!c || !io)
+	if (!c)
 		return 0;
-	pc = pgconn_get(io->key, false);
+	pc = pgconn_get(key, false);
 	if (!pc)
 		return 0;
-	plain = io->plain;
-	pg_walk_init(&w, c, pc, io);
+	plain = len & PG_PLAIN;
+	pg_walk_init(&w, c, pc, key, buf, len, now);
 	if (pc->plain && !plain)
 		return 0;
 	if (pc->ssl_requested && !pc->tls && w.len == 1 && !plain) {

@@ -239,30 +239,24 @@ release:
 	return NULL;
 }
 
-/* A request head read by the running thread: what request_open() needs of the read. */
-struct head_io {
-	__u64 buf;		/* user address of the head */
-	__u64 len;		/* bytes of it in the first buffer */
-	__u64 rx;		/* bytes the read returned */
-	__u64 now;
-	__u64 check;		/* see that it begins with a method first */
-};
+/* request_open()'s len carries this bit when the head is to be checked for a method. */
+#define HEAD_CHECK (1ULL << 63)
 
 /*
- * A head on inbound connection c, sampled: close off the connection's last
- * request and open the next, the running thread working for it. A global
- * function, verified once (docs/verifier.md); it finds the running thread's
- * entry and task itself.
+ * A head on inbound connection c, sampled, len bytes at buf (| HEAD_CHECK:
+ * see that it begins with a method first) of the rx the read returned:
+ * close off the connection's last request and open the next, the running
+ * thread working for it. A global function, verified once
+ * (docs/verifier.md); it finds the running thread's entry and task itself.
  */
-__noinline int request_open(struct conn *c, const struct head_io *h)
+__noinline int request_open(struct conn *c, __u64 buf, __u64 len, __u64 rx, __u64 now)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid(), prev, now;
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), prev;
 	struct ap_request_event *r;
 	struct thread *t;
 
-	if (!c || !h)
+	if (!c)
 		return 0;
-	now = h->now;
 	t = thread_current();
 	/*
 	 * The thread still works for nothing since answering the connection's
@@ -272,7 +266,7 @@ __noinline int request_open(struct conn *c, const struct head_io *h)
 		thread_unsampled_io(t, NULL, now);
 	c->unsampled = 0;
 	prev = c->req_id;
-	r = request_start(c, h->buf, h->len, h->check, h->rx, now);
+	r = request_start(c, buf, len & ~HEAD_CHECK, len & HEAD_CHECK, rx, now);
 	if (!r)
 		return 0;
 	/*
@@ -514,11 +508,8 @@ static __always_inline void outbound_read(struct io *io, long ret)
 
 	if (c->pg) {
 		buf = first_buf(&io->a, &len);
-		if (buf) {
-			struct pg_io pio = { .key = io->key, .buf = buf, .len = len, .now = io->now };
-
-			answered = pg_read(c, &pio);
-		}
+		if (buf)
+			answered = pg_read(c, io->key, buf, len, io->now);
 	}
 	upstream_read(c, io->now, ret, answered);
 }
@@ -540,11 +531,8 @@ static __always_inline void outbound_write(struct io *io, long ret)
 		c->peer.kind = c->pg ? AP_PEER_PG : AP_PEER_UPSTREAM;
 	}
 	c->fresh = 0;
-	if (c->pg && buf) {
-		struct pg_io pio = { .key = io->key, .buf = buf, .len = len, .now = io->now };
-
-		pg_write(c, &pio);
-	}
+	if (c->pg && buf)
+		pg_write(c, io->key, buf, len, io->now);
 	upstream_write(c, io->now, ret);
 }
 
@@ -588,7 +576,6 @@ static __always_inline void read_exit(struct io *io, long ret)
 	struct ap_request_event *r;
 	struct conn *c = io->c;
 	__u64 buf, len = ret;
-	struct head_io h = {};
 	char head[4] = {};
 	bool known, sampled;
 
@@ -645,12 +632,7 @@ static __always_inline void read_exit(struct io *io, long ret)
 		request_skip(io, c);
 		return;
 	}
-	h.buf = buf;
-	h.len = len;
-	h.rx = ret;
-	h.now = io->now;
-	h.check = known;
-	request_open(c, &h);
+	request_open(c, buf, len | (known ? HEAD_CHECK : 0), ret, io->now);
 }
 
 static __always_inline void write_exit(struct io *io, long ret)

@@ -73,7 +73,6 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), key, n = 0;
 	__u32 tid = (__u32)pid_tgid, *fdp, fd;
 	struct ssl_call *scp, sc;
-	struct pg_io pio = {};
 	struct thread *t;
 	struct pgconn *pc;
 	struct conn *c;
@@ -118,14 +117,9 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 		pc->started = 1;
 	}
 	pc->plain = 1;
-	pio.key = key;
-	pio.buf = sc.buf;
-	pio.len = n;
-	pio.now = now;
-	pio.plain = 1;
 	if (sc.write)
-		pg_write(c, &pio);
-	else if (pg_read(c, &pio))
+		pg_write(c, key, sc.buf, n | PG_PLAIN, now);
+	else if (pg_read(c, key, sc.buf, n | PG_PLAIN, now))
 		thread_resume_note(t, c->req_id);
 	return 0;
 }

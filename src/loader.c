@@ -281,26 +281,36 @@ static void collect(struct loader *l, char **logs)
 	}
 }
 
-/* The program the kernel rejected: the one whose log has a reason and no load. */
-static void find_failure(struct loader *l, char **logs, int err)
+/*
+ * The program the kernel rejected: the last one with a log. libbpf loads
+ * the programs in order, stops at the first failure, and closes those it
+ * had loaded, so no fd tells them apart. Without logs (-v: libbpf prints
+ * the verifier's own), the reason is libbpf's.
+ */
+static void find_failure(struct loader *l, char **logs, int err, bool verbose)
 {
-	struct bpf_program *p;
+	struct bpf_program *p, *last = NULL;
+	const char *last_log = NULL;
 	int i = 0;
 
 	l->failed_err = err;
-	snprintf(l->failed_prog, sizeof(l->failed_prog), "(unknown)");
+	snprintf(l->failed_prog, sizeof(l->failed_prog), "%s",
+		 verbose ? "a program (see libbpf's log above)" : "(unknown)");
 	snprintf(l->failed_reason, sizeof(l->failed_reason), "%s", strerror(-err));
 	l->failed_insns = 0;
 	bpf_object__for_each_program(p, l->skel->obj) {
 		const char *log = logs[i++];
 
-		if (!bpf_program__autoload(p) || bpf_program__fd(p) >= 0 || !log[0])
-			continue;
-		snprintf(l->failed_prog, sizeof(l->failed_prog), "%s", bpf_program__name(p));
-		log_reason(log, l->failed_reason, sizeof(l->failed_reason));
-		l->failed_insns = log_uint(log, "processed ");
-		return;
+		if (bpf_program__autoload(p) && log[0]) {
+			last = p;
+			last_log = log;
+		}
 	}
+	if (!last)
+		return;
+	snprintf(l->failed_prog, sizeof(l->failed_prog), "%s", bpf_program__name(last));
+	log_reason(last_log, l->failed_reason, sizeof(l->failed_reason));
+	l->failed_insns = log_uint(last_log, "processed ");
 }
 
 int loader__load(struct loader *l, const struct loader_mode *m, const struct loader_opts *o)
@@ -340,7 +350,7 @@ int loader__load(struct loader *l, const struct loader_mode *m, const struct loa
 	err = agentprof_bpf__load(l->skel);
 	l->load_ms = ms_since(&t0);
 	if (err) {
-		find_failure(l, logs, err);
+		find_failure(l, logs, err, o->verbose);
 		goto cleanup;
 	}
 	collect(l, logs);

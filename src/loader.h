@@ -56,7 +56,7 @@ struct loader {
 	double load_ms;	  /* open to loaded, wall clock */
 	double verify_ms; /* the sum of the programs' verify_ms */
 	/* The last load that failed: the program, the verifier's reason. */
-	char failed_prog[32];
+	char failed_prog[64];
 	char failed_reason[256];
 	unsigned int failed_insns;
 	int failed_err;

@@ -173,11 +173,16 @@ static int recorder__load(struct recorder *r)
 	if (!err) {
 		r->skel = r->loader.skel;
 		big = loader__largest(&r->loader);
-		fprintf(stderr,
-			"agentprof: %d BPF programs loaded in %.0f ms (%.0f ms in the verifier; "
-			"largest %s, %u instructions processed)\n",
-			r->loader.nprogs, r->loader.load_ms, r->loader.verify_ms,
-			big ? big->name : "-", big ? big->insns : 0);
+		/* -v leaves the verifier's log to libbpf: no figures of ours. */
+		if (env->verbose)
+			fprintf(stderr, "agentprof: %d BPF programs loaded in %.0f ms\n",
+				r->loader.nprogs, r->loader.load_ms);
+		else
+			fprintf(stderr,
+				"agentprof: %d BPF programs loaded in %.0f ms (%.0f ms in the "
+				"verifier; largest %s, %u instructions processed)\n",
+				r->loader.nprogs, r->loader.load_ms, r->loader.verify_ms,
+				big ? big->name : "-", big ? big->insns : 0);
 		return 0;
 	}
 	if (err == -EPERM && geteuid() != 0)

@@ -378,22 +378,20 @@ def check(name, cond, detail=""):
     return bool(cond)
 
 
-# Under qemu's TCG (tests/vm sets this), BPF handlers run emulated: up to
-# milliseconds each instead of microseconds, inside agentprof's window of a
-# request but outside the server's own clock. Bounds between the two then
-# measure the emulator, not agentprof: timing_check() prints them, marked,
-# without counting them.
+# Under qemu's TCG (tests/vm sets this), every instruction runs emulated,
+# BPF handlers included: milliseconds each instead of microseconds, inside
+# agentprof's window of a request but outside the server's own clock, and
+# the guest's thread CPU clock drifts from its wall clock. Tight bounds
+# between the two would measure the emulator; the tests use emulated_near()
+# there instead, which still fails a request whose CPU went to another.
 EMULATED = bool(os.environ.get("AGENTPROF_TEST_EMULATED"))
 
 
-def timing_check(name, cond, detail=""):
-    """check(), except under emulation (EMULATED): printed as "# not counted
-    under emulation (TCG)", with the values when out of bounds."""
-    if not EMULATED:
-        return check(name, cond, detail)
-    print("# not counted under emulation (TCG): %s: %s" % (
-        name, "within bounds" if cond else "out of bounds: %s" % (detail,)), flush=True)
-    return bool(cond)
+def emulated_near(value, want):
+    """Under emulation: at least want (a request keeps its own CPU, to 10%
+    or 1 ms), at most twice it and 30 ms (it took no other's burn of the
+    tests' sizes whole)."""
+    return value is not None and 0.9 * want - 1_000_000 <= value <= 2 * want + 30_000_000
 
 
 def report():

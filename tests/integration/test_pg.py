@@ -436,8 +436,14 @@ def check_turn(name, sent, truth, recs):
                                                    burn / 1e6)
     at.check(pre + "A's CPU is A's (cpu_ns >= 90% of its 30 ms burn)",
              ra["cpu_ns"] >= 0.9 * burn, ms)
-    at.check(pre + "B, read last, is not charged A's burn (cpu_ns < 50% of it)",
-             rb["cpu_ns"] < 0.5 * burn, ms)
+    if at.EMULATED:
+        # Emulated (at.EMULATED), B's own few steps of the loop take tens of
+        # ms: had it A's burn, B would hold more CPU than A, and A little.
+        at.check(pre + "B, read last, is not charged A's burn (emulated: B < half of A)",
+                 rb["cpu_ns"] < 0.5 * ra["cpu_ns"], ms)
+    else:
+        at.check(pre + "B, read last, is not charged A's burn (cpu_ns < 50% of it)",
+                 rb["cpu_ns"] < 0.5 * burn, ms)
     at.check(pre + "A's round trips are A's (A 2, B none)",
              (ra.get("pg") or {}).get("round_trips") == 2 and
              not (rb.get("pg") or {}).get("round_trips"),

@@ -16,8 +16,11 @@ Bounds (documented in the README, "Accuracy"), every request, sequential and
   are the request's too, and not in the handler's truth).
   Both: the sum over the concurrent requests within 10% of the truth's sum.
 
-Under qemu's TCG (AGENTPROF_TEST_EMULATED=1, tests/vm) the CPU and time-to-
-first-byte bounds are printed, not counted (agentprof_test.timing_check()).
+Under qemu's TCG (AGENTPROF_TEST_EMULATED=1, tests/vm) every instruction is
+emulated, agentprof's handlers too: the CPU bounds become "at least the
+request's own CPU, at most twice it and 30 ms" (agentprof_test.emulated_near()),
+still failing a request whose CPU went to another, and durations are only
+bracketed from above (the guest's CPU clock runs ahead of its wall clock).
 
 Usage: test_record.py [c|asyncio ...]   (root; both by default)
 """
@@ -70,6 +73,10 @@ def within(got, low_ns, server_ns):
     the syscall and the clock. Below, no span is shorter than the handler's
     own CPU time.
     """
+    if at.EMULATED:
+        # Emulated, the guest's thread CPU clock runs ahead of its wall clock:
+        # only the bracket from above holds (at.emulated_near()).
+        return 0 < got <= server_ns + 30_000_000
     return 0.95 * low_ns - 1_000_000 <= got <= server_ns + 2_000_000
 
 
@@ -164,19 +171,21 @@ def check_server(kind, tmp):
             conc_truth += t["cpu_ns"]
             conc_seen += rec["cpu_ns"]
         rel, abs_ns = (0.05, 1_000_000) if kind == "c" else (0.10, 2_000_000)
-        if not at.near(rec["cpu_ns"], t["cpu_ns"], rel, abs_ns):
+        if not (at.emulated_near(rec["cpu_ns"], t["cpu_ns"]) if at.EMULATED
+                else at.near(rec["cpu_ns"], t["cpu_ns"], rel, abs_ns)):
             bad["cpu"].append((rid, rec["cpu_ns"], t["cpu_ns"], rec["threads"]))
     for k, v in bad.items():
-        # CPU and time to first byte against the server's clocks (at.timing_check()).
-        checker = at.timing_check if k in ("cpu", "ttfb") else at.check
-        checker(pre + "per-request " + k, not v, "%d bad, e.g. %s" % (len(v), v[:4]))
+        at.check(pre + "per-request " + k + (" (emulated bounds)" if at.EMULATED and k in (
+            "cpu", "duration", "ttfb") else ""), not v, "%d bad, e.g. %s" % (len(v), v[:4]))
     # mapped_bytes needs the mmap()/brk() syscall tracepoints: --mmap in socket mode.
     with_mapped = [r["id"] for r in recs if "mapped_bytes" in r]
     at.check(pre + "mapped_bytes only where measured (not in socket mode without --mmap)",
              len(with_mapped) == (0 if at.socket_mode() else len(recs)),
              "%d of %d records have it" % (len(with_mapped), len(recs)))
-    at.timing_check(pre + "concurrent: CPU sum within 10%% of the truth",
-             conc_truth and abs(conc_seen - conc_truth) <= 0.10 * conc_truth,
+    at.check(pre + "concurrent: CPU sum within 10%% of the truth" + (
+                 " (emulated: at least it, at most twice it)" if at.EMULATED else ""),
+             conc_truth and (0.9 * conc_truth <= conc_seen <= 2 * conc_truth if at.EMULATED
+                             else abs(conc_seen - conc_truth) <= 0.10 * conc_truth),
              "agentprof %d ns, truth %d ns" % (conc_seen, conc_truth))
     stream = [r for r, t in pairs if "/stream/" in t["path"]]
     at.check(pre + "streamed response: first byte well before the last",

@@ -539,6 +539,7 @@ struct pg_io {
 	__u64 len;
 	__u64 now;
 	__u64 plain;		/* the bytes come from SSL_write/SSL_read (tls.bpf.h) */
+	__u64 more;		/* a later iovec of the same syscall: no new turn */
 };
 
 static __always_inline void pg_walk_init(struct pg_walk *w, struct conn *c, struct pgconn *pc,
@@ -582,7 +583,7 @@ __noinline int pg_write(struct conn *c, const struct pg_io *io)
 	}
 	if (pc->tls && !plain) {
 		/* Encrypted: a write after reading a reply is the next round trip. */
-		if (c->phase != CALL_SENDING)
+		if (c->phase != CALL_SENDING && !io->more)
 			pg_sent(pc, w.now);
 		return 0;
 	}

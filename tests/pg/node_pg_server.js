@@ -34,23 +34,37 @@
  *                         non-blocking connect while traced), 2 statements, end
  *   GET /nnopg/<id>?ms=N  no PostgreSQL, N ms of CPU
  *
- * CPU: node runs JavaScript on its main thread, but process.cpuUsage() is the
- * whole process's (libuv's pool, V8's compiler and GC threads), and there is
- * no thread CPU clock in node 20. The truth is this thread's own
- * sum_exec_runtime, the first field of /proc/thread-self/schedstat, read
- * right after process.cpuUsage(): getrusage() brings the calling thread's
- * runtime up to date (thread_group_cputime() -> task_sched_runtime()), where
- * schedstat alone lags by up to a scheduler tick. Truth fields as
- * tests/servers/asyncio_server.py's:
- *   span_cpu_ns  the thread's CPU from the request event to the response
- *                written, whatever else ran on the loop meanwhile
- *   own_cpu_ns   only this handler's synchronous stretches (the meter is
- *                paused across every await)
+ * CPU, two clocks. node runs JavaScript on one thread, the event loop's,
+ * and node 20 has no thread CPU clock (process.threadCpuUsage() came later);
+ * process.cpuUsage() is every thread's, and process.hrtime() is no CPU
+ * clock at all. The loop thread's CPU is its own sum_exec_runtime, the
+ * first field of /proc/thread-self/schedstat, read right after
+ * process.cpuUsage(): getrusage() brings the calling thread's runtime up to
+ * date (thread_group_cputime() -> task_sched_runtime()), where schedstat
+ * alone lags by up to a scheduler tick (4 ms at HZ=250). That clock times
+ * the CPU burnt on purpose. But the process works for a request on other
+ * threads too: V8's helpers mark, scavenge and compile in parallel with
+ * the loop (20000 rows: about as much CPU on four helpers as on the loop),
+ * and libuv's pool runs crypto (pg's SCRAM). The loop wakes them, so
+ * agentprof charges them to the request the loop works for, and the
+ * process's CPU (process.cpuUsage(), same getrusage()) over the request is
+ * its whole cost. Truth fields, as tests/servers/asyncio_server.py's:
  *   overlapped   another request was in flight at some point during this one
- *   cpu_ns       span_cpu_ns if not overlapped, else own_cpu_ns
- *   burn_cpu_ns  the CPU burnt on purpose (/nburn, /nnopg)
- *   process_cpu_ns  process.cpuUsage() over the span, every thread's (for
- *                the record: V8's GC and compiler threads, libuv's pool)
+ *   span_cpu_ns, span_process_cpu_ns
+ *                the loop thread's / the process's CPU from the request
+ *                event (or its connection's, for its first request) to
+ *                the response written, whatever ran meanwhile
+ *   own_cpu_ns, own_process_cpu_ns
+ *                the same over this handler's synchronous stretches and
+ *                pg's parsing of its replies only (the meters pause across
+ *                every await)
+ *   cpu_ns, process_cpu_ns
+ *                span_* if not overlapped (the process worked for this
+ *                request alone), else own_*
+ *   process_cpu_at_start_ns, process_cpu_at_end_ns
+ *                the process's CPU so far at the span's ends (for the CPU
+ *                of a stretch of concurrent requests as a whole)
+ *   burn_cpu_ns  the loop thread's CPU burnt on purpose (/nburn, /nnopg)
  * and as pg_server.py's: round_trips, rows, errors, statements
  * [{fingerprint, rows, error}] (fingerprint: what agentprof must report),
  * literals (every value sent, that must not appear in agentprof's output).
@@ -82,16 +96,25 @@ function args() {
   return a;
 }
 
-// ---- this thread's CPU ----
+// ---- CPU: this thread's, and the process's ----
 
 const schedstat = fs.openSync('/proc/thread-self/schedstat', 'r');
 const statBuf = Buffer.alloc(128);
 
-function threadCpuNs() {
-  process.cpuUsage(); // getrusage(): updates this thread's sum_exec_runtime
+/*
+ * [this thread's CPU ns, the process's CPU ns]. getrusage() first: it
+ * brings the calling thread's sum_exec_runtime up to date, which schedstat
+ * alone shows as of the last tick or switch.
+ */
+function cpuNow() {
+  const u = process.cpuUsage();
   const n = fs.readSync(schedstat, statBuf, 0, statBuf.length, 0);
-  return Number(statBuf.toString('latin1', 0, n).split(' ')[0]);
+  let v = 0;
+  for (let i = 0; i < n && statBuf[i] >= 48 && statBuf[i] <= 57; i++) v = v * 10 + statBuf[i] - 48;
+  return [v, (u.user + u.system) * 1000];
 }
+
+const threadCpuNs = () => cpuNow()[0];
 
 /* Burns ms of this thread's CPU; returns the thread CPU ns it took. */
 function burn(ms) {
@@ -115,28 +138,63 @@ const secret = () => 'secret-' + require('crypto').randomBytes(6).toString('hex'
 // ---- what one request did ----
 
 const inflight = new Set();
+let requestsSeen = 0;
+
+/*
+ * A new connection: the loop accepts it and sets it up before it reads the
+ * first request's head, and agentprof charges that CPU to the request (the
+ * CPU before a socket read is the read's request's). The first request's
+ * span starts here if no other request began or ended in between.
+ */
+function onConnection(sock) {
+  sock.agentprofConn = { cpu: cpuNow(), seen: requestsSeen };
+}
 
 class Ctx {
-  constructor(pool) {
+  constructor(pool, sock) {
+    const conn = sock.agentprofConn;
+    sock.agentprofConn = null;
     this.pool = pool;
     this.statements = [];
     this.literals = [];
     this.extra = {};
-    this.ownNs = 0;
-    this.segStart = threadCpuNs();
-    this.spanStart = this.segStart;
-    this.procStart = process.cpuUsage();
+    this.own = [0, 0];
+    this.seg = cpuNow();
+    this.span = conn && conn.seen === requestsSeen && !inflight.size ? conn.cpu : this.seg;
+    requestsSeen++;
     this.overlapped = inflight.size > 0;
     for (const o of inflight) o.overlapped = true;
     inflight.add(this);
   }
 
   pause() {
-    this.ownNs += threadCpuNs() - this.segStart;
+    this.addOwn(this.seg);
+  }
+
+  addOwn(since) {
+    const now = cpuNow();
+    this.own = [0, 1].map((i) => this.own[i] + now[i] - since[i]);
+  }
+
+  /*
+   * pg parses a reply in its socket's 'data' event, before the handler that
+   * awaits it resumes: that is this handler's work too, and the meters run
+   * across it (a listener before pg's and one after).
+   */
+  watch(c) {
+    const s = c.connection.stream;
+    if (!s.agentprofCtx) {
+      s.prependListener('data', () => { s.agentprofData = cpuNow(); });
+      s.on('data', () => {
+        if (s.agentprofCtx && s.agentprofData) s.agentprofCtx.addOwn(s.agentprofData);
+        s.agentprofData = null;
+      });
+    }
+    s.agentprofCtx = this;
   }
 
   resume() {
-    this.segStart = threadCpuNs();
+    this.seg = cpuNow();
   }
 
   /* Awaits p with the meter paused: what runs meanwhile is not this handler's. */
@@ -154,6 +212,7 @@ class Ctx {
     this.literals.push(...lits.map(String));
     const st = { fingerprint, rows: 0, error: false };
     this.statements.push(st);
+    this.watch(c);
     try {
       const res = await this.wait(values ? c.query(q, values) : c.query(q));
       const all = Array.isArray(res) ? res : [res];
@@ -172,11 +231,14 @@ class Ctx {
   finish() {
     this.pause();
     inflight.delete(this);
-    const span = threadCpuNs() - this.spanStart;
-    const proc = process.cpuUsage(this.procStart);
-    return { span_cpu_ns: span, own_cpu_ns: this.ownNs, overlapped: this.overlapped,
-             cpu_ns: this.overlapped ? this.ownNs : span,
-             process_cpu_ns: (proc.user + proc.system) * 1000 };
+    requestsSeen++;
+    const now = cpuNow();
+    const span = [0, 1].map((i) => now[i] - this.span[i]);
+    return { span_cpu_ns: span[0], own_cpu_ns: this.own[0], overlapped: this.overlapped,
+             cpu_ns: this.overlapped ? this.own[0] : span[0],
+             span_process_cpu_ns: span[1], own_process_cpu_ns: this.own[1],
+             process_cpu_ns: this.overlapped ? this.own[1] : span[1],
+             process_cpu_at_start_ns: this.span[1], process_cpu_at_end_ns: now[1] };
   }
 }
 
@@ -294,7 +356,7 @@ async function handle(req, res, state) {
   const u = new URL(req.url, 'http://x');
   const parts = u.pathname.split('/');
   const fn = parts.length === 3 && parts[2] ? HANDLERS[parts[1]] : undefined;
-  const ctx = new Ctx(state.pool);
+  const ctx = new Ctx(state.pool, req.socket);
   let status = 200;
   if (!fn) {
     status = 404;
@@ -335,8 +397,7 @@ async function main() {
   const clients = await Promise.all(Array.from({ length: a.pool }, () => pool.connect()));
   await Promise.all(clients.map((c) => c.query('SELECT 1')));
   clients.forEach((c) => c.release());
-  burn(20);
-  const state = { pool, truth: a.truth ? fs.openSync(a.truth, 'a') : null };
+  const state = { pool, truth: null };
   const server = http.createServer((req, res) => {
     handle(req, res, state).catch((e) => {
       process.stderr.write(`node_pg_server: ${e.stack || e}\n`);
@@ -344,9 +405,21 @@ async function main() {
     });
   });
   server.keepAliveTimeout = 60000;
-  server.listen(a.port, '127.0.0.1', () => {
-    process.stdout.write(`listening ${server.address().port}\n`);
-  });
+  server.on('connection', onConnection);
+  await new Promise((resolve) => server.listen(a.port, '127.0.0.1', resolve));
+  const port = server.address().port;
+  // The first request compiles node's HTTP path and pg's, the burn loop too:
+  // before tracing, and without a truth line.
+  for (const path of ['/npg/warm?n=1', '/nnopg/warm?ms=20']) {
+    await new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      }).on('error', reject);
+    });
+  }
+  state.truth = a.truth ? fs.openSync(a.truth, 'a') : null;
+  process.stdout.write(`listening ${port}\n`);
   const stop = () => {
     server.close();
     server.closeAllConnections();

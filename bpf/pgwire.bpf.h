@@ -533,12 +533,14 @@ static __always_inline void pg_write_unwalked(struct pg_walk *w)
  * take stack the socket handlers' call chains cannot spare (docs/verifier.md).
  */
 #define PG_PLAIN (1ULL << 63)
+/* And this one for a later iovec of the same syscall: it starts no new turn. */
+#define PG_MORE (1ULL << 62)
 
 static __always_inline void pg_walk_init(struct pg_walk *w, struct conn *c, struct pgconn *pc,
 					 __u64 key, __u64 buf, __u64 len, __u64 now)
 {
 	w->buf = (const char *)buf;
-	w->len = len & ~PG_PLAIN;
+	w->len = len & ~(PG_PLAIN | PG_MORE);
 	w->now = now;
 	w->c = c;
 	w->pid = key >> 32;
@@ -574,7 +576,7 @@ __noinline int pg_write(struct conn *c, __u64 key, __u64 buf, __u64 len, __u64 n
 	}
 	if (pc->tls && !plain) {
 		/* Encrypted: a write after reading a reply is the next round trip. */
-		if (c->phase != CALL_SENDING)
+		if (c->phase != CALL_SENDING && !(len & PG_MORE))
 			pg_sent(pc, w.now);
 		return 0;
 	}

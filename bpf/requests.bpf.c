@@ -514,6 +514,51 @@ static __always_inline void outbound_read(struct io *io, long ret)
 	upstream_read(c, io->now, ret, answered);
 }
 
+/*
+ * A vectored write's messages may be spread over its iovecs: node's pg
+ * corks Parse, Bind, Describe, Execute and Sync into one writev() of five
+ * iovecs, one message each, and a walk of the first alone never sees the
+ * Sync that opens the round trip. So every iovec up to the bytes the
+ * syscall moved goes to pg_write() as a write of its own: the walk carries
+ * a message, a cut header and the open capture across writes already.
+ * Bounded: past PG_MAX_IOVS the client direction is lost, to resynchronise
+ * at the next write that starts a batch.
+ */
+#define PG_MAX_IOVS 16
+
+static __always_inline void pg_write_iovs(struct io *io, struct conn *c, __u64 buf, __u64 len,
+					  long ret)
+{
+	const struct iovec *iov = NULL;
+	__u64 left = ret - len, n;
+	struct user_msghdr *mh;
+	struct pgconn *pc;
+	struct iovec v;
+	__u32 i;
+
+	pg_write(c, io->key, buf, len, io->now);
+	if (!left)
+		return;
+	if (io->a.op == IO_WRITEV) {
+		iov = (const struct iovec *)io->a.buf;
+	} else if (io->a.op == IO_SENDMSG) {
+		mh = (struct user_msghdr *)io->a.buf;
+		if (bpf_probe_read_user(&iov, sizeof(iov), &mh->msg_iov))
+			iov = NULL;
+	}
+	for (i = 1; iov && i < PG_MAX_IOVS && left; i++) {
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+			break;
+		n = v.iov_len < left ? v.iov_len : left;
+		left -= n;
+		if (n)
+			pg_write(c, io->key, (__u64)v.iov_base, n | PG_MORE, io->now);
+	}
+	pc = left ? pgconn_get(io->key, false) : NULL;
+	if (pc)
+		pc->cli.lost = 1;
+}
+
 static __always_inline void outbound_write(struct io *io, long ret)
 {
 	struct conn *c = io->c;
@@ -532,7 +577,7 @@ static __always_inline void outbound_write(struct io *io, long ret)
 	}
 	c->fresh = 0;
 	if (c->pg && buf)
-		pg_write(c, io->key, buf, len, io->now);
+		pg_write_iovs(io, c, buf, len, ret);
 	upstream_write(c, io->now, ret);
 }
 

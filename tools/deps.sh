@@ -26,6 +26,13 @@ missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node and npm for the node + pg test server (tests/pg/nodepg.py installs its
+# npm packages from the lockfile). Any node with its npm: a NodeSource nodejs
+# bundles npm (and conflicts with Debian's npm package), so look for the
+# commands rather than the packages.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -196,10 +196,10 @@ def get(conn, path, rid, close=False):
     return rec
 
 
-def spawn(cmd, timeout=15, cwd=None):
+def spawn(cmd, timeout=15, cwd=None, env=None):
     """Starts a server that prints "listening PORT"; returns (Popen, port)."""
     import time
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=cwd)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=cwd, env=env)
     deadline = time.monotonic() + timeout
     line = ""
     while time.monotonic() < deadline:

@@ -9,7 +9,7 @@ the server claims (X-PG-Round-Trips and its truth line) must equal the
 ReadyForQuery messages the proxy saw, and its rows and errors the DataRow and
 ErrorResponse messages. Concurrent requests are compared in sum.
 
-Usage: tests/pg/selftest.py [psycopg|asyncpg|pipeline ...]
+Usage: tests/pg/selftest.py [psycopg|asyncpg|pipeline|node ...]
 """
 
 import json
@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import agentprof_test as at  # noqa: E402
+import nodepg  # noqa: E402
 import pgtest  # noqa: E402
 import workload  # noqa: E402
 
@@ -45,13 +46,16 @@ def server_cmd(kind):
         return [PYTHON, os.path.join(HERE, "pg_async_server.py")]
     if kind == "pipeline":
         return [build_pipeline()]
+    if kind == "node":
+        return nodepg.cmd()  # its packages: nodepg.install() first
     raise ValueError(kind)
 
 
 def start(kind, truth, pg_port=pgtest.PG_PORT):
     open(truth, "w").close()
     return pgtest.spawn(server_cmd(kind) + ["--port", "0", "--truth", truth,
-                                            "--pg-port", str(pg_port)], cwd=ROOT)
+                                            "--pg-port", str(pg_port)], cwd=ROOT,
+                        env=nodepg.env() if kind == "node" else None)
 
 
 def wait_truth(path, n, timeout=5):
@@ -146,8 +150,12 @@ def selftest(kind, tmp):
 
 
 def main():
-    kinds = sys.argv[1:] or ["psycopg", "asyncpg", "pipeline"]
+    kinds = sys.argv[1:] or ["psycopg", "asyncpg", "pipeline", "node"]
     pgtest.setup_db()
+    if "node" in kinds:
+        why = nodepg.install()
+        if not check("node: npm ci installs the server's packages", why is None, why):
+            kinds.remove("node")
     with tempfile.TemporaryDirectory(prefix="agentprof-pg-") as tmp:
         for kind in kinds:
             selftest(kind, tmp)

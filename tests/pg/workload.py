@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """The fixed request sequences the PostgreSQL tests send to each test server
 (pg_server.py = "psycopg", pg_async_server.py = "asyncpg", pipeline_server =
-"pipeline"). Used by tests/pg/selftest.py (servers alone, through a counting
+"pipeline", node_pg_server.js = "node"). Used by tests/pg/selftest.py (servers alone, through a counting
 proxy) and tests/integration/test_pg.py (under agentprof).
 
 run(kind, port, ...) returns one dict per request (see pgtest.get) plus
@@ -37,18 +37,28 @@ SEQUENTIAL = {
     "pipeline": [("/pipe/{id}?n=3", "pipe"), ("/prep/{id}", "prep"), ("/pfail/{id}", "fail"),
                  ("/pipe/{id}?n=1", "pipe"), ("/pmany/{id}", "many"), ("/nopg/{id}", "nopg"), ("/prep/{id}", "prep"),
                  ("/pipe/{id}?n=12", "pipe"), ("/pwait/{id}", "wait")],
+    "node": [("/npg/{id}?n=3", "npg"), ("/npg/{id}?n=2", "npg"), ("/nnamed/{id}", "named"),
+             ("/nnamed/{id}", "named"), ("/nfail/{id}", "fail"), ("/nmany/{id}", "many"),
+             ("/nmulti/{id}", "multi"), ("/nnopg/{id}?ms=20", "nopg"),
+             ("/nburn/{id}?ms=30", "burn"), ("/nfresh/{id}", "connect"), ("/npg/{id}?n=0", "npg"),
+             ("/nwait/{id}", "wait")],
 }
 # then each on a new connection (a new server thread for the threaded servers)
 NEW_CONN = {
     "psycopg": [("/psycopg/{id}?n=2", "psycopg"), ("/fail/{id}", "fail")],
     "asyncpg": [("/apg/{id}?n=2", "apg"), ("/afail/{id}", "fail")],
     "pipeline": [("/pipe/{id}?n=2", "pipe"), ("/pfail/{id}", "fail")],
+    "node": [("/npg/{id}?n=2", "npg"), ("/nfail/{id}", "fail")],
 }
 # then concurrently: CONC_CLIENTS keep-alive clients, CONC_EACH requests each
-# (only for the thread-per-connection servers)
+# (the thread-per-connection servers, and node's one event loop)
 CONC = {
     "psycopg": ["/psycopg/{id}?n=%d" % n for n in (1, 2, 3, 4)] + ["/fail/{id}"],
     "pipeline": ["/pipe/{id}?n=%d" % n for n in (1, 2, 3)] + ["/prep/{id}", "/pfail/{id}"],
+    # one event loop: handlers that await PostgreSQL (pg_sleep) overlap
+    # with others that burn CPU or run statements meanwhile
+    "node": ["/nburn/{id}?ms=20&sleep=0.05", "/npg/{id}?n=2", "/nnamed/{id}", "/nfail/{id}",
+             "/nburn/{id}?ms=10", "/nnopg/{id}?ms=5"],
 }
 CONC_CLIENTS = 4
 

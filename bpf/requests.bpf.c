@@ -301,6 +301,23 @@ struct io {
 	bool stored;		/* c is in sk's storage (inbound_conns), not in conns */
 };
 
+/*
+ * An outbound TCP connection's entry whose struct sock now belongs to a
+ * socket with another peer. A half-closed connection keeps its fd's entry
+ * past its socket's end (conn_state.bpf.h, outbound_closed()), and the
+ * kernel often hands the freed struct sock to the next socket, accepted on
+ * the same fd: without this, that inbound connection passed for the old
+ * upstream, and every request on it went unseen (a node + pg server whose
+ * client half-closes, test_node_pg).
+ */
+static __always_inline bool sk_other_peer(const struct conn *c, const struct sock *sk)
+{
+	if (c->kind != AP_CONN_OUTBOUND ||
+	    (c->peer.family != AF_INET && c->peer.family != AF_INET6))
+		return false;
+	return bpf_ntohs(sk->__sk_common.skc_dport) != c->peer.port;
+}
+
 static __always_inline void io_lookup(struct io *io)
 {
 	io->key = conn_key(io->pid_tgid >> 32, io->a.fd);
@@ -311,7 +328,8 @@ static __always_inline void io_lookup(struct io *io)
 	if (!io->c) {
 		io->c = bpf_map_lookup_elem(&conns, &io->key);
 		/* The fd names another socket: no close() was seen (conn_state.bpf.h). */
-		if (io->c && io->sk && io->c->sk && io->c->sk != (__u64)io->sk) {
+		if (io->c && io->sk && io->c->sk &&
+		    (io->c->sk != (__u64)io->sk || sk_other_peer(io->c, io->sk))) {
 			conn_forget(io->c, io->key, io->now);
 			io->c = NULL;
 		}

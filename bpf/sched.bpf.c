@@ -111,6 +111,18 @@ static __always_inline void thread_switch_state(struct thread *t, struct task_st
 		t->resume_req = 0;	/* an event loop blocks once all it read has run */
 }
 
+/*
+ * From mark to now, read once, 0 if mark is later: the mark may have been
+ * set on another CPU after this handler read its clock (the task switching
+ * out there while it is woken here), and the difference would wrap to 2^64
+ * less a few ns (seen as offcpu.lock_ns 18446744073709551496).
+ */
+static __always_inline __u64 span_to(__u64 mark, __u64 now)
+{
+	asm volatile("" : "+r"(mark));
+	return now > mark ? now - mark : 0;
+}
+
 static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)
 {
 	__u32 prev_tid = TASK_FIELD(btf, prev, pid), next_tid = TASK_FIELD(btf, next, pid);
@@ -135,7 +147,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		if (t->wake_ns) {
 			r = bound_request(&t->req_id);
 			if (r)
-				__sync_fetch_and_add(&r->runq_ns, now - t->wake_ns);
+				__sync_fetch_and_add(&r->runq_ns, span_to(t->wake_ns, now));
 			t->wake_ns = 0;
 		}
 	}
@@ -149,6 +161,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	__u32 tid = TASK_FIELD(btf, p, pid);
 	struct thread *t, *w;
 	struct ap_request_event *r;
+	__u64 off;
 
 	/* Threads of other processes have no state, and inherit no work. */
 	if (!traced(TASK_FIELD(btf, p, tgid)))
@@ -156,17 +169,18 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	now = bpf_ktime_get_ns();
 	t = thread_get(p, tid);
 	if (t && t->block_ns) {
+		off = span_to(t->block_ns, now);
 		r = bound_request(&t->req_id);
 		if (r) {
-			__sync_fetch_and_add(&r->offcpu_ns, now - t->block_ns);
+			__sync_fetch_and_add(&r->offcpu_ns, off);
 			if (t->block_kind == WAIT_UPSTREAM)
-				__sync_fetch_and_add(&r->offcpu_upstream_ns, now - t->block_ns);
+				__sync_fetch_and_add(&r->offcpu_upstream_ns, off);
 			else if (t->block_kind == WAIT_PG)
-				__sync_fetch_and_add(&r->offcpu_pg_ns, now - t->block_ns);
+				__sync_fetch_and_add(&r->offcpu_pg_ns, off);
 			else if (t->block_kind == WAIT_DISK)
-				__sync_fetch_and_add(&r->offcpu_disk_ns, now - t->block_ns);
+				__sync_fetch_and_add(&r->offcpu_disk_ns, off);
 			else if (t->block_kind == WAIT_LOCK)
-				__sync_fetch_and_add(&r->offcpu_lock_ns, now - t->block_ns);
+				__sync_fetch_and_add(&r->offcpu_lock_ns, off);
 		}
 		t->block_ns = 0;
 		t->wake_ns = now;

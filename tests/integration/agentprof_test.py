@@ -388,12 +388,15 @@ EMULATED = bool(os.environ.get("AGENTPROF_TEST_EMULATED"))
 
 
 def emulated_near(value, want):
-    """Under emulation: at least want (a request keeps its own CPU, to 10%
-    or 1 ms), at most three times it and 40 ms. An event loop's own steps
-    (parsing, the socket calls) take tens of ms emulated, and under
-    concurrency a step's CPU goes to the request of the loop's next I/O: on
-    6.1 under TCG a 10.8 ms request was once charged 54.9 ms."""
-    return value is not None and 0.9 * want - 1_000_000 <= value <= 3 * want + 40_000_000
+    """Under emulation: at least half of want, at most three times it and
+    40 ms. The guest's thread CPU clock (the truth) runs ahead of the clock
+    agentprof charges part of a slice by: on 6.1 under TCG two 5.5 ms
+    requests were charged 3.3 and 3.9 ms. And an event loop's own steps
+    (parsing, the socket calls) take tens of ms emulated; under concurrency
+    a step's CPU goes to the request of the loop's next I/O: a 10.8 ms
+    request was once charged 54.9 ms. A request whose CPU went to another
+    whole still fails."""
+    return value is not None and 0.5 * want - 1_000_000 <= value <= 3 * want + 40_000_000
 
 
 def report():

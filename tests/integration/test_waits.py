@@ -68,7 +68,10 @@ def main():
                  "lock_ns %d, server %d" % (lock["lock_ns"], lock_wait))
         at.check("a sleep is other_ns, not lock or disk",
                  at.near(hold["other_ns"], 300_000_000, 0.10, 5_000_000)
-                 and hold["lock_ns"] < 5_000_000 and hold["disk_ns"] < 5_000_000, hold)
+                 and hold["lock_ns"] < 5_000_000 and hold["disk_ns"] < 5_000_000,
+                 dict(hold, duration_ns=recs["hold"]["duration_ns"],
+                      cpu_ns=recs["hold"]["cpu_ns"], runq_ns=recs["hold"]["runq_ns"],
+                      threads=recs["hold"]["threads"], end=recs["hold"].get("end")))
         at.check("fsync is disk_ns, at most the server's fsync time",
                  0 < disk["disk_ns"] <= disk_wait + 2_000_000,
                  "disk_ns %d, server fsync %d" % (disk["disk_ns"], disk_wait))

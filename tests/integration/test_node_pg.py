@@ -24,8 +24,8 @@ request:
     (getrusage), over the request's span when it ran alone, else over its
     handler's stretches. Every request is charged at least its loop
     thread's CPU and, where agentprof saw no other thread work for it, at
-    most the process's, each within 10% or 2 ms (the asyncio server's
-    bounds); V8's helper threads (GC, compiler) make the two differ, and
+    most the process's, within 10% or 2 ms below and 10% or 4 ms above
+    (HI_ABS_NS); V8's helper threads (GC, compiler) make the two differ, and
     whether their CPU is one request's is settled only in sum: per phase
     (one at a time, concurrent) the requests' cpu_ns add up to the
     process's CPU while they ran, within 15% (SUM_REL). A request that burnt N ms on
@@ -54,6 +54,11 @@ import selftest  # noqa: E402
 KIND = "node"
 CPU_REL = 0.1
 CPU_ABS_NS = 2_000_000
+# Above the process's CPU for a request: the loop's work between two
+# requests on different connections (closing one, accepting the next) is the
+# next request's (the next-I/O rule, README "Attribution"): up to 2.7 ms
+# measured on a request of 2.1 ms.
+HI_ABS_NS = 4_000_000
 # The phase's sums: V8's compiler and GC threads also work between two
 # requests, woken by no request (measured: up to 11.5% of a phase's process
 # CPU, one run in ten of the one-at-a-time phase).
@@ -83,7 +88,7 @@ def check_cpu(r):
         # agentprof saw the loop thread alone work for it, and in sum for
         # every phase (below).
         lo = t["cpu_ns"] - max(CPU_REL * t["cpu_ns"], CPU_ABS_NS)
-        hi = t["process_cpu_ns"] + max(CPU_REL * t["process_cpu_ns"], CPU_ABS_NS)
+        hi = t["process_cpu_ns"] + max(CPU_REL * t["process_cpu_ns"], HI_ABS_NS)
         if (got or 0) < lo:
             lost.append(where + (t["cpu_ns"],))
         if (got or 0) > hi and rec.get("threads") == 1:
@@ -96,7 +101,7 @@ def check_cpu(r):
     n = "%%d of %d outside, e.g. %%s" % len(pairs)
     at.check(pre + "no request is charged less than its loop thread's CPU (10% or 2 ms)",
              len(pairs) == len(r["sent"]) and not lost, n % (len(lost), lost[:4]))
-    at.check(pre + "nor more than the process's CPU for it (10% or 2 ms), where the loop "
+    at.check(pre + "nor more than the process's CPU for it (10% or 4 ms), where the loop "
              "thread alone worked for it",
              len(pairs) == len(r["sent"]) and not bad, n % (len(bad), bad[:4]))
     at.check(pre + "a request that burnt N ms of CPU is charged at least 90% of it",

@@ -23,7 +23,6 @@ Usage: test_modes.py   (root; PostgreSQL 15/main, started if down)
 """
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -122,16 +121,11 @@ def compare(what, runs):
 
 
 def main():
-    started = None
     saved = {v: os.environ.get(v) for v in MODE_VARS}
-    if not pgtest.pg_running():
-        started = tempfile.mkdtemp(prefix="agentprof-pg-state-")
-        subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "start"], check=True,
-                       env=dict(os.environ, AGENTPROF_STATE=started))
     cpu, apg, psy = [], [], []
     try:
-        pgtest.setup_db()
-        with tempfile.TemporaryDirectory(prefix="agentprof-modes-") as tmp:
+        with pgtest.running(), tempfile.TemporaryDirectory(prefix="agentprof-modes-") as tmp:
+            pgtest.setup_db()
             for name, env in supported_modes():
                 set_mode(env)
                 t0 = time.monotonic()
@@ -142,9 +136,6 @@ def main():
                 print("# %s: %.1f s" % (name, time.monotonic() - t0), flush=True)
     finally:
         set_mode({v: x for v, x in saved.items() if x is not None})
-        if started:
-            subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "stop"],
-                           env=dict(os.environ, AGENTPROF_STATE=started))
     at.check("at least three modes ran", len(cpu) >= 3, [n for n, _ in cpu])
     compare("C server (route, status, bytes per request)", cpu)
     # Without bpf_loop, errors and rows are unknown: compare what it promises.

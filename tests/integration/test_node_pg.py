@@ -38,7 +38,6 @@ Usage: test_node_pg.py   (root; PostgreSQL 15/main, node, npm)
 """
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -125,13 +124,7 @@ def check_cpu(r):
 
 
 def main():
-    started = None
-    if not pgtest.pg_running():
-        # stop it again only if this test started it (a private state dir)
-        started = tempfile.mkdtemp(prefix="agentprof-pg-state-")
-        subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "start"], check=True,
-                       env=dict(os.environ, AGENTPROF_STATE=started))
-    try:
+    with pgtest.running():
         pgtest.setup_db()
         why = nodepg.install()
         if not at.check(KIND + ": npm ci installs pg from tests/pg/node/package-lock.json",
@@ -145,10 +138,6 @@ def main():
             test_pg.check_kind(r)
             check_cpu(r)
             print("# %s: %.1f s" % (KIND, time.monotonic() - t0), flush=True)
-    finally:
-        if started:
-            subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "stop"],
-                           env=dict(os.environ, AGENTPROF_STATE=started))
     at.report()
 
 

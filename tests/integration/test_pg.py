@@ -45,7 +45,6 @@ import http.client
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -473,13 +472,7 @@ def check_loop_turns(tmp):
 
 def main():
     kinds = sys.argv[1:] or ["psycopg", "asyncpg", "pipeline"]
-    started = None
-    if not pgtest.pg_running():
-        # stop it again only if this test started it (a private state dir)
-        started = tempfile.mkdtemp(prefix="agentprof-pg-state-")
-        subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "start"], check=True,
-                       env=dict(os.environ, AGENTPROF_STATE=started))
-    try:
+    with pgtest.running():
         pgtest.setup_db()
         selftest.build_pipeline()
         with tempfile.TemporaryDirectory(prefix="agentprof-test-pg-") as tmp:
@@ -491,10 +484,6 @@ def main():
                 check_literals_and_port(tmp)
             if "asyncpg" in kinds:
                 check_loop_turns(tmp)
-    finally:
-        if started:
-            subprocess.run([os.path.join(at.ROOT, "tools", "services.sh"), "stop"],
-                           env=dict(os.environ, AGENTPROF_STATE=started))
     at.report()
 
 

@@ -12,11 +12,13 @@
   test servers' own bookkeeping: the servers' self-test runs them through it.
 """
 
+import contextlib
 import itertools
 import os
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 
 PG_HOST = "127.0.0.1"
@@ -67,6 +69,25 @@ def setup_db():
 def pg_running():
     out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
     return any(l.split()[:2] == ["15", "main"] and "online" in l for l in out.splitlines())
+
+
+@contextlib.contextmanager
+def running():
+    """PostgreSQL 15/main up for the block, then as found: started if it was
+    down (with a private state dir, so that only what this started is
+    stopped), stopped again after."""
+    started = None
+    services = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "tools", "services.sh")
+    if not pg_running():
+        started = tempfile.mkdtemp(prefix="agentprof-pg-state-")
+        subprocess.run([services, "start"], check=True,
+                       env=dict(os.environ, AGENTPROF_STATE=started))
+    try:
+        yield
+    finally:
+        if started:
+            subprocess.run([services, "stop"], env=dict(os.environ, AGENTPROF_STATE=started))
 
 
 class _Parser:

@@ -92,32 +92,40 @@ static __always_inline bool is_request_start(const char *p)
 	return false;
 }
 
-/* The user buffer holding the first bytes a syscall moved, and its size. */
-static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
+/*
+ * The iovec array of a vectored op: readv/writev's argument, or a
+ * recvmsg/sendmsg header's msg_iov; NULL for any other op.
+ */
+static __always_inline const struct iovec *io_iovs(const struct io_args *a)
 {
+	const struct iovec *iov;
 	struct user_msghdr *mh;
-	struct iovec iov;
-	const void *iovp;
 
 	switch (a->op) {
-	case IO_READ:
-	case IO_WRITE:
-		return a->buf;
 	case IO_READV:
 	case IO_WRITEV:
-		iovp = (const void *)a->buf;
-		break;
+		return (const struct iovec *)a->buf;
 	case IO_RECVMSG:
 	case IO_SENDMSG:
 		/* Only msg_iov: the whole header would take stack (docs/verifier.md). */
 		mh = (struct user_msghdr *)a->buf;
-		if (bpf_probe_read_user(&iovp, sizeof(iovp), &mh->msg_iov))
-			return 0;
-		break;
-	default:
-		return 0;
+		if (bpf_probe_read_user(&iov, sizeof(iov), &mh->msg_iov))
+			return NULL;
+		return iov;
 	}
-	if (bpf_probe_read_user(&iov, sizeof(iov), iovp))
+	return NULL;
+}
+
+/* The user buffer holding the first bytes a syscall moved, and its size. */
+static __always_inline __u64 first_buf(const struct io_args *a, __u64 *len)
+{
+	const struct iovec *iovp;
+	struct iovec iov;
+
+	if (a->op == IO_READ || a->op == IO_WRITE)
+		return a->buf;
+	iovp = io_iovs(a);
+	if (!iovp || bpf_probe_read_user(&iov, sizeof(iov), iovp))
 		return 0;
 	if (iov.iov_len < *len)
 		*len = iov.iov_len;
@@ -547,9 +555,8 @@ static __always_inline void outbound_read(struct io *io, long ret)
 static __always_inline void pg_write_iovs(struct io *io, struct conn *c, __u64 buf, __u64 len,
 					  long ret)
 {
-	const struct iovec *iov = NULL;
 	__u64 left = ret - len, n;
-	struct user_msghdr *mh;
+	const struct iovec *iov;
 	struct pgconn *pc;
 	struct iovec v;
 	__u32 i;
@@ -557,13 +564,7 @@ static __always_inline void pg_write_iovs(struct io *io, struct conn *c, __u64 b
 	pg_write(c, io->key, buf, len, io->now);
 	if (!left)
 		return;
-	if (io->a.op == IO_WRITEV) {
-		iov = (const struct iovec *)io->a.buf;
-	} else if (io->a.op == IO_SENDMSG) {
-		mh = (struct user_msghdr *)io->a.buf;
-		if (bpf_probe_read_user(&iov, sizeof(iov), &mh->msg_iov))
-			iov = NULL;
-	}
+	iov = io_iovs(&io->a);
 	for (i = 1; iov && i < PG_MAX_IOVS && left; i++) {
 		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
 			break;

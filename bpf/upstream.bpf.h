@@ -154,8 +154,9 @@ static __always_inline void other_new(__u64 key, struct file *f)
  * server's well-known local port and an ephemeral peer port; connected ones
  * the reverse: only the latter are upstreams. A configured PostgreSQL port
  * is an upstream whatever the numbers say. 1 when the caller is to use
- * its new conns entry: an upstream, or a file that is not a socket. A global function: its entries on the stack are more than the
- * socket handlers' frames can hold (docs/verifier.md).
+ * its new conns entry: an upstream, or a file that is not a socket. A
+ * global function: its entries on the stack are more than the socket
+ * handlers' frames can hold (docs/verifier.md).
  */
 __noinline int conn_classify(__u64 key, __u32 fd)
 {
@@ -231,23 +232,22 @@ static __always_inline struct ap_peer *peer_slot(struct ap_request_event *r, str
  * connection, or waits on a lock) the guess takes the next task's call for
  * R. A block clears the note: a loop blocks only once all it read has run.
  */
-static __always_inline __u64 call_owner(struct thread *t, struct task_struct *me, __u32 tid,
-					__u64 now)
+static __always_inline __u64 call_owner(struct thread *t, __u32 tid, __u64 now)
 {
 	__u64 resume = t->resume_req;
 
 	t->resume_req = 0;
 	if (sample_every > 1 && resume == RESUME_UNSAMPLED) {
 		/* The call of a request not sampled: nobody's, and so its CPU. */
-		thread_drop_pending(t, me, now);
+		thread_drop_pending(t, NULL, now);
 		return 0;
 	}
 	if (resume && resume != t->req_id && request_lookup(resume)) {
-		thread_settle_now(t, me, resume, now);
+		thread_settle_now(t, NULL, resume, now);
 		return resume;
 	}
 	if (t->req_id)
-		thread_bind_to(t, me, tid, t->tgid, t->req_id, NULL, true, now);
+		thread_bind_to(t, NULL, tid, t->tgid, t->req_id, NULL, true, now);
 	return t->req_id;
 }
 
@@ -259,7 +259,6 @@ __noinline int upstream_write(struct conn *c, __u64 now, __u64 ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct thread *t = thread_current();
-	struct task_struct *me = NULL;
 	struct ap_request_event *r;
 	struct ap_peer *p;
 	__u64 req_id = 0;
@@ -268,7 +267,7 @@ __noinline int upstream_write(struct conn *c, __u64 now, __u64 ret)
 		return 0;
 	if (t) {
 		t->wait_kind = c->pg ? WAIT_PG : WAIT_UPSTREAM;
-		req_id = call_owner(t, me, tid, now);
+		req_id = call_owner(t, tid, now);
 	}
 	if (req_id && c->req_id != req_id) {
 		c->req_id = req_id;
@@ -309,7 +308,6 @@ __noinline int upstream_read(struct conn *c, __u64 now, __u64 ret, __u64 answere
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
 	struct thread *t = thread_current();
-	struct task_struct *me = NULL;
 	struct ap_peer_totals *tot;
 	struct ap_request_event *r;
 	struct tcp_sock *tp;
@@ -320,12 +318,12 @@ __noinline int upstream_read(struct conn *c, __u64 now, __u64 ret, __u64 answere
 		return 0;
 	r = bound_request(&c->req_id);
 	if (r) {
-		t = thread_bind_to(t, me, tid, tgid, c->req_id, r, true, now);
+		t = thread_bind_to(t, NULL, tid, tgid, c->req_id, r, true, now);
 		if (answered)
 			thread_resume_note(t, c->req_id);
 	} else if (sample_every > 1) {
 		/* The reply to a call of a request not sampled (upstream_write()). */
-		thread_unsampled_io(t, me, now);
+		thread_unsampled_io(t, NULL, now);
 		if (answered)
 			thread_resume_note(t, RESUME_UNSAMPLED);
 	}

@@ -29,9 +29,9 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-par
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/agentprof/*.h)
-SRCS := $(wildcard src/*.c)
+SRCS := $(wildcard src/*.c src/plan/*.c)
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
-HDRS := $(wildcard src/*.h) $(wildcard include/agentprof/*.h)
+HDRS := $(wildcard src/*.h src/plan/*.h) $(wildcard include/agentprof/*.h)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -54,6 +54,7 @@ $(BUILD)/agentprof.skel.h: $(BUILD)/agentprof.bpf.o
 	$(BPFTOOL) gen skeleton $< name agentprof_bpf > $@
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) $(BUILD)/agentprof.skel.h | $(BUILD)/obj
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/agentprof: $(OBJS)

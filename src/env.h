@@ -14,6 +14,7 @@ enum env_cmd {
 	CMD_NONE,
 	CMD_CHECK,
 	CMD_RECORD,
+	CMD_PLAN, /* parsed by src/plan/plan.c: its options are its own */
 };
 
 struct env {
@@ -35,6 +36,8 @@ struct env {
 	bool pg_literals; /* --pg-literals: statements with their values */
 	bool mmap;	  /* --mmap: mapped_bytes, at the price of syscall tracepoints */
 	unsigned int sample_every; /* --sample N: one request in N traced; 1: all */
+	int sub_argc;	/* CMD_PLAN: the command's own argv, from its name on */
+	char **sub_argv;
 };
 
 /* Parses argv into env; returns 0, or a non-zero exit code after printing why. */

@@ -4,6 +4,7 @@
 
 #include "env.h"
 #include "feature.h"
+#include "plan/plan.h"
 #include "record.h"
 
 int main(int argc, char **argv)
@@ -19,6 +20,8 @@ int main(int argc, char **argv)
 		return check__run(env.verbose);
 	case CMD_RECORD:
 		return record__run(&env);
+	case CMD_PLAN:
+		return plan__main(env.sub_argc, env.sub_argv);
 	default:
 		return 2;
 	}

@@ -6,6 +6,7 @@
 
 #include "agentprof/request.h"
 #include "profile.h"
+#include "services.h"
 
 #define PROFILE_BUCKETS 1024
 
@@ -14,6 +15,7 @@ struct profile {
 	size_t ngroups;
 	struct profile_run run;
 	const struct profile_group **sorted;
+	struct services *services; /* processes, limits and samples, for plan */
 };
 
 static const char *const metric_names[PM__COUNT] = {
@@ -38,7 +40,18 @@ const char *profile__metric_name(enum profile_metric m)
 
 struct profile *profile__new(void)
 {
-	return calloc(1, sizeof(struct profile));
+	struct profile *p = calloc(1, sizeof(struct profile));
+
+	if (p && !(p->services = services__new())) {
+		free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+struct services *profile__services(struct profile *p)
+{
+	return p->services;
 }
 
 void profile__free(struct profile *p)
@@ -55,6 +68,7 @@ void profile__free(struct profile *p)
 		}
 	}
 	free(p->sorted);
+	services__free(p->services);
 	free(p);
 }
 
@@ -335,6 +349,8 @@ int profile__write_json(struct profile *p, const char *path, struct json_object 
 	for (i = 0; i < n; i++)
 		json_object_array_add(groups, group_json(v[i]));
 	json_object_object_add(root, "groups", groups);
+	if (p->services->n)
+		json_object_object_add(root, "services", services__json(p->services));
 	if (extra) {
 		json_object_object_foreach(extra, key, val)
 		{
@@ -415,8 +431,9 @@ static int group_load(struct profile *p, struct json_object *o)
 
 struct profile *profile__load(const char *path, char *err, size_t errsz)
 {
-	struct json_object *root, *groups, *run, *hist;
+	struct json_object *root, *groups, *run, *hist, *svcs;
 	struct profile *p = NULL;
+	char why[256];
 	size_t i, n;
 
 	root = json_object_from_file(path);
@@ -453,6 +470,14 @@ struct profile *profile__load(const char *path, char *err, size_t errsz)
 	for (i = 0; i < n; i++) {
 		if (group_load(p, json_object_array_get_idx(groups, i)))
 			goto malformed;
+	}
+	/* Profiles older than the services section plan from their groups alone. */
+	if (json_object_object_get_ex(root, "services", &svcs) &&
+	    services__load_json(p->services, svcs, why, sizeof(why))) {
+		snprintf(err, errsz, "%s is malformed: %s", path, why);
+		profile__free(p);
+		p = NULL;
+		goto cleanup;
 	}
 	json_object_put(root);
 	return p;

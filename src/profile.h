@@ -83,6 +83,8 @@ void profile__free(struct profile *p);
 /* Adds a decoded request; returns 0 or -ENOMEM. */
 int profile__add(struct profile *p, const struct request *req);
 struct profile_run *profile__run(struct profile *p);
+/* Per service: processes, cgroup limits, samples over time (src/services.h). */
+struct services *profile__services(struct profile *p);
 size_t profile__ngroups(const struct profile *p);
 /* Groups sorted by request count, most first; valid until the next add. */
 const struct profile_group **profile__sorted(struct profile *p, size_t *n);

@@ -25,10 +25,12 @@
 #include "loader.h"
 #include "peers.h"
 #include "pg.h"
+#include "plan/capacity.h"
 #include "procs.h"
 #include "profile.h"
 #include "record.h"
 #include "request.h"
+#include "sampler.h"
 #include "tls.h"
 #include "tracefs.h"
 
@@ -62,6 +64,7 @@ struct recorder {
 	struct profile *profile;
 	struct pg *pg;
 	struct peers *peers;
+	struct sampler *sampler; /* RSS, in flight, connections over time: for plan */
 	struct request_decode_opts dopts;
 	struct launched child;
 	struct tls tls;
@@ -120,6 +123,8 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 			fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
 				r->env->requests_path, strerror(-r->write_err));
 	}
+	if (r->sampler)
+		sampler__add_request(r->sampler, ev);
 	if (profile__add(r->profile, &req))
 		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
 	pg__free_queries(queries, nq);
@@ -389,6 +394,7 @@ static int recorder__report(struct recorder *r)
 	}
 	fflush(stdout);
 	recorder__print_summary(r);
+	capacity__print_lines(r->profile, stderr);
 	if (!r->env->profile_path)
 		return 0;
 	extra = json_object_new_object();
@@ -483,6 +489,7 @@ static int recorder__poll(struct recorder *r)
 			fflush(r->requests_out);
 		recorder__watch_close(r);
 		now = now_ns(CLOCK_MONOTONIC);
+		sampler__tick(r->sampler, now);
 		if (deadline && now >= deadline)
 			break;
 		if (child_exited(r, &status)) {
@@ -677,6 +684,13 @@ int record__run(const struct env *cli)
 			env->command[0], strerror(-err));
 		goto cleanup;
 	}
+	r.sampler = sampler__new(profile__services(r.profile), env->pg_ports, env->npg_ports,
+				 now_ns(CLOCK_MONOTONIC));
+	if (!r.sampler) {
+		fprintf(stderr, "agentprof: out of memory\n");
+		err = -ENOMEM;
+		goto cleanup;
+	}
 	print_tracing(&r);
 	err = recorder__poll(&r);
 	/* Stop the programs first, so nothing races the final drain and flush. */
@@ -696,6 +710,7 @@ cleanup:
 		fprintf(stderr, "agentprof: writing %s failed: %s\n", env->requests_path,
 			strerror(errno));
 	}
+	sampler__free(r.sampler);
 	profile__free(r.profile);
 	pg__free(r.pg);
 	peers__free(r.peers);

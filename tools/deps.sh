@@ -7,6 +7,8 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config libjson-c-dev
+	# plan: profiles from an exporter over HTTP (libcurl), YAML output (libyaml)
+	libcurl4-openssl-dev libyaml-dev
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps

@@ -95,7 +95,7 @@ static int proc_cgroup_path(const char *root, pid_t pid, const char *controller,
 		if (!p)
 			continue;
 		*p++ = '\0';
-		ctrls++;
+		*ctrls++ = '\0';
 		if (controller ? !has_word(ctrls, controller) : strcmp(line, "0") || *ctrls)
 			continue;
 		snprintf(out, sz, "%s", p);

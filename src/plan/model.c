@@ -88,9 +88,23 @@ static void group_fill(struct plan_group *pg, const struct profile_group *g)
 	pg->pg_round_trips = g->h[PM_PG_ROUND_TRIPS].count ? hist__mean(&g->h[PM_PG_ROUND_TRIPS]) : 0;
 }
 
+/* Requests of the service in groups of the class of g. */
+static uint64_t class_requests(const struct profile_group **v, size_t n, const char *service,
+			       const char *class)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i]->service, service) && !strcmp(v[i]->class, class))
+			sum += v[i]->requests;
+	return sum;
+}
+
 /*
  * The groups to plan and their shares: the mix asked for (each key's weight
- * split over its groups by their counts), or the profile's own counts.
+ * split over its groups by their counts), or the profile's own counts. A
+ * class needs min_requests to be planned; a route within it may have fewer.
  */
 static int pick_groups(struct plan_model *m, const struct profile_group **v, size_t n,
 		       const struct plan_opts *o, char *err, size_t errsz)
@@ -128,8 +142,8 @@ static int pick_groups(struct plan_model *m, const struct profile_group **v, siz
 				continue;
 			w = mx->weight * v[i]->requests / keysum[mx - o->mix];
 		} else {
-			/* A rare route cannot be planned alone, but need not stop the plan. */
-			if (v[i]->requests < o->min_requests) {
+			/* A rare class cannot be planned alone, but need not stop the plan. */
+			if (class_requests(v, n, m->service, v[i]->class) < o->min_requests) {
 				thin_reqs += v[i]->requests;
 				continue;
 			}
@@ -141,7 +155,7 @@ static int pick_groups(struct plan_model *m, const struct profile_group **v, siz
 	}
 	if (!o->nmix && thin_reqs > all / 20) {
 		snprintf(err, errsz,
-			 "%llu of the %llu requests of %s are in routes with fewer than %u requests "
+			 "%llu of the %llu requests of %s are in classes with fewer than %u requests "
 			 "each: too thin to plan from; record longer or under more load",
 			 (unsigned long long)thin_reqs, (unsigned long long)all, m->service,
 			 o->min_requests);
@@ -149,13 +163,13 @@ static int pick_groups(struct plan_model *m, const struct profile_group **v, siz
 	}
 	if (!m->ng || total <= 0) {
 		snprintf(err, errsz,
-			 "no route of %s has %u requests or more in the profile (%llu requests in "
+			 "no class of %s has %u requests or more in the profile (%llu requests in "
 			 "all): too thin to plan from; record longer or under more load",
 			 m->service, o->min_requests, (unsigned long long)all);
 		return -EINVAL;
 	}
 	if (thin_reqs)
-		note(m, "routes with fewer than %u requests (%llu requests in all) are left out of "
+		note(m, "classes with fewer than %u requests (%llu requests in all) are left out of "
 			"the mix", o->min_requests, (unsigned long long)thin_reqs);
 	for (k = 0; k < m->ng; k++)
 		m->g[k].share /= total;

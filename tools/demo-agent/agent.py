@@ -55,6 +55,10 @@ SETTINGS = {
     "context_tokens": int(os.environ.get("AGENT_CONTEXT_TOKENS", "3000")),
     "create_db": os.environ.get("AGENT_CREATE_DB", "") not in ("", "0"),
     "token_ttl_s": int(os.environ.get("AGENT_TOKEN_TTL", "86400")),
+    # Server time added to each query turn while it holds its pool connection
+    # (SELECT pg_sleep): a slow query, e.g. a vector search, so that a load
+    # test can make the pool the bottleneck (tools/validate_plan.py).
+    "db_hold_ms": float(os.environ.get("AGENT_DB_HOLD_MS", "0")),
 }
 
 SYSTEM_PROMPT = (
@@ -562,6 +566,9 @@ async def agent_turn(request, user_id, conversation_id, query, complexity, new):
                 "INSERT INTO messages (conversation_id, role, content, token_count, complexity) "
                 "VALUES ($1, 'user', $2, $3, $4) RETURNING id",
                 conversation_id, query, q_tokens, complexity)
+        if SETTINGS["db_hold_ms"] > 0:
+            with db_clock():
+                await conn.execute("SELECT pg_sleep($1)", SETTINGS["db_hold_ms"] / 1000)
 
     # Do not hold a pool connection while waiting on the model.
     messages, prompt_tokens = build_prompt(history, query, complexity)

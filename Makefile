@@ -5,6 +5,7 @@
 # make test       build and run every test (needs root for the BPF tests)
 # make test-kernels  the guest test on each kernel of KERNELS, in qemu (root; tests/vm/run)
 # make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
+# make validate-plan  plan's predictions against a Locust ramp of the demo agent (root)
 
 BUILD ?= build
 CLANG ?= clang
@@ -38,7 +39,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # Unit tests link every userspace module but main.
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps test test-kernels unit vmlinux clean demo bench install
+.PHONY: all deps test test-kernels unit vmlinux clean demo bench install validate-plan
 all: $(BUILD)/agentprof $(BUILD)/tests/cpu_server
 
 $(BUILD)/bpf $(BUILD)/obj $(BUILD)/tests:
@@ -108,6 +109,13 @@ demo:
 bench: all
 	./tools/deps.sh --bench
 	./bench/run.sh $(BENCH_ARGS)
+
+# plan's predictions against a Locust load test of the demo agent (root; about
+# 20 minutes; tools/validate_plan.py, figures in bench/README.md).
+validate-plan:
+	./tools/deps.sh
+	$(MAKE) all
+	$(PYTHON) tools/validate_plan.py
 
 install: $(BUILD)/agentprof
 	install -D -m 0755 $< $(DESTDIR)/usr/local/sbin/agentprof

@@ -319,7 +319,8 @@ static struct json_object *group_json(const struct profile_group *g)
 	X(flushed, "flushed")                                                                      \
 	X(mapped_measured, "mapped_bytes_measured")                                                \
 	X(sample_every, "sample_every")                                                            \
-	X(unsampled, "unsampled")
+	X(unsampled, "unsampled")                                                                  \
+	X(bpf_run_ns, "bpf_run_ns")
 
 static struct json_object *run_json(const struct profile_run *r)
 {

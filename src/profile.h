@@ -74,6 +74,7 @@ struct profile_run {
 	 */
 	uint64_t sample_every;
 	uint64_t unsampled; /* requests seen and not traced */
+	uint64_t bpf_run_ns; /* agentprof's programs' run time while recording (0: unknown) */
 };
 
 struct profile;

@@ -20,6 +20,7 @@
 #include "agentprof/pgwire.h"
 #include "agentprof/request.h"
 #include "agentprof.skel.h"
+#include "bpfstats.h"
 #include "feature.h"
 #include "links.h"
 #include "loader.h"
@@ -65,6 +66,7 @@ struct recorder {
 	struct pg *pg;
 	struct peers *peers;
 	struct sampler *sampler; /* RSS, in flight, connections over time: for plan */
+	struct bpfstats bpfstats; /* the probes' own run time, charged to requests */
 	struct request_decode_opts dopts;
 	struct launched child;
 	struct tls tls;
@@ -321,6 +323,7 @@ static void recorder__collect_stats(struct recorder *r)
 	run->stale_bindings = stat_sum(r, AP_STAT_STALE_REQ);
 	run->unsampled = stat_sum(r, AP_STAT_UNSAMPLED);
 	run->mapped_measured = recorder__mapped_measured(r);
+	run->bpf_run_ns = bpfstats__elapsed_ns(&r->bpfstats, r->skel->obj);
 	run->end_real_ns = now_ns(CLOCK_REALTIME);
 }
 
@@ -603,7 +606,8 @@ static void stop_child(struct recorder *r)
 int record__run(const struct env *cli)
 {
 	struct env targets = *cli, *env = &targets;
-	struct recorder r = { .env = env, .child = { .pid = -1, .go_fd = -1, .err_fd = -1 } };
+	struct recorder r = { .env = env, .child = { .pid = -1, .go_fd = -1, .err_fd = -1 },
+			      .bpfstats = { .fd = -1 } };
 	char tracefs[256], msg[512];
 	int err, i;
 
@@ -691,6 +695,7 @@ int record__run(const struct env *cli)
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	bpfstats__start(&r.bpfstats, r.skel->obj);
 	print_tracing(&r);
 	err = recorder__poll(&r);
 	/* Stop the programs first, so nothing races the final drain and flush. */
@@ -701,6 +706,7 @@ int record__run(const struct env *cli)
 	if (recorder__report(&r) && !err)
 		err = -EIO;
 cleanup:
+	bpfstats__stop(&r.bpfstats);
 	tls__detach(&r.tls);
 	stop_child(&r);
 	ring_buffer__free(r.rb);

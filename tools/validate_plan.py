@@ -41,22 +41,22 @@ OUT = os.path.abspath(os.environ.get("VALIDATE_OUT", os.path.join(ROOT, "validat
 STEADY = int(os.environ.get("VALIDATE_STEADY", "40"))
 WARMUP = 10
 SPAWN_RATE = 20
-LOW_USERS = 15
-PROFILE_S = 60
+PROFILE_S = 90
 PORT_BASE = int(os.environ.get("VALIDATE_PORT_BASE", "19300"))
 SLO_P95 = 2.0
 CGROUP_NAME = "agentprof-validate-plan"
 
 CONFIGS = {
     "cpu": {
-        "what": "CPU quota 0.25 core on the agent's cgroup, pool of 10",
-        "quota_us": 25000, "period_us": 100000,
-        "env": {"AGENT_POOL_MIN": "10", "AGENT_POOL_MAX": "10"},
+        "what": "CPU quota 0.5 core on the agent's cgroup, 30 ms of CPU more per query, "
+                "pool of 10",
+        "quota_us": 50000, "period_us": 100000, "low_users": 10,
+        "env": {"AGENT_POOL_MIN": "10", "AGENT_POOL_MAX": "10", "AGENT_CPU_MS": "30"},
         "expect": "cpu",
     },
     "pool": {
         "what": "no CPU quota, a pool of 1 PostgreSQL connection held 40 ms more per query",
-        "quota_us": -1, "period_us": 100000,
+        "quota_us": -1, "period_us": 100000, "low_users": 15,
         "env": {"AGENT_POOL_MIN": "1", "AGENT_POOL_MAX": "1", "AGENT_DB_HOLD_MS": "40"},
         "expect": "pool",
     },
@@ -198,25 +198,35 @@ def locust(stack, users, seconds, tag, outdir):
                             stderr=subprocess.STDOUT, env=env), result
 
 
-def profile(stack, outdir):
-    """Low load: Locust at LOW_USERS; record once the users are all up."""
+def profile(stack, users, outdir):
+    """Low load: `record` from before the first user connects, then Locust at users."""
     prof = os.path.join(outdir, "profile.json")
-    ramp = LOW_USERS / SPAWN_RATE + WARMUP
-    proc, _ = locust(stack, LOW_USERS, int(ramp + PROFILE_S + 5), "profile", outdir)
-    time.sleep(ramp)
-    log(f"recording the agent (pid {stack.pid}) at {LOW_USERS} users for {PROFILE_S} s")
-    with open(os.path.join(outdir, "record.log"), "w") as errf:
-        run([AGENTPROF, "record", "-p", str(stack.pid), "-d", str(PROFILE_S), "-q", "-o", prof],
-            stderr=errf)
-    proc.send_signal(signal.SIGINT)
+    logf = os.path.join(outdir, "record.log")
+    log(f"recording the agent (pid {stack.pid}) at {users} users for {PROFILE_S} s")
+    rec = subprocess.Popen([AGENTPROF, "record", "-p", str(stack.pid), "-q", "-o", prof],
+                           stderr=open(logf, "w"))
+    for _ in range(300):
+        if "agentprof: tracing" in open(logf).read() or rec.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc, _ = locust(stack, users, PROFILE_S, "profile", outdir)
     proc.wait()
-    sys.stderr.write(open(os.path.join(outdir, "record.log")).read())
+    rec.send_signal(signal.SIGINT)
+    if rec.wait() != 0:
+        raise SystemExit(f"validate-plan: agentprof record failed: {open(logf).read()}")
+    sys.stderr.write(open(logf).read())
     return prof
 
 
+# The locustfile's task weights: what every measured window runs (logins are
+# in the ramp-up, before the window).
+MIX = "simple=10,moderate=5,complex=2,/agent/conversation/:id/end=1"
+
+
 def plan(prof, *args, fmt="json"):
-    out = subprocess.run([AGENTPROF, "plan", prof, "--slo", f"p95={SLO_P95}s", "--format", fmt,
-                          *args], check=True, capture_output=True, text=True)
+    out = subprocess.run([AGENTPROF, "plan", prof, "--slo", f"p95={SLO_P95}s", "--mix", MIX,
+                          "--min-requests", "10", "--format", fmt, *args], check=True,
+                         capture_output=True, text=True)
     return json.loads(out.stdout) if fmt == "json" else out.stdout
 
 
@@ -263,7 +273,7 @@ def validate(name, cfg):
     log(f"configuration '{name}': {cfg['what']}")
     with Stack(name, cfg) as stack:
         stack.cg = cgroup_enter(stack.pid, cfg["quota_us"], cfg["period_us"])
-        prof = profile(stack, outdir)
+        prof = profile(stack, cfg["low_users"], outdir)
         pred = plan(prof)
         with open(os.path.join(outdir, "plan.txt"), "w") as f:
             f.write(plan(prof, fmt="text"))
@@ -321,7 +331,13 @@ def report(name, cfg, pred, meas, html):
     return ok and knee_ok and bn_ok
 
 
+def on_term(sig, _frame):
+    # A background job's SIGINT is ignored: SIGTERM unwinds through the stack's cleanup.
+    raise SystemExit(128 + sig)
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_term)
     if os.geteuid() != 0:
         raise SystemExit("validate-plan: needs root (record loads BPF; cgroups): sudo make "
                          "validate-plan")

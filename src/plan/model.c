@@ -176,12 +176,38 @@ static int pick_groups(struct plan_model *m, const struct profile_group **v, siz
 	return 0;
 }
 
+/*
+ * The probes run in the traced threads, so the CPU the requests were charged
+ * includes agentprof's own: the share its programs' run time is of all the
+ * CPU charged, taken back out of every request alike.
+ */
+static void probe_overhead(struct plan_model *m, struct profile *p)
+{
+	const struct profile_group **v;
+	double charged = 0;
+	size_t n, i;
+
+	m->cpu_factor = 1;
+	v = profile__sorted(p, &n);
+	for (i = 0; i < n; i++)
+		charged += v[i]->h[PM_CPU].sum;
+	if (!profile__run(p)->bpf_run_ns || charged <= 0) {
+		note(m, "CPU as recorded: the profile does not say what agentprof's probes cost "
+			"(no bpf_run_ns), so it includes them");
+		return;
+	}
+	m->cpu_factor = fmax(0.5, 1 - profile__run(p)->bpf_run_ns / charged);
+	note(m, "CPU per request less agentprof's own probes: %.1f%% of the CPU charged to "
+		"requests was BPF run time (kernel BPF_ENABLE_STATS)", (1 - m->cpu_factor) * 100);
+}
+
 static void mix_means(struct plan_model *m)
 {
 	double runq = 0;
 	int i;
 
 	for (i = 0; i < m->ng; i++) {
+		m->g[i].cpu *= m->cpu_factor;
 		m->d_cpu += m->g[i].share * m->g[i].cpu;
 		m->d_hold += m->g[i].share * m->g[i].pg;
 		m->r0 += m->g[i].share * m->g[i].duration;
@@ -627,6 +653,7 @@ int plan_model__build(struct plan_model *m, struct profile *p, const struct plan
 	e = pick_groups(m, v, n, o, err, errsz);
 	if (e)
 		return e;
+	probe_overhead(m, p);
 	mix_means(m);
 	if (m->d_cpu <= 0) {
 		snprintf(err, errsz, "the requests of %s show no CPU time: the profile cannot say what "

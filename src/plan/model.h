@@ -82,6 +82,7 @@ struct plan_model {
 	int nst;
 	int bottleneck; /* index in st */
 	double x_max;
+	double cpu_factor; /* 1 - agentprof's probes' share of the CPU charged */
 	/* Mix means, seconds per request. */
 	double d_cpu, d_hold, delay, r0;
 	/* The pod as modelled. */

@@ -43,20 +43,19 @@ WARMUP = 10
 SPAWN_RATE = 20
 PROFILE_S = 90
 PORT_BASE = int(os.environ.get("VALIDATE_PORT_BASE", "19300"))
-SLO_P95 = 2.0
 CGROUP_NAME = "agentprof-validate-plan"
 
 CONFIGS = {
     "cpu": {
         "what": "CPU quota 0.5 core on the agent's cgroup, 30 ms of CPU more per query, "
                 "pool of 10",
-        "quota_us": 50000, "period_us": 100000, "low_users": 10,
+        "quota_us": 50000, "period_us": 100000, "low_users": 10, "slo_p95": 3.0,
         "env": {"AGENT_POOL_MIN": "10", "AGENT_POOL_MAX": "10", "AGENT_CPU_MS": "30"},
         "expect": "cpu",
     },
     "pool": {
         "what": "no CPU quota, a pool of 1 PostgreSQL connection held 40 ms more per query",
-        "quota_us": -1, "period_us": 100000, "low_users": 15,
+        "quota_us": -1, "period_us": 100000, "low_users": 15, "slo_p95": 3.0,
         "env": {"AGENT_POOL_MIN": "1", "AGENT_POOL_MAX": "1", "AGENT_DB_HOLD_MS": "40"},
         "expect": "pool",
     },
@@ -210,7 +209,12 @@ def profile(stack, users, outdir):
             break
         time.sleep(0.1)
     proc, _ = locust(stack, users, PROFILE_S, "profile", outdir)
-    proc.wait()
+    try:
+        proc.wait()
+    finally:
+        for p in (proc, rec):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT if p is rec else signal.SIGTERM)
     rec.send_signal(signal.SIGINT)
     if rec.wait() != 0:
         raise SystemExit(f"validate-plan: agentprof record failed: {open(logf).read()}")
@@ -223,8 +227,8 @@ def profile(stack, users, outdir):
 MIX = "simple=10,moderate=5,complex=2,/agent/conversation/:id/end=1"
 
 
-def plan(prof, *args, fmt="json"):
-    out = subprocess.run([AGENTPROF, "plan", prof, "--slo", f"p95={SLO_P95}s", "--mix", MIX,
+def plan(prof, slo, *args, fmt="json"):
+    out = subprocess.run([AGENTPROF, "plan", prof, "--slo", f"p95={slo}s", "--mix", MIX,
                           "--min-requests", "10", "--format", fmt, *args], check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout) if fmt == "json" else out.stdout
@@ -233,7 +237,12 @@ def plan(prof, *args, fmt="json"):
 def measure(stack, users, outdir):
     secs = int(users / SPAWN_RATE + WARMUP + STEADY + 1)
     proc, result = locust(stack, users, secs, f"u{users}", outdir)
-    proc.wait()
+    try:
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
     r = json.load(open(result))
     r["users"] = users
     r["x"] = r["requests"] / r["window_s"]
@@ -242,23 +251,21 @@ def measure(stack, users, outdir):
 
 
 def user_points(pred):
-    """From a third of the predicted knee to past saturation."""
+    """From a third of the predicted saturation population N* to well past it."""
     nstar = pred["summary"]["saturation_rps"] * (pred["closed"]["think_s"] +
                                                  pred["closed"]["points"][0]["mean_s"])
-    knee = pred["summary"]["knee_users_p95"] or nstar
-    pts = sorted({max(2, round(f * knee)) for f in (0.35, 0.7, 0.9, 1.05, 1.25, 1.6)})
-    return pts
+    return sorted({max(2, round(f * nstar)) for f in (0.3, 0.6, 0.9, 1.1, 1.3, 1.6)})
 
 
-def knee_of(points, key_users, key_p95):
+def knee_of(points, slo):
     """Users at which p95 first crosses the SLO, interpolated between measured points."""
     prev = None
     for p in points:
-        if p[key_p95] > SLO_P95:
+        if p["p95_s"] > slo:
             if prev is None:
-                return p[key_users]
-            u0, y0, u1, y1 = prev[key_users], prev[key_p95], p[key_users], p[key_p95]
-            return u0 + (SLO_P95 - y0) * (u1 - u0) / (y1 - y0)
+                return p["users"]
+            u0, y0, u1, y1 = prev["users"], prev["p95_s"], p["users"], p["p95_s"]
+            return u0 + (slo - y0) * (u1 - u0) / (y1 - y0)
         prev = p
     return None
 
@@ -274,12 +281,13 @@ def validate(name, cfg):
     with Stack(name, cfg) as stack:
         stack.cg = cgroup_enter(stack.pid, cfg["quota_us"], cfg["period_us"])
         prof = profile(stack, cfg["low_users"], outdir)
-        pred = plan(prof)
+        slo = cfg["slo_p95"]
+        pred = plan(prof, slo)
         with open(os.path.join(outdir, "plan.txt"), "w") as f:
-            f.write(plan(prof, fmt="text"))
+            f.write(plan(prof, slo, fmt="text"))
         users = user_points(pred)
         log(f"plan: bottleneck {pred['summary']['bottleneck']}, saturation "
-            f"{pred['summary']['saturation_rps']:.1f} req/s, knee (p95 > {SLO_P95} s) at "
+            f"{pred['summary']['saturation_rps']:.1f} req/s, knee (p95 > {slo} s) at "
             f"{pred['summary']['knee_users_p95']} users; measuring at {users} users")
         meas = []
         for u in users:
@@ -295,7 +303,9 @@ def validate(name, cfg):
         for r in meas:
             f.write(f"{r['users']},{r['x']:.3f},{r['p95_s']:.3f},{r['p99_s']:.3f}\n")
     html = os.path.join(outdir, "compare.html")
-    plan(prof, "--measured", csv, "-o", html, fmt="html")
+    plan(prof, slo, "--measured", csv, "-o", html, fmt="html")
+    with open(os.path.join(outdir, "compare.txt"), "w") as f:
+        f.write(plan(prof, slo, "--measured", csv, fmt="text"))
     return report(name, cfg, pred, meas, html)
 
 
@@ -311,9 +321,10 @@ def report(name, cfg, pred, meas, html):
         print(f"{r['users']:>6} {p['throughput_rps']:>9.1f} {r['x']:>9.1f} {diff * 100:>+6.1f}% "
               f"{p['p95_s']:>9.2f} {r['p95_s']:>9.2f} {r['cpu_cores']:>10.2f} {r['loadavg']:>5.1f}")
     kp = pred["summary"]["knee_users_p95"]
-    km = knee_of(meas, "users", "p95_s")
+    slo = cfg["slo_p95"]
+    km = knee_of(meas, slo)
     knee_ok = bool(kp and km and abs(kp / km - 1) <= 0.15)
-    print(f"knee (p95 > {SLO_P95} s): predicted {kp} users, measured "
+    print(f"knee (p95 > {slo} s): predicted {kp} users, measured "
           f"{'%.0f' % km if km else 'not reached'} users"
           f"{' (%+.0f%%)' % ((kp / km - 1) * 100) if kp and km else ''}")
     top = max(meas, key=lambda r: r["users"])

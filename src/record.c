@@ -4,6 +4,7 @@
  * report. One ring-buffer record arrives per finished request; requests still
  * open when tracing stops are read from the requests map and closed off here.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include "profile.h"
 #include "record.h"
 #include "request.h"
+#include "pyrt.h"
 #include "tls.h"
 #include "tracefs.h"
 
@@ -65,6 +67,8 @@ struct recorder {
 	struct request_decode_opts dopts;
 	struct launched child;
 	struct tls tls;
+	struct pyrt pyrt;	/* the CPython processes' runtime reader */
+	int pyrt_scans;		/* looks left for a runtime the targets load later */
 	struct loader loader;
 	bool close_tried; /* recorder__watch_close() attached ap_close_e, or failed to */
 	int write_err;
@@ -448,11 +452,57 @@ static void recorder__watch_close(struct recorder *r)
 			"close() too, a syscall tracepoint (every syscall on the host pays for it)\n");
 }
 
+static void add_runtime(pid_t pid, void *ctx)
+{
+	struct recorder *r = ctx;
+
+	pyrt__add(&r->pyrt, r->skel, pid);
+}
+
+static void add_runtime_all(struct recorder *r)
+{
+	pid_t pid;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if ((pid = (pid_t)atoi(e->d_name)) > 0 && pid != getpid())
+			add_runtime(pid, r);
+	closedir(d);
+}
+
+/*
+ * The CPython runtimes of the targets and their workers (src/pyrt.c). A
+ * command started for tracing, and workers forked later, load theirs after
+ * the start: looked for again once a second for a while. Returns how many
+ * processes are CPython.
+ */
+static int recorder__find_runtimes(struct recorder *r)
+{
+	const struct env *env = r->env;
+	int i, before = r->pyrt.nprocs;
+
+
+	if (env->command) {
+		add_runtime(r->child.pid, r);
+		procs__for_each_descendant(r->child.pid, add_runtime, r);
+	} else if (!env->npids) {
+		add_runtime_all(r);
+	}
+	for (i = 0; i < env->npids; i++) {
+		add_runtime(env->pids[i], r);
+		procs__for_each_descendant(env->pids[i], add_runtime, r);
+	}
+	return r->pyrt.nprocs - before;
+}
+
 static int recorder__poll(struct recorder *r)
 {
 	const struct env *env = r->env;
-	uint64_t deadline = 0, next_check = 0, now;
-	int err = 0, status, interval = RB_DRAIN_MS, woken;
+	uint64_t deadline = 0, next_check = 0, next_scan = 0, now;
+	int err = 0, status, interval = RB_DRAIN_MS, woken, before;
 
 	if (env->duration_s)
 		deadline = now_ns(CLOCK_MONOTONIC) + env->duration_s * 1000000000ULL;
@@ -490,6 +540,13 @@ static int recorder__poll(struct recorder *r)
 				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 			break;
 		}
+		if (r->pyrt_scans && now >= next_scan) {
+			next_scan = now + 1000000000ULL;
+			r->pyrt_scans--;
+			before = r->pyrt.nprocs;
+			if (recorder__find_runtimes(r))
+				pyrt__report(&r->pyrt, before, stderr);
+		}
 		if (env->npids && now >= next_check) {
 			next_check = now + 1000000000ULL;	/* once a second */
 			if (!targets_alive(env)) {
@@ -505,13 +562,14 @@ static int recorder__poll(struct recorder *r)
 static void recorder__detach(struct recorder *r)
 {
 	struct bpf_object_skeleton *s = r->skel->skeleton;
-	int i, n = 0, max = s->prog_cnt + r->tls.nlinks;
+	int i, n = 0, max = s->prog_cnt + r->tls.nlinks + r->pyrt.nlinks;
 	struct bpf_link ***links = calloc(max, sizeof(*links));
 	struct bpf_prog_skeleton *p;
 
 	if (!links) {
 		agentprof_bpf__detach(r->skel);
 		tls__detach(&r->tls);
+		pyrt__detach(&r->pyrt);
 		return;
 	}
 	for (i = 0; i < s->prog_cnt; i++) {
@@ -520,8 +578,11 @@ static void recorder__detach(struct recorder *r)
 	}
 	for (i = 0; i < r->tls.nlinks; i++)
 		links[n++] = &r->tls.links[i];
+	for (i = 0; i < r->pyrt.nlinks; i++)
+		links[n++] = &r->pyrt.links[i];
 	links__destroy(links, n);
 	r->tls.nlinks = 0;
+	r->pyrt.nlinks = 0;
 	free(links);
 }
 
@@ -660,6 +721,9 @@ int record__run(const struct env *cli)
 	}
 	/* PostgreSQL over TLS: optional, so failures only lose plaintext. */
 	tls__attach(&r.tls, r.skel, env->verbose);
+	/* Task-aware CPython: optional too; record says which processes got it. */
+	recorder__find_runtimes(&r);
+	r.pyrt_scans = 10;
 	r.rb = ring_buffer__new(bpf_map__fd(r.skel->maps.events), handle_event, &r, NULL);
 	if (!r.rb) {
 		err = -errno;
@@ -678,6 +742,7 @@ int record__run(const struct env *cli)
 		goto cleanup;
 	}
 	print_tracing(&r);
+	pyrt__report(&r.pyrt, 0, stderr);
 	err = recorder__poll(&r);
 	/* Stop the programs first, so nothing races the final drain and flush. */
 	recorder__detach(&r);
@@ -688,6 +753,7 @@ int record__run(const struct env *cli)
 		err = -EIO;
 cleanup:
 	tls__detach(&r.tls);
+	pyrt__detach(&r.pyrt);
 	stop_child(&r);
 	ring_buffer__free(r.rb);
 	loader__free(&r.loader);

@@ -29,22 +29,28 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# The offsets come from tests/unit/pyrt_headers.c, the file the unit test
+# compiles against each installed version; dump.c prints them as a table row.
 cat >"$tmp/dump.c" <<'C'
-#include "pyrt_headers.h"
-
+#include <Python.h>
 #include <stdio.h>
+
+#include "pycore_runtime.h"
+#include "pyrt_headers.h"
 
 int main(void)
 {
-	struct pyrt_offsets o = pyrt_headers__offsets();
+	const struct pyrt_headers *const *h;
 
-	printf("/* %s */\n", PY_VERSION);
-	printf("{%d, %d, {.runtime_interp_head = %u, .interp_threads_head = %u, .tstate_next = %u,\n"
-	       "\t .tstate_native_tid = %u, .tstate_context = %u}},\n",
-	       PY_MAJOR_VERSION, PY_MINOR_VERSION, o.runtime_interp_head, o.interp_threads_head,
-	       o.tstate_next, o.tstate_native_tid, o.tstate_context);
-	printf("/* sizeof(PyThreadState) %zu, sizeof(native_thread_id) %zu */\n",
-	       sizeof(PyThreadState), sizeof(((PyThreadState *)0)->native_thread_id));
+	pyrt_headers__for_each(h) {
+		const struct pyrt_offsets *o = &(*h)->off;
+
+		printf("/* %s */\n", (*h)->version);
+		printf("{%d, %d, {.runtime_interp_head = %u, .interp_threads_head = %u, "
+		       ".tstate_next = %u,\n\t .tstate_native_tid = %u, .tstate_context = %u}},\n",
+		       (*h)->major, (*h)->minor, o->runtime_interp_head, o->interp_threads_head,
+		       o->tstate_next, o->tstate_native_tid, o->tstate_context);
+	}
 #if PY_VERSION_HEX >= 0x030d0000
 	printf("/* _Py_DebugOffsets at _PyRuntime+%zu (%zu bytes, version at +%zu):\n"
 	       " * runtime_state.interpreters_head at +%zu, interpreter_state.threads_head at +%zu,\n"
@@ -60,5 +66,5 @@ int main(void)
 }
 C
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -DPy_BUILD_CORE "${incs[@]}" -Itests/unit -Isrc \
-	"$tmp/dump.c" -o "$tmp/dump"
+	"$tmp/dump.c" tests/unit/pyrt_headers.c -o "$tmp/dump"
 "$tmp/dump"

@@ -166,22 +166,12 @@ struct tcp_counts {
 	uint32_t clients, pg;
 };
 
-static bool is_pg_port(const struct sampler *s, unsigned port)
+static bool in_ports(const unsigned short *ports, int n, unsigned port)
 {
 	int i;
 
-	for (i = 0; i < s->npg_ports; i++)
-		if (s->pg_ports[i] == port)
-			return true;
-	return false;
-}
-
-static bool is_listen_port(const struct tcp_counts *c, unsigned port)
-{
-	int i;
-
-	for (i = 0; i < c->nlisten; i++)
-		if (c->listen[i] == port)
+	for (i = 0; i < n; i++)
+		if (ports[i] == port)
 			return true;
 	return false;
 }
@@ -215,9 +205,9 @@ static void scan_tcp(const struct sampler *s, uint32_t pid, const uint64_t *inos
 				c->listen[c->nlisten++] = lport;
 			if (listening || state != TCP_ESTABLISHED)
 				continue;
-			if (is_pg_port(s, rport))
+			if (in_ports(s->pg_ports, s->npg_ports, rport))
 				c->pg++;
-			else if (is_listen_port(c, lport))
+			else if (in_ports(c->listen, c->nlisten, lport))
 				c->clients++;
 		}
 		fclose(fp);

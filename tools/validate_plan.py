@@ -44,6 +44,14 @@ SPAWN_RATE = 20
 PROFILE_S = 90
 PORT_BASE = int(os.environ.get("VALIDATE_PORT_BASE", "19300"))
 CGROUP_NAME = "agentprof-validate-plan"
+LOAD_CGROUP = "agentprof-validate-load"
+# CPU weights of the two cgroups against the host's other tasks (1024 = one
+# task at nice 0). The agent's is a pod's CPU request on a busy node: it
+# gets its quota however many others run; the fake LLM and Locust stand for
+# upstreams and clients elsewhere, which the model assumes are not short of
+# CPU. The quota caps what the agent can take from the others.
+AGENT_SHARES = 8192
+LOAD_SHARES = 4096
 
 CONFIGS = {
     "cpu": {
@@ -54,8 +62,8 @@ CONFIGS = {
         "expect": "cpu",
     },
     "pool": {
-        "what": "no CPU quota, a pool of 1 PostgreSQL connection held 40 ms more per query",
-        "quota_us": -1, "period_us": 100000, "low_users": 15, "slo_p95": 3.0,
+        "what": "CPU quota 1 core, a pool of 1 PostgreSQL connection held 40 ms more per query",
+        "quota_us": 100000, "period_us": 100000, "low_users": 15, "slo_p95": 3.0,
         "env": {"AGENT_POOL_MIN": "1", "AGENT_POOL_MAX": "1", "AGENT_DB_HOLD_MS": "40"},
         "expect": "pool",
     },
@@ -113,32 +121,34 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def cpu_cgroup_dir():
+def cpu_cgroup_dir(name):
     for line in open("/proc/self/mountinfo"):
         left, _, right = line.partition(" - ")
         fields, opts = left.split(), right.split()
         if opts[0] == "cgroup" and "cpu" in opts[2].split(","):
-            return os.path.join(fields[4], CGROUP_NAME), 1
+            return os.path.join(fields[4], name), 1
     for line in open("/proc/self/mountinfo"):
         left, _, right = line.partition(" - ")
         if right.split()[0] == "cgroup2":
-            return os.path.join(left.split()[4], CGROUP_NAME), 2
+            return os.path.join(left.split()[4], name), 2
     raise SystemExit("validate-plan: no cgroup cpu controller mounted")
 
 
-def cgroup_enter(pid, quota_us, period_us):
-    d, ver = cpu_cgroup_dir()
+def write(d, name, value):
+    with open(os.path.join(d, name), "w") as f:
+        f.write(str(value))
+
+
+def cgroup_make(name, quota_us, period_us, shares):
+    d, ver = cpu_cgroup_dir(name)
     os.makedirs(d, exist_ok=True)
     if ver == 1:
-        with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
-            f.write(str(period_us))
-        with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
-            f.write(str(quota_us))
+        write(d, "cpu.cfs_period_us", period_us)
+        write(d, "cpu.cfs_quota_us", quota_us)
+        write(d, "cpu.shares", shares)
     else:
-        with open(os.path.join(d, "cpu.max"), "w") as f:
-            f.write(f"{'max' if quota_us < 0 else quota_us} {period_us}")
-    with open(os.path.join(d, "cgroup.procs"), "w") as f:
-        f.write(str(pid))
+        write(d, "cpu.max", f"{'max' if quota_us < 0 else quota_us} {period_us}")
+        write(d, "cpu.weight", max(1, min(10000, shares * 100 // 1024)))
     return d
 
 
@@ -168,19 +178,27 @@ class Stack:
         self.env = dict(os.environ, LLM_SCALE="0.5", LLM_PORT=str(PORT_BASE + 1),
                         AGENT_PORT=str(PORT_BASE + 2), AGENT_PBKDF2_ITERATIONS="1000",
                         **cfg["env"])
-        self.cg = None
+        self.cg = self.load_cg = None
+        self.cfg = cfg
 
     def __enter__(self):
         os.makedirs(self.state, exist_ok=True)
+        self.load_cg = cgroup_make(LOAD_CGROUP, -1, 100000, LOAD_SHARES)
+        self.cg = cgroup_make(CGROUP_NAME, self.cfg["quota_us"], self.cfg["period_us"],
+                              AGENT_SHARES)
         run([os.path.join(ROOT, "tools/demo-agent/run_stack.sh"), self.state], env=self.env)
         self.pid = int(open(os.path.join(self.state, "agent.pid")).read())
         self.url = "http://127.0.0.1:" + open(os.path.join(self.state, "agent.port")).read().strip()
+        write(self.cg, "cgroup.procs", self.pid)
+        write(self.load_cg, "cgroup.procs", open(os.path.join(self.state, "llm.pid")).read())
         return self
 
     def __exit__(self, *exc):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         subprocess.run([os.path.join(ROOT, "tools/demo-agent/stop_stack.sh"), self.state],
                        env=self.env)
         cgroup_leave(self.cg)
+        cgroup_leave(self.load_cg)
 
 
 def locust(stack, users, seconds, tag, outdir):
@@ -193,8 +211,10 @@ def locust(stack, users, seconds, tag, outdir):
     cmd = ["nice", "-n", "5", PY, "-m", "locust", "-f", wrapper, "--headless", "-u", str(users),
            "-r", str(SPAWN_RATE), "-t", f"{seconds}s", "--stop-timeout", "0", "--host", stack.url,
            "--only-summary"]
-    return subprocess.Popen(cmd, stdout=open(os.path.join(outdir, f"locust_{tag}.log"), "w"),
-                            stderr=subprocess.STDOUT, env=env), result
+    proc = subprocess.Popen(cmd, stdout=open(os.path.join(outdir, f"locust_{tag}.log"), "w"),
+                            stderr=subprocess.STDOUT, env=env)
+    write(stack.load_cg, "cgroup.procs", proc.pid)
+    return proc, result
 
 
 def profile(stack, users, outdir):
@@ -279,7 +299,6 @@ def validate(name, cfg):
     os.makedirs(outdir, exist_ok=True)
     log(f"configuration '{name}': {cfg['what']}")
     with Stack(name, cfg) as stack:
-        stack.cg = cgroup_enter(stack.pid, cfg["quota_us"], cfg["period_us"])
         prof = profile(stack, cfg["low_users"], outdir)
         slo = cfg["slo_p95"]
         pred = plan(prof, slo)

@@ -577,13 +577,19 @@ static void recommend(struct plan_model *m, const struct plan_opts *o)
 	m->hpa_cpu_pct = (int)fmin(100, floor(100 * m->trigger_rps * m->d_cpu / m->cpu_request));
 	open_point(m, m->slo_rps, &pt);
 	in_flight = m->slo_rps * pt.r;
-	if (m->mem_samples) {
-		m->mem_request = round_up(m->mem_base + m->mem_slope * in_flight, 1 << 20);
-		m->mem_limit_rec = round_up(fmax(1.25 * m->mem_request, 1.1 * m->mem_max), 1 << 20);
-		open_point(m, m->trigger_rps, &pt);
-		m->hpa_mem_pct = (int)fmin(100, floor(100 * (m->mem_base + m->mem_slope *
-							      m->trigger_rps * pt.r) / m->mem_request));
+	if (!m->mem_samples)
+		return;
+	m->mem_request = round_up(m->mem_base + m->mem_slope * in_flight, 1 << 20);
+	m->mem_limit_rec = round_up(fmax(1.25 * m->mem_request, 1.1 * m->mem_max), 1 << 20);
+	/* A memory target only where memory follows load; a flat RSS would never trigger. */
+	if (m->mem_slope * in_flight < 0.05 * m->mem_request) {
+		note(m, "memory hardly follows load (%.1f MiB at the per-pod rate): no memory target "
+			"in the HPA", m->mem_slope * in_flight / 1048576);
+		return;
 	}
+	open_point(m, m->trigger_rps, &pt);
+	m->hpa_mem_pct = (int)fmin(100, floor(100 * (m->mem_base + m->mem_slope * m->trigger_rps * pt.r) /
+					      m->mem_request));
 }
 
 static void notes_model(struct plan_model *m)

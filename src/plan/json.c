@@ -117,6 +117,7 @@ static struct json_object *summary(const struct plan_model *m)
 	add(o, "knee_rps_p99", m->knee_rps_p99 ? num(m->knee_rps_p99) : NULL);
 	add(o, "knee_users_p95", m->knee_users_p95 ? json_object_new_int(m->knee_users_p95) : NULL);
 	add(o, "knee_users_p99", m->knee_users_p99 ? json_object_new_int(m->knee_users_p99) : NULL);
+	add(o, "slo_unreachable", json_object_new_boolean(m->slo_unreachable));
 	add(o, "per_pod_rps_within_slo", num(m->slo_rps));
 	add(o, "per_pod_users_within_slo", m->slo_users ? json_object_new_int(m->slo_users) : NULL);
 	return o;

@@ -556,11 +556,18 @@ static void recommend(struct plan_model *m, const struct plan_opts *o)
 	struct plan_point pt;
 	double in_flight;
 
-	if (o->slo_p95_s || o->slo_p99_s) {
+	if (o->slo_p95_s || o->slo_p99_s)
 		m->slo_rps = open_limit(m, o->slo_p95_s, o->slo_p99_s);
-	} else {
+	if (!o->slo_p95_s && !o->slo_p99_s) {
 		m->slo_rps = 0.8 * m->x_max;
 		note(m, "no --slo: a pod is planned at 80%% of its bottleneck's capacity");
+	} else if (m->slo_rps <= 0) {
+		open_point(m, 0, &pt);
+		m->slo_unreachable = true;
+		m->slo_rps = 0.8 * m->x_max;
+		note(m, "the SLO does not hold even without load (p95 %.3f s, p99 %.3f s as recorded): "
+			"no number of replicas meets it; a pod is planned at 80%% of its bottleneck's "
+			"capacity instead", pt.p95, pt.p99);
 	}
 	m->headroom = 1 + o->growth_per_min * o->scale_lag_s / 60;
 	m->trigger_rps = m->slo_rps / m->headroom;

@@ -109,6 +109,7 @@ struct plan_model {
 	int knee_users_p95, knee_users_p99; /* 0: not crossed in the curve */
 	double knee_rps_p95, knee_rps_p99;  /* open: highest rate that holds it */
 	double slo_rps;			    /* per pod: highest rate that holds every SLO */
+	bool slo_unreachable;		    /* not even at no load: slo_rps is 80% of x_max */
 	int slo_users;			    /* per pod: most users that hold every SLO */
 	/* Recommendations. */
 	double headroom, trigger_rps;

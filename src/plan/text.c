@@ -22,11 +22,16 @@ static void summary(const struct plan_output *o, FILE *out)
 			fprintf(out, "p95 <= %.2f s ", op->slo_p95_s);
 		if (op->slo_p99_s)
 			fprintf(out, "p99 <= %.2f s ", op->slo_p99_s);
+		if (m->slo_unreachable) {
+			fprintf(out, "does NOT hold even without load: sized at 80%% of saturation\n");
+			goto knee;
+		}
 		fprintf(out, "holds up to %.1f req/s per pod (open arrivals)", m->slo_rps);
 		if (m->think_s >= 0 && m->slo_users)
 			fprintf(out, ", %d users at %.1f s think time (closed)", m->slo_users, m->think_s);
 		fprintf(out, "\n");
 	}
+knee:
 	if (m->knee_users_p95) {
 		k = plan_model__closed_at(m, m->knee_users_p95);
 		fprintf(out, "  knee        p95 crosses %.2f s at %d users (%.1f req/s)", op->slo_p95_s,

@@ -410,38 +410,35 @@ static void memory_fit(struct plan_model *m, const struct service *svc)
 	}
 }
 
-double plan_model__quantile(const struct plan_model *m, double wait_mean, double p_wait, double q)
+double plan_model__quantile(const struct plan_model *m, const struct queue_wait *w, double q)
 {
-	if (p_wait < 1e-9 || wait_mean <= 0)
-		return queue__quantile_with_wait(m->bv, m->bp, m->nb, 0, 0, q);
-	return queue__quantile_with_wait(m->bv, m->bp, m->nb, fmin(1, p_wait), wait_mean / fmin(1, p_wait),
-					 q);
+	return queue__quantile_with_wait(m->bv, m->bp, m->nb, w, q);
 }
 
-/* Waits at the queueing stations combined: their sum, and the chance of any. */
-static void combine(double *w, double *pw, double wait, double p)
-{
-	*w += fmax(0, wait);
-	*pw = 1 - (1 - *pw) * (1 - fmin(1, fmax(0, p)));
-}
-
+/* M/M/c: wait 0 with probability 1 - C, else exponential at rate c/S - lambda. */
 static void open_point(const struct plan_model *m, double lambda, struct plan_point *pt)
 {
+	double mean[PLAN_MAX_STATIONS], m2[PLAN_MAX_STATIONS], p[PLAN_MAX_STATIONS], rate, w = 0;
 	const struct plan_station *s;
-	double w = 0, pw = 0;
+	struct queue_wait qw;
+	size_t k = 0;
 	int i;
 
 	for (i = 0; i < m->nst; i++) {
 		s = &m->st[i];
 		if (s->q.kind == QK_DELAY)
 			continue;
-		combine(&w, &pw, queue__mmc_wait_mean(s->q.servers, lambda, s->q.demand),
-			queue__erlang_c(s->q.servers, lambda * s->q.demand));
+		p[k] = queue__erlang_c(s->q.servers, lambda * s->q.demand);
+		rate = s->q.servers / s->q.demand - lambda;
+		mean[k] = queue__mmc_wait_mean(s->q.servers, lambda, s->q.demand);
+		m2[k] = rate > 0 ? p[k] * 2 / (rate * rate) : INFINITY;
+		w += mean[k++];
 	}
+	qw = queue__wait_combine(mean, m2, p, k);
 	pt->load = pt->x = lambda;
 	pt->r = m->r0 + w;
-	pt->p95 = plan_model__quantile(m, w, pw, 0.95);
-	pt->p99 = plan_model__quantile(m, w, pw, 0.99);
+	pt->p95 = plan_model__quantile(m, &qw, 0.95);
+	pt->p99 = plan_model__quantile(m, &qw, 0.99);
 	pt->util = lambda / m->x_max;
 }
 
@@ -484,22 +481,29 @@ static void open_curve(struct plan_model *m, const struct plan_opts *o)
 	m->knee_rps_p99 = o->slo_p99_s ? open_limit(m, 0, o->slo_p99_s) : 0;
 }
 
+/* What an arrival finds at each station (the arrival theorem), from the MVA's marginals. */
 static void closed_point(const struct plan_model *m, const struct queue_mva_point *mp,
 			 const struct queue_station_result *res, struct plan_point *pt)
 {
-	double w = 0, pw = 0;
+	double mean[PLAN_MAX_STATIONS], m2[PLAN_MAX_STATIONS], p[PLAN_MAX_STATIONS], w = 0;
+	struct queue_wait qw;
+	size_t k = 0;
 	int i;
 
 	for (i = 0; i < m->nst; i++) {
 		if (m->st[i].q.kind == QK_DELAY)
 			continue;
-		combine(&w, &pw, res[i].residence - m->st[i].q.demand, res[i].p_wait);
+		mean[k] = res[i].wait_mean;
+		m2[k] = res[i].wait_m2;
+		p[k] = res[i].p_wait;
+		w += mean[k++];
 	}
+	qw = queue__wait_combine(mean, m2, p, k);
 	pt->load = mp->n;
 	pt->x = mp->x;
 	pt->r = m->r0 + w;
-	pt->p95 = plan_model__quantile(m, w, pw, 0.95);
-	pt->p99 = plan_model__quantile(m, w, pw, 0.99);
+	pt->p95 = plan_model__quantile(m, &qw, 0.95);
+	pt->p99 = plan_model__quantile(m, &qw, 0.99);
 	pt->util = mp->x / m->x_max;
 }
 

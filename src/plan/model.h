@@ -129,8 +129,8 @@ struct plan_model {
 int plan_model__build(struct plan_model *m, struct profile *p, const struct plan_opts *opts,
 		      char *err, size_t errsz);
 void plan_model__free(struct plan_model *m);
-/* Response-time quantile q at the given waits (mean wait, probability of waiting). */
-double plan_model__quantile(const struct plan_model *m, double wait_mean, double p_wait, double q);
+/* Response-time quantile q: the recorded response times plus the wait w. */
+double plan_model__quantile(const struct plan_model *m, const struct queue_wait *w, double q);
 
 
 

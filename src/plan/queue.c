@@ -49,10 +49,18 @@ double queue__mmc_wait_tail(int c, double lambda, double s, double t)
 	return queue__erlang_c(c, a) * exp(-(c / s - lambda) * t);
 }
 
-/* p[j], j < m: the marginal probabilities of j busy servers at a multi-server station. */
+/*
+ * Per station: the mean queue at the previous population, and the marginal
+ * probabilities of j requests there, j = 0..n_max, for the queueing kinds:
+ * p(j|n) = X(n) D / a(j) p(j-1|n-1), a(j) = min(j, servers) (Reiser &
+ * Lavenberg's load-dependent recursion), p(0|n) = 1 - the rest. The
+ * residence times come from the mean queue (and, multi-server, the idle
+ * servers: Bolch et al., eq. 8.31); the marginals give what an arrival finds
+ * (the arrival theorem: the network at n - 1), so its wait's distribution.
+ */
 struct mva_state {
-	double q;  /* mean requests there at the previous population */
-	double *p; /* QK_MULTI: servers entries */
+	double q;
+	double *p;
 };
 
 static double mva_residence(const struct queue_station *s, const struct mva_state *m)
@@ -66,7 +74,6 @@ static double mva_residence(const struct queue_station *s, const struct mva_stat
 	case QK_QUEUE:
 		return s->demand * (1 + m->q);
 	case QK_MULTI:
-		/* Bolch et al., eq. (8.31): the servers idle at the arrival instant shorten the wait. */
 		for (j = 0; j <= s->servers - 2; j++)
 			extra += (s->servers - j - 1) * m->p[j];
 		return s->demand / s->servers * (1 + m->q + extra);
@@ -74,36 +81,40 @@ static double mva_residence(const struct queue_station *s, const struct mva_stat
 	return 0;
 }
 
-static double mva_p_wait(const struct queue_station *s, const struct mva_state *m, double x_prev)
+/*
+ * An arrival that finds j >= c there waits for j - c + 1 completions at rate
+ * c / D: an Erlang of that many phases. Mean and second moment over j.
+ */
+static void mva_wait(const struct queue_station *s, const struct mva_state *m, int n,
+		     struct queue_station_result *o)
 {
-	double idle = 0;
-	int j;
+	int c = s->kind == QK_MULTI ? s->servers : 1, j;
+	double d = s->demand / c, k;
 
-	switch (s->kind) {
-	case QK_DELAY:
-		return 0;
-	case QK_QUEUE:
-		return fmin(1, x_prev * s->demand);
-	case QK_MULTI:
-		for (j = 0; j < s->servers; j++)
-			idle += m->p[j];
-		return fmin(1, fmax(0, 1 - idle));
+	o->p_wait = o->wait_mean = o->wait_m2 = 0;
+	if (s->kind == QK_DELAY)
+		return;
+	for (j = c; j < n; j++) {
+		k = j - c + 1;
+		o->p_wait += m->p[j];
+		o->wait_mean += m->p[j] * k * d;
+		o->wait_m2 += m->p[j] * k * (k + 1) * d * d;
 	}
-	return 0;
+	o->p_wait = fmin(1, o->p_wait);
 }
 
-/* Marginals at population n from those at n-1, in place from the top down. */
-static void mva_update_marginals(const struct queue_station *s, struct mva_state *m, double x)
+static void mva_update_marginals(const struct queue_station *s, struct mva_state *m, double x,
+				 int n)
 {
+	int c = s->kind == QK_MULTI ? s->servers : 1, j;
 	double sum = 0;
-	int j, c = s->servers;
 
-	for (j = c - 1; j >= 1; j--) {
-		m->p[j] = x * s->demand / j * m->p[j - 1];
-		sum += (c - j) * m->p[j];
+	for (j = n; j >= 1; j--) {
+		m->p[j] = x * s->demand / (j < c ? j : c) * m->p[j - 1];
+		sum += m->p[j];
 	}
 	/* The subtraction is where exact load-dependent MVA loses precision: keep it a probability. */
-	m->p[0] = fmax(0, 1 - (x * s->demand + sum) / c);
+	m->p[0] = fmax(0, 1 - sum);
 }
 
 static int check_stations(const struct queue_station *st, size_t k)
@@ -122,8 +133,9 @@ static int check_stations(const struct queue_station *st, size_t k)
 int queue__mva(const struct queue_station *st, size_t k, double z, int n_max,
 	       struct queue_mva_point *points, struct queue_station_result *per_station)
 {
+	struct queue_station_result *o;
 	struct mva_state *m = NULL;
-	double *res = NULL, x = 0, r, x_prev;
+	double *res = NULL, x, r;
 	size_t i;
 	int n, err = -ENOMEM;
 
@@ -134,9 +146,9 @@ int queue__mva(const struct queue_station *st, size_t k, double z, int n_max,
 	if (!m || !res)
 		goto cleanup;
 	for (i = 0; i < k; i++) {
-		if (st[i].kind != QK_MULTI)
+		if (st[i].kind == QK_DELAY)
 			continue;
-		m[i].p = calloc(st[i].servers, sizeof(double));
+		m[i].p = calloc((size_t)n_max + 1, sizeof(double));
 		if (!m[i].p)
 			goto cleanup;
 		m[i].p[0] = 1;
@@ -147,20 +159,18 @@ int queue__mva(const struct queue_station *st, size_t k, double z, int n_max,
 			res[i] = mva_residence(&st[i], &m[i]);
 			r += res[i];
 		}
-		x_prev = x;
 		x = z + r > 0 ? n / (z + r) : INFINITY;
 		for (i = 0; i < k; i++) {
 			if (per_station) {
-				struct queue_station_result *o = &per_station[(size_t)(n - 1) * k + i];
-
+				o = &per_station[(size_t)(n - 1) * k + i];
 				o->residence = res[i];
 				o->queue_len = x * res[i];
 				o->util = x * st[i].demand / (st[i].kind == QK_MULTI ? st[i].servers : 1);
-				o->p_wait = mva_p_wait(&st[i], &m[i], x_prev);
+				mva_wait(&st[i], &m[i], n, o);
 			}
 			m[i].q = x * res[i];
-			if (st[i].kind == QK_MULTI)
-				mva_update_marginals(&st[i], &m[i], x);
+			if (st[i].kind != QK_DELAY)
+				mva_update_marginals(&st[i], &m[i], x, n);
 		}
 		points[n - 1] = (struct queue_mva_point){.n = n, .x = x, .r = r};
 	}
@@ -173,8 +183,28 @@ cleanup:
 	return err;
 }
 
-double queue__tail_with_wait(const double *v, const double *p, size_t n, double pw, double wmean,
-			     double t)
+/*
+ * P(Erlang(shape, mean) > t) = e^-x sum_{i < shape} x^i / i!, x = t shape /
+ * mean. Shapes stay at most QUEUE_MAX_SHAPE, so past x = 700 (where e^-x
+ * underflows) the tail is far below any quantile asked for.
+ */
+static double erlang_tail(int shape, double mean, double t)
+{
+	double x = t * shape / mean, term, sum = 0;
+	int i;
+
+	if (x > 700)
+		return 0;
+	term = exp(-x);
+	for (i = 0; i < shape; i++) {
+		sum += term;
+		term *= x / (i + 1);
+	}
+	return fmin(1, sum);
+}
+
+double queue__tail_with_wait(const double *v, const double *p, size_t n,
+			     const struct queue_wait *w, double t)
 {
 	double tail = 0, s;
 	size_t i;
@@ -183,14 +213,14 @@ double queue__tail_with_wait(const double *v, const double *p, size_t n, double 
 		s = t - v[i];
 		if (s < 0)
 			tail += p[i];
-		else if (pw > 0 && wmean > 0)
-			tail += p[i] * pw * exp(-s / wmean);
+		else if (w->p > 0 && w->mean > 0)
+			tail += p[i] * w->p * erlang_tail(w->shape, w->mean, s);
 	}
 	return tail;
 }
 
-double queue__quantile_with_wait(const double *v, const double *p, size_t n, double pw,
-				 double wmean, double q)
+double queue__quantile_with_wait(const double *v, const double *p, size_t n,
+				 const struct queue_wait *w, double q)
 {
 	double lo = 0, hi = 0, mid;
 	size_t i;
@@ -198,14 +228,38 @@ double queue__quantile_with_wait(const double *v, const double *p, size_t n, dou
 
 	for (i = 0; i < n; i++)
 		hi = fmax(hi, v[i]);
-	/* exp(-60) is far below any tail a quantile asks for. */
-	hi += (pw > 0 && wmean > 0 ? 60 * wmean : 0) + 1e-9;
-	for (it = 0; it < 100; it++) {
+	/* 60 means: far beyond any tail a quantile asks for, whatever the shape. */
+	hi += (w->p > 0 && w->mean > 0 ? 60 * w->mean : 0) + 1e-9;
+	for (it = 0; it < 60; it++) {
 		mid = (lo + hi) / 2;
-		if (queue__tail_with_wait(v, p, n, pw, wmean, mid) > 1 - q)
+		if (queue__tail_with_wait(v, p, n, w, mid) > 1 - q)
 			lo = mid;
 		else
 			hi = mid;
 	}
 	return hi;
+}
+
+struct queue_wait queue__wait_combine(const double *mean, const double *m2, const double *p,
+				      size_t n)
+{
+	struct queue_wait w = {0, 0, 1};
+	double var = 0, none = 1, cm, cvar;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		w.mean += mean[i];
+		var += fmax(0, m2[i] - mean[i] * mean[i]);
+		none *= 1 - fmin(1, fmax(0, p[i]));
+	}
+	w.p = 1 - none;
+	if (w.p < 1e-9 || w.mean <= 0)
+		return (struct queue_wait){0, 0, 1};
+	/* Conditional on waiting: E[W | W > 0] = E[W] / p, E[W^2 | W > 0] = E[W^2] / p. */
+	cm = w.mean / w.p;
+	cvar = (var + w.mean * w.mean) / w.p - cm * cm;
+	w.mean = cm;
+	w.shape = cvar > 0 ? (int)fmin(QUEUE_MAX_SHAPE, fmax(1, round(cm * cm / cvar)))
+			   : QUEUE_MAX_SHAPE;
+	return w;
 }

@@ -41,6 +41,8 @@ struct queue_station_result {
 	double queue_len; /* mean requests at the station */
 	double util;	  /* busy fraction of its servers (delay: mean requests there) */
 	double p_wait;	  /* probability an arriving request finds every server busy */
+	double wait_mean; /* its wait in queue: mean and second moment (over all arrivals) */
+	double wait_m2;
 };
 
 struct queue_mva_point {
@@ -52,24 +54,41 @@ struct queue_mva_point {
 /*
  * Exact single-class MVA for populations 1..n_max with think time z
  * (Reiser & Lavenberg 1980; multi-server stations by their marginal
- * probabilities, Bolch et al. 2006, sec. 8.2). points has n_max entries;
+ * probabilities, Bolch et al. 2006, sec. 8.2), and what an arrival finds at
+ * each station (arrival theorem) as its wait's moments. points has n_max entries;
  * per_station (may be NULL) n_max * nstations, row n-1 for population n.
  * Returns 0, or -EINVAL on bad arguments, -ENOMEM.
  */
 int queue__mva(const struct queue_station *st, size_t nstations, double z, int n_max,
 	       struct queue_mva_point *points, struct queue_station_result *per_station);
 
+/* Erlang(64) has a coefficient of variation of 1/8: concentrated enough for any queue. */
+#define QUEUE_MAX_SHAPE 64
+
+/* A wait in queue: 0 with probability 1 - p, else Erlang(shape) with this mean. */
+struct queue_wait {
+	double p, mean;
+	int shape; /* 1: exponential (M/M/c); more: concentrated (a closed queue's many ahead) */
+};
+
+/*
+ * Combines the waits of several stations (means and second moments over
+ * all arrivals, chances of waiting), taken as independent, into one wait
+ * whose conditional mean and variance match (shape rounded, 1 to QUEUE_MAX_SHAPE).
+ */
+struct queue_wait queue__wait_combine(const double *mean, const double *m2, const double *p,
+				      size_t n);
+
 /*
  * The response-time tail of a request whose time without queueing is drawn
  * from the discrete distribution (v[i] seconds with probability p[i]) and
- * which also waits W: 0 with probability 1 - pw, exponential with mean
- * wmean otherwise (independent). Returns P(base + W > t).
+ * which also waits w (independent). Returns P(base + W > t).
  */
-double queue__tail_with_wait(const double *v, const double *p, size_t n, double pw, double wmean,
-			     double t);
+double queue__tail_with_wait(const double *v, const double *p, size_t n,
+			     const struct queue_wait *w, double t);
 
 /* The q-quantile of that response time (bisection on the tail). */
-double queue__quantile_with_wait(const double *v, const double *p, size_t n, double pw,
-				 double wmean, double q);
+double queue__quantile_with_wait(const double *v, const double *p, size_t n,
+				 const struct queue_wait *w, double q);
 
 #endif /* AGENTPROF_PLAN_QUEUE_H */

@@ -132,15 +132,59 @@ static void test_mva_multi(void)
 
 static void test_quantile(void)
 {
-	const double v[] = {1}, p[] = {1};
+	const double v[] = {1}, p[] = {1}, zero[] = {0};
 	const double v2[] = {0.1, 0.5}, p2[] = {0.5, 0.5};
+	const struct queue_wait exp_half = {0.5, 2, 1}, none = {0, 0, 1}, erl2 = {1, 2, 2};
 
-	ASSERT_NEAR(queue__quantile_with_wait(v, p, 1, 0.5, 2, 0.9), 1 + 2 * log(5), 1e-6,
-		    "1 s + wait (P 0.5, mean 2 s): p90 = 1 + 2 ln 5");
-	ASSERT_NEAR(queue__quantile_with_wait(v2, p2, 2, 0, 0, 0.95), 0.5, 1e-6,
+	ASSERT_NEAR(queue__quantile_with_wait(v, p, 1, &exp_half, 0.9), 1 + 2 * log(5), 1e-6,
+		    "1 s + wait (P 0.5, exponential, mean 2 s): p90 = 1 + 2 ln 5");
+	ASSERT_NEAR(queue__quantile_with_wait(v2, p2, 2, &none, 0.95), 0.5, 1e-6,
 		    "no wait: p95 of {0.1, 0.5} is 0.5");
-	ASSERT_NEAR(queue__tail_with_wait(v2, p2, 2, 0, 0, 0.3), 0.5, 1e-12,
+	ASSERT_NEAR(queue__tail_with_wait(v2, p2, 2, &none, 0.3), 0.5, 1e-12,
 		    "no wait: P(R > 0.3) = 0.5");
+	/* Erlang(2) of mean 2 (rate 1): P(W > t) = e^-t (1 + t) = 0.1 at t = 3.88972. */
+	ASSERT_NEAR(queue__quantile_with_wait(zero, p, 1, &erl2, 0.9), 3.88972, 1e-4,
+		    "Erlang(2), mean 2: p90 = 3.88972");
+}
+
+/* Waits of M/M/c stations combine into an exponential; several ahead concentrate them. */
+static void test_wait_combine(void)
+{
+	const double mean[] = {0.3}, m2[] = {0.5 * 2 * 0.6 * 0.6}, p[] = {0.5};
+	const double mean2[] = {1, 1}, m2b[] = {1.1, 1.1}, p2[] = {1, 1};
+	struct queue_wait w = queue__wait_combine(mean, m2, p, 1);
+
+	ASSERT_NEAR(w.p, 0.5, 1e-12, "one exponential wait: its chance");
+	ASSERT_NEAR(w.mean, 0.6, 1e-12, "one exponential wait: conditional mean");
+	ASSERT_EQ(w.shape, 1, "one exponential wait: shape 1");
+	w = queue__wait_combine(mean2, m2b, p2, 2);
+	ASSERT_NEAR(w.mean, 2, 1e-12, "two certain waits: means add");
+	ASSERT_EQ(w.shape, 20, "two waits of variance 0.1 each: mean^2 / var = 4 / 0.2");
+}
+
+/*
+ * The repairman again: an arrival at population N finds the queue as it is
+ * at N - 1 (arrival theorem), so P(wait) = 1 - p0(N - 1) and its mean wait
+ * is the queue it finds times D.
+ */
+static void test_mva_arrival(void)
+{
+	const struct queue_station st[] = {{QK_QUEUE, 1.0, 1}};
+	struct queue_station_result res[10];
+	struct queue_mva_point pts[10];
+	double sum = 0, term = 1;
+	int k;
+
+	for (k = 0; k <= 9; k++) {
+		sum += term;
+		term *= (9 - k) * (1.0 / 5);
+	}
+	ASSERT_EQ(queue__mva(st, 1, 5, 10, pts, res), 0, "repairman: solves");
+	ASSERT_NEAR(res[9].p_wait, 1 - 1 / sum, 1e-9, "N=10: P(wait) = 1 - p0 at N = 9");
+	ASSERT_NEAR(res[9].wait_mean, res[9].residence - 1.0, 1e-9,
+		    "N=10: mean wait = residence - D");
+	ASSERT_TRUE(res[9].wait_m2 > res[9].wait_mean * res[9].wait_mean,
+		    "N=10: the wait varies");
 }
 
 int main(void)
@@ -151,5 +195,7 @@ int main(void)
 	test_mva_repairman();
 	test_mva_multi();
 	test_quantile();
+	test_wait_combine();
+	test_mva_arrival();
 	return test_report();
 }

@@ -609,8 +609,9 @@ static void notes_model(struct plan_model *m)
 		"populations, M/M/c (Erlang C) for open arrivals");
 	note(m, "demands are the means the profile measured at its load (%.1f req/s); they do not "
 		"change with load (no cache, GC or lock effects)", m->requests / fmax(m->seconds, 1e-9));
-	note(m, "percentiles: the recorded response times of the mix plus the predicted queueing, "
-		"exponential, independent of them");
+	note(m, "percentiles: the recorded response times of the mix plus the predicted wait in "
+		"queue, independent of them: closed, an Erlang of the completions an arrival finds "
+		"ahead (MVA marginals); open, exponential (M/M/c)");
 	note(m, "CPU limit %.2f cores: %s", m->cpu_limit, m->cpu_limit_from);
 	note(m, "%d worker process%s, %d thread%s reading requests: %s", m->workers,
 	     m->workers > 1 ? "es" : "", m->threads, m->threads > 1 ? "s" : "",

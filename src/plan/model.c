@@ -538,7 +538,9 @@ static int closed_curve(struct plan_model *m, const struct plan_opts *o)
 			m->knee_users_p95 = n;
 		if (!m->knee_users_p99 && o->slo_p99_s && pt.p99 > o->slo_p99_s)
 			m->knee_users_p99 = n;
-		if (holds(o, &pt) && m->slo_users == n - 1)
+		/* Without an SLO, the users a pod holds are those at 80% of its capacity. */
+		if ((o->slo_p95_s || o->slo_p99_s ? holds(o, &pt) : pt.x <= 0.8 * m->x_max) &&
+		    m->slo_users == n - 1)
 			m->slo_users = n;
 		if (n % step == 0 && m->nclosed < PLAN_CURVE_MAX)
 			m->closed[m->nclosed++] = pt;

@@ -369,6 +369,8 @@ int plan__main(int argc, char **argv)
 	}
 	p = source__load(a.source, err, sizeof(err));
 	if (!p) {
+		/* json-c's messages end with a newline of their own. */
+		err[strcspn(err, "\n")] = '\0';
 		fprintf(stderr, "agentprof: %s\n", err);
 		return 1;
 	}

@@ -11,7 +11,7 @@ PKGS=(
 	libcurl4-openssl-dev libyaml-dev
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
-	python3-psycopg2 python3-locust libpq-dev curl procps
+	python3-psycopg2 python3-locust python3-yaml libpq-dev curl procps
 	# test_pyrt_offsets: CPython 3.11's headers, internal ones included
 	python3.11-dev
 	# benchmarks

@@ -281,6 +281,22 @@ int collector__find_runtimes(struct collector *c)
 	DIR *d;
 	pid_t pid;
 
+	/* The thread rules alone, as before the runtime reader (comparisons). */
+	if (getenv("AGENTPROF_NO_RUNTIME"))
+		return 0;
+	/*
+	 * A unit that answers requests traced and not (a connection's handler
+	 * task) would carry one's CPU to the other: not followed yet.
+	 */
+	if (c->opts.sample_every > 1) {
+		if (!c->runtime_note) {
+			fprintf(stderr, "agentprof: --sample: CPython processes keep the thread rules "
+					"(not task-aware); requests that overlap may be charged each "
+					"other's work (README \"Limitations\")\n");
+			c->runtime_note = true;
+		}
+		return 0;
+	}
 	d = opendir("/proc");
 	if (!d)
 		return 0;

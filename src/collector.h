@@ -74,6 +74,7 @@ struct collector {
 	uint64_t *procs;     /* the traced-process bitmap (bpf/maps.bpf.h), mapped */
 	int interval_ms;     /* the next poll's timeout */
 	bool close_tried;    /* collector__watch_close() attached ap_close_e, or failed to */
+	bool runtime_note;   /* said why the runtime reader is off */
 	uint64_t last_drain_ns; /* CLOCK_MONOTONIC of the last successful drain */
 };
 

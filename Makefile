@@ -15,9 +15,9 @@ PYTHON ?= /usr/bin/python3
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' \
 	-e 's/s390x/s390/' -e 's/riscv64/riscv/')
 
-PKGS := libbpf json-c
+PKGS := libbpf json-c libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c -lmicrohttpd)
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g

@@ -151,6 +151,28 @@ void cap__forget_scope(struct cap *c, const char *scope)
 	}
 }
 
+void cap__forget_prefix(struct cap *c, const char *scope, const char *prefix)
+{
+	struct cap_entry **link, *e, *scope_e = find(c, scope, NULL, false);
+	size_t len = strlen(prefix), i;
+
+	for (i = 0; i < CAP_BUCKETS; i++) {
+		for (link = &c->buckets[i]; (e = *link);) {
+			if (!e->name || strcmp(e->scope, scope) || strncmp(e->name, prefix, len) ||
+			    e->name[len] != 0x1f) {
+				link = &e->next;
+				continue;
+			}
+			*link = e->next;
+			free(e->scope);
+			free(e->name);
+			free(e);
+			if (scope_e && scope_e->count)
+				scope_e->count--;
+		}
+	}
+}
+
 uint64_t cap__overflow(const struct cap *c)
 {
 	return c->overflow;

@@ -25,6 +25,8 @@ void cap__free(struct cap *c);
 bool cap__admit(struct cap *c, const char *scope, const char *name);
 /* Forgets one name, freeing its room. */
 void cap__remove(struct cap *c, const char *scope, const char *name);
+/* Forgets the names of scope that start with prefix and a 0x1f separator. */
+void cap__forget_prefix(struct cap *c, const char *scope, const char *prefix);
 /* Forgets a scope's names (a service gone), freeing its room. */
 void cap__forget_scope(struct cap *c, const char *scope);
 /* Names refused so far (once per request, peer or statement refused). */

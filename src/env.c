@@ -26,6 +26,7 @@ enum {
 	OPT_MAX_CLASSES,
 	OPT_MAX_PEERS,
 	OPT_MAX_STATEMENTS,
+	OPT_MAX_GROUPS,
 	OPT_DURATION_BUCKETS,
 	OPT_CPU_BUCKETS,
 	OPT_RESCAN,
@@ -123,6 +124,10 @@ static const struct argp_option export_opts[] = {
     {"max-services", OPT_MAX_SERVICES, "N", 0, "Services (default 64)", 3},
     {"max-peers", OPT_MAX_PEERS, "N", 0, "Upstream peers (default 100)", 3},
     {"max-statements", OPT_MAX_STATEMENTS, "N", 0, "PostgreSQL statements (default 50)", 3},
+    {"max-groups", OPT_MAX_GROUPS, "N", 0,
+     "(service, route, method, status, class) groups on the node, ~160 KiB of RSS each "
+     "(default 300)",
+     3},
     {"verbose", 'v', NULL, 0, "Print libbpf's log and debug output", 4},
     {},
 };
@@ -326,6 +331,9 @@ static error_t parse_export(int key, char *arg, struct argp_state *state)
 	case OPT_MAX_STATEMENTS:
 		cap = &ex->max_statements;
 		break;
+	case OPT_MAX_GROUPS:
+		cap = &ex->max_groups;
+		break;
 	case OPT_RESCAN:
 		secs = &ex->rescan_s;
 		break;
@@ -366,6 +374,7 @@ static void env__defaults(struct env *env)
 	env->ex.max_classes = 16;
 	env->ex.max_peers = 100;
 	env->ex.max_statements = 50;
+	env->ex.max_groups = 300;
 	env->ex.duration_buckets = "0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120";
 	env->ex.cpu_buckets = "0.0001,0.00025,0.0005,0.001,0.0025,0.005,0.01,0.025,0.05,0.1,0.25,"
 			      "0.5,1";

@@ -28,6 +28,7 @@ struct env_export {
 	unsigned int max_classes;    /* per service */
 	unsigned int max_peers;
 	unsigned int max_statements;
+	unsigned int max_groups;     /* (service, route, method, status, class) on the node */
 	const char *duration_buckets; /* seconds, comma-separated */
 	const char *cpu_buckets;
 	unsigned int rescan_s;	     /* listening processes looked for again */

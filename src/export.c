@@ -69,7 +69,7 @@ struct exporter {
 	struct collector col;
 	struct profile *profile;
 	pthread_mutex_t lock; /* the profile, peers, statements, services and caps */
-	struct cap *routes, *classes, *services, *peers, *statements;
+	struct cap *routes, *classes, *services, *peers, *statements, *groups;
 	struct svc *svcs, other;
 	struct pid_svc *pids[PID_BUCKETS];
 	struct service_rule rules[ENV_MAX_SERVICE_RULES];
@@ -153,11 +153,23 @@ static void exporter__on_request(void *ctx, struct request *req)
 	struct exporter *x = ctx;
 	struct svc *s = pid_service(x, req->ev->pid);
 	const char *key = s ? s->id.key : CAP_OTHER;
+	char group[SERVICE_KEY_MAX + ROUTE_MAX + HTTP_METHOD_MAX + HTTP_HDR_VAL_MAX + 16];
 
 	if (!cap__admit(x->routes, key, req->route))
 		snprintf(req->route, sizeof(req->route), "%s", CAP_OTHER);
 	if (req->head.request_class[0] && !cap__admit(x->classes, key, req->head.request_class))
 		snprintf(req->head.request_class, sizeof(req->head.request_class), "%s", CAP_OTHER);
+	/*
+	 * Each group holds its histograms (~160 KiB of RSS once used): the
+	 * groups of the whole node have a cap of their own. What is refused
+	 * keeps its service, method and status under the (other) route.
+	 */
+	snprintf(group, sizeof(group), "%s\x1f%s\x1f%s\x1f%d\x1f%s", key, req->route,
+		 req->head.method, req->status, req->head.request_class);
+	if (strcmp(req->route, CAP_OTHER) && !cap__admit(x->groups, "", group)) {
+		snprintf(req->route, sizeof(req->route), "%s", CAP_OTHER);
+		req->head.request_class[0] = '\0';
+	}
 	req->service = key;
 	if (profile__add(x->profile, req))
 		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
@@ -244,6 +256,7 @@ static void exporter__forget(struct exporter *x, uint64_t now)
 			profile__remove_service(x->profile, s->id.key);
 			cap__forget_scope(x->routes, s->id.key);
 			cap__forget_scope(x->classes, s->id.key);
+			cap__forget_prefix(x->groups, "", s->id.key);
 			cap__remove(x->services, "", s->id.key);
 			for (i = 0; i < PID_BUCKETS; i++) {
 				struct pid_svc **pl = &x->pids[i], *p;
@@ -350,7 +363,7 @@ static struct prom_count figure(const char *label, uint64_t value, uint64_t limi
 static void render_metrics(struct exporter *x, bool om, struct export_http_response *r)
 {
 	struct collector_figure progs[MAX_FIGURES];
-	struct prom_count lost[8], caps[5], pc[MAX_FIGURES], mc[8];
+	struct prom_count lost[8], caps[6], pc[MAX_FIGURES], mc[8];
 	struct prom_service *svcs = NULL;
 	struct prom_input in = {};
 	size_t nsvcs = 0, i, n;
@@ -389,6 +402,7 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	caps[2] = figure("services", cap__overflow(x->services), cap__limit(x->services));
 	caps[3] = figure("peers", 0, cap__limit(x->peers));
 	caps[4] = figure("statements", 0, cap__limit(x->statements));
+	caps[5] = figure("groups", cap__overflow(x->groups), cap__limit(x->groups));
 	n = x->stats_on ? collector__prog_stats(&x->col, progs, MAX_FIGURES) : 0;
 	for (i = 0; i < n; i++)
 		pc[i] = figure(progs[i].name, progs[i].value, progs[i].limit);
@@ -408,7 +422,7 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	in.peers_cap = x->peers;
 	in.statements_cap = x->statements;
 	in.caps = caps;
-	in.ncaps = 5;
+	in.ncaps = 6;
 	in.lost = lost;
 	in.nlost = 8;
 	in.flushed_early = collector__stat(&x->col, AP_STAT_REQ_MAP_FULL);
@@ -550,9 +564,10 @@ static int exporter__configure(struct exporter *x)
 	x->services = cap__new("services", ex->max_services);
 	x->peers = cap__new("peers", ex->max_peers);
 	x->statements = cap__new("statements", ex->max_statements);
+	x->groups = cap__new("groups", ex->max_groups);
 	x->profile = profile__new();
 	if (!x->routes || !x->classes || !x->services || !x->peers || !x->statements ||
-	    !x->profile) {
+	    !x->groups || !x->profile) {
 		fprintf(stderr, "agentprof: out of memory\n");
 		return -ENOMEM;
 	}
@@ -582,6 +597,7 @@ static void exporter__free(struct exporter *x)
 	cap__free(x->services);
 	cap__free(x->peers);
 	cap__free(x->statements);
+	cap__free(x->groups);
 	profile__free(x->profile);
 }
 

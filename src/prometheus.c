@@ -201,36 +201,52 @@ static uint64_t group_value(const struct profile_group *g, const struct group_fa
 	return v;
 }
 
+/* Each group's labels, formatted once per scrape: every family repeats them. */
+static char **groups_labels(struct writer *w, const struct profile_group **v, size_t n)
+{
+	char labels[LABELS_MAX], **out = calloc(n + 1, sizeof(*out));
+	size_t i;
+
+	for (i = 0; out && i < n; i++) {
+		group_labels(w, v[i], labels, sizeof(labels));
+		out[i] = strdup(labels);
+		if (!out[i]) {
+			while (i--)
+				free(out[i]);
+			free(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
 static void write_groups(struct writer *w)
 {
 	const struct profile_group **v;
 	const struct group_family *f;
 	const char *name = NULL;
-	char labels[LABELS_MAX], full[LABELS_MAX + 64];
+	char full[LABELS_MAX + 64], **labels;
 	size_t n, i, k;
 
 	v = profile__sorted(w->in->profile, &n);
+	labels = groups_labels(w, v, n);
+	if (!labels)
+		return;
 	family(w, "http_server_request_duration_seconds", HISTOGRAM,
 	       "Duration of HTTP server requests: first request byte read to last response byte "
 	       "written");
-	for (i = 0; i < n; i++) {
-		group_labels(w, v[i], labels, sizeof(labels));
-		histogram(w, "http_server_request_duration_seconds", labels, &v[i]->h[PM_DURATION],
-			  w->in->duration_buckets, w->in->nduration);
-	}
+	for (i = 0; i < n; i++)
+		histogram(w, "http_server_request_duration_seconds", labels[i],
+			  &v[i]->h[PM_DURATION], w->in->duration_buckets, w->in->nduration);
 	family(w, "agentprof_request_cpu_seconds", HISTOGRAM,
 	       "On-CPU time of the threads working for each request");
-	for (i = 0; i < n; i++) {
-		group_labels(w, v[i], labels, sizeof(labels));
-		histogram(w, "agentprof_request_cpu_seconds", labels, &v[i]->h[PM_CPU],
+	for (i = 0; i < n; i++)
+		histogram(w, "agentprof_request_cpu_seconds", labels[i], &v[i]->h[PM_CPU],
 			  w->in->cpu_buckets, w->in->ncpu);
-	}
 	family(w, "agentprof_requests_incomplete_total", COUNTER,
 	       "Requests with no response byte written");
-	for (i = 0; i < n; i++) {
-		group_labels(w, v[i], labels, sizeof(labels));
-		sample_u64(w, "agentprof_requests_incomplete_total", labels, v[i]->incomplete);
-	}
+	for (i = 0; i < n; i++)
+		sample_u64(w, "agentprof_requests_incomplete_total", labels[i], v[i]->incomplete);
 	for (k = 0; k < sizeof(group_families) / sizeof(group_families[0]); k++) {
 		f = &group_families[k];
 		if (f->name) {
@@ -238,15 +254,17 @@ static void write_groups(struct writer *w)
 			family(w, name, f->type, f->help);
 		}
 		for (i = 0; i < n; i++) {
-			group_labels(w, v[i], labels, sizeof(labels));
-			snprintf(full, sizeof(full), "%s%s%s", labels,
-				 f->extra && labels[0] ? "," : "", f->extra ?: "");
+			snprintf(full, sizeof(full), "%s%s%s", labels[i],
+				 f->extra && labels[i][0] ? "," : "", f->extra ?: "");
 			if (f->seconds)
 				sample_ns(w, name, full, group_value(v[i], f));
 			else
 				sample_u64(w, name, full, group_value(v[i], f));
 		}
 	}
+	for (i = 0; i < n; i++)
+		free(labels[i]);
+	free(labels);
 }
 
 struct peer_row {

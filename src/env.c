@@ -70,14 +70,14 @@ static const char record_doc[] =
     "  agentprof record -o p.json -- gunicorn app:app\n";
 
 static const char export_doc[] =
-    "Trace the HTTP services of this host and serve their live profile: /metrics for\n"
-    "Prometheus (text 0.0.4, or OpenMetrics when asked), /profile (the agentprof-profile\n"
-    "JSON of `record -o`), /healthz and /readyz.\n"
+    "Trace the HTTP services of this host and serve their live profile:\n"
+    "/metrics for Prometheus (text 0.0.4, or OpenMetrics when asked), /profile\n"
+    "(the agentprof-profile JSON of `record -o`), /healthz and /readyz.\n"
     "\n"
     "USAGE: agentprof export [--listen ADDR:PORT] [-p PID ...] [OPTIONS]\n"
     "\n"
-    "Without -p, every process with a listening TCP socket is traced, and the host is\n"
-    "looked at again every --rescan seconds for new ones (new pods).\n"
+    "Without -p, every process with a listening TCP socket is traced, and the\n"
+    "host is looked at again every --rescan seconds for new ones (new pods).\n"
     "\n"
     "EXAMPLES:\n"
     "  agentprof export                              # every HTTP server, on :9464\n"

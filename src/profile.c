@@ -30,6 +30,8 @@ static const char *const metric_names[PM__COUNT] = {
     [PM_PG_ROUND_TRIPS] = "pg_round_trips",
     [PM_PG_TIME] = "pg_time_ns",
     [PM_OFFCPU_PG] = "offcpu_pg_ns",
+    [PM_OFFCPU_LOCK] = "offcpu_lock_ns",
+    [PM_OFFCPU_DISK] = "offcpu_disk_ns",
 };
 
 const char *profile__metric_name(enum profile_metric m)
@@ -182,6 +184,8 @@ int profile__add(struct profile *p, const struct request *req)
 	hist__add_n(&g->h[PM_PG_ROUND_TRIPS], ev->pg_round_trips, w);
 	hist__add_n(&g->h[PM_PG_TIME], ev->pg_time_ns, w);
 	hist__add_n(&g->h[PM_OFFCPU_PG], ev->offcpu_pg_ns, w);
+	hist__add_n(&g->h[PM_OFFCPU_LOCK], ev->offcpu_lock_ns, w);
+	hist__add_n(&g->h[PM_OFFCPU_DISK], ev->offcpu_disk_ns, w);
 	return 0;
 }
 

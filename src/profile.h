@@ -37,6 +37,8 @@ enum profile_metric {
 	PM_PG_ROUND_TRIPS,
 	PM_PG_TIME,
 	PM_OFFCPU_PG,
+	PM_OFFCPU_LOCK,		/* blocked in futex(): locks, condition variables, the GIL */
+	PM_OFFCPU_DISK,		/* blocked in file I/O, fsync */
 	PM__COUNT,
 };
 

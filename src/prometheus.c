@@ -164,10 +164,12 @@ static const struct group_family group_families[] = {
     {"agentprof_request_runq_seconds_total", COUNTER,
      "Time the requests' threads were runnable but waiting for a CPU", PM_RUNQ, true, NULL},
     {"agentprof_request_offcpu_seconds_total", COUNTER,
-     "Time the requests' threads were blocked, by what they waited for (other: locks, disk, "
-     "sleeps and the rest)",
+     "Time the requests' threads were blocked, by what they waited for (lock: futex; disk: "
+     "file I/O; other: sleeps and the rest)",
      PM_OFFCPU_UPSTREAM, true, "reason=\"upstream\""},
     {NULL, COUNTER, NULL, PM_OFFCPU_PG, true, "reason=\"pg\""},
+    {NULL, COUNTER, NULL, PM_OFFCPU_LOCK, true, "reason=\"lock\""},
+    {NULL, COUNTER, NULL, PM_OFFCPU_DISK, true, "reason=\"disk\""},
     {NULL, COUNTER, NULL, PM_OFFCPU, true, "reason=\"other\""},
     {"agentprof_request_page_faults_total", COUNTER,
      "Page faults of the requests' threads while they worked for them", PM_MINOR_FAULTS, false,
@@ -192,9 +194,10 @@ static uint64_t group_value(const struct profile_group *g, const struct group_fa
 {
 	uint64_t v = g->h[f->metric].sum;
 
-	/* "other" is what is left of the blocked time once upstream and pg are out. */
+	/* "other" is what is left of the blocked time once the named reasons are out. */
 	if (f->metric == PM_OFFCPU) {
-		uint64_t known = g->h[PM_OFFCPU_UPSTREAM].sum + g->h[PM_OFFCPU_PG].sum;
+		uint64_t known = g->h[PM_OFFCPU_UPSTREAM].sum + g->h[PM_OFFCPU_PG].sum +
+				 g->h[PM_OFFCPU_LOCK].sum + g->h[PM_OFFCPU_DISK].sum;
 
 		v = v > known ? v - known : 0;
 	}

@@ -135,6 +135,7 @@ static void add(struct profile *p, const char *service, const char *route, int s
 	ev.cpu_ns = cpu_ns;
 	ev.offcpu_ns = 7000;
 	ev.offcpu_pg_ns = 2000;
+	ev.offcpu_lock_ns = 1000;
 	memset(&req, 0, sizeof(req));
 	req.ev = &ev;
 	snprintf(req.head.method, sizeof(req.head.method), "GET");
@@ -205,8 +206,9 @@ static void test_writer(void)
 		    "CPU bucket of a fraction of a millisecond");
 	ASSERT_TRUE(strstr(text, "service_name=\"say \\\"hi\\\"\\\\\"") != NULL,
 		    "label values escaped");
-	ASSERT_TRUE(strstr(text, "reason=\"other\"} 0.000005000\n") != NULL,
-		    "off-CPU other = total - upstream - pg");
+	ASSERT_TRUE(strstr(text, "reason=\"other\"} 0.000004000\n") != NULL,
+		    "off-CPU other = total - upstream - pg - lock - disk");
+	ASSERT_TRUE(strstr(text, "reason=\"lock\"} 0.000001000\n") != NULL, "off-CPU lock");
 	ASSERT_EQ(count(text, "# TYPE http_server_request_duration_seconds histogram\n"), 1,
 		  "one TYPE line per family");
 	ASSERT_EQ(count(text, "# TYPE agentprof_request_runq_seconds_total counter\n"), 1,

@@ -522,28 +522,29 @@ static const struct privilege export_privileges[] = {
      "to read other processes' /proc/PID/fd, maps and cgroup (finding listeners, libssl)"},
 };
 
+static int parse_buckets(const char *opt, const char *spec, double *v, size_t *n)
+{
+	int got = prometheus__parse_buckets(spec, v, MAX_BUCKETS);
+
+	if (got < 0) {
+		fprintf(stderr, "agentprof: invalid %s '%s': expected ascending positive seconds, "
+				"comma-separated (at most %d)\n", opt, spec, MAX_BUCKETS);
+		return -EINVAL;
+	}
+	*n = got;
+	return 0;
+}
+
 static int exporter__configure(struct exporter *x)
 {
 	const struct env_export *ex = &x->env->ex;
 	char msg[512];
-	int n, i;
+	int i;
 
-	n = prometheus__parse_buckets(ex->duration_buckets, x->duration_b, MAX_BUCKETS);
-	if (n < 0) {
-		fprintf(stderr, "agentprof: invalid --duration-buckets '%s': expected ascending "
-				"positive seconds, comma-separated (at most %d)\n",
-			ex->duration_buckets, MAX_BUCKETS);
+	if (parse_buckets("--duration-buckets", ex->duration_buckets, x->duration_b,
+			  &x->nduration) ||
+	    parse_buckets("--cpu-buckets", ex->cpu_buckets, x->cpu_b, &x->ncpu))
 		return -EINVAL;
-	}
-	x->nduration = n;
-	n = prometheus__parse_buckets(ex->cpu_buckets, x->cpu_b, MAX_BUCKETS);
-	if (n < 0) {
-		fprintf(stderr, "agentprof: invalid --cpu-buckets '%s': expected ascending "
-				"positive seconds, comma-separated (at most %d)\n",
-			ex->cpu_buckets, MAX_BUCKETS);
-		return -EINVAL;
-	}
-	x->ncpu = n;
 	for (i = 0; i < ex->nservice_rules; i++) {
 		if (service__parse_rule(ex->service_rules[i], &x->rules[i], msg, sizeof(msg))) {
 			fprintf(stderr, "agentprof: %s\n", msg);

@@ -445,11 +445,28 @@ static size_t stmt_rows(struct writer *w, struct stmt_row **out, size_t *folded)
 	return k;
 }
 
+#define STMT_FIELD(F) ((size_t) & ((struct stmt_row *)0)->F)
+
+static const struct {
+	const char *name;
+	const char *help;
+	size_t off;
+	bool seconds;
+} stmt_families[] = {
+    {"agentprof_pg_statement_calls_total", "PostgreSQL round trips that ran the statement",
+     STMT_FIELD(calls), false},
+    {"agentprof_pg_statement_seconds_total",
+     "Time from sending the statement to its ReadyForQuery", STMT_FIELD(total_ns), true},
+    {"agentprof_pg_statement_errors_total",
+     "Round trips of the statement answered with an ErrorResponse", STMT_FIELD(errors), false},
+};
+
 static void write_statements(struct writer *w)
 {
 	struct stmt_row *rows = NULL;
 	char labels[LABELS_MAX];
-	size_t n, i, folded;
+	size_t n, i, k, folded;
+	uint64_t v;
 
 	n = stmt_rows(w, &rows, &folded);
 	family(w, "agentprof_pg_statement_info", INFO,
@@ -460,26 +477,17 @@ static void write_statements(struct writer *w)
 		label(labels, sizeof(labels), "fingerprint", rows[i].fingerprint);
 		sample_u64(w, "agentprof_pg_statement_info", labels, 1);
 	}
-	family(w, "agentprof_pg_statement_calls_total", COUNTER,
-	       "PostgreSQL round trips that ran the statement");
-	for (i = 0; i < n; i++) {
-		labels[0] = '\0';
-		label(labels, sizeof(labels), "statement_id", rows[i].id);
-		sample_u64(w, "agentprof_pg_statement_calls_total", labels, rows[i].calls);
-	}
-	family(w, "agentprof_pg_statement_seconds_total", COUNTER,
-	       "Time from sending the statement to its ReadyForQuery");
-	for (i = 0; i < n; i++) {
-		labels[0] = '\0';
-		label(labels, sizeof(labels), "statement_id", rows[i].id);
-		sample_ns(w, "agentprof_pg_statement_seconds_total", labels, rows[i].total_ns);
-	}
-	family(w, "agentprof_pg_statement_errors_total", COUNTER,
-	       "Round trips of the statement answered with an ErrorResponse");
-	for (i = 0; i < n; i++) {
-		labels[0] = '\0';
-		label(labels, sizeof(labels), "statement_id", rows[i].id);
-		sample_u64(w, "agentprof_pg_statement_errors_total", labels, rows[i].errors);
+	for (k = 0; k < sizeof(stmt_families) / sizeof(stmt_families[0]); k++) {
+		family(w, stmt_families[k].name, COUNTER, stmt_families[k].help);
+		for (i = 0; i < n; i++) {
+			labels[0] = '\0';
+			label(labels, sizeof(labels), "statement_id", rows[i].id);
+			v = *(const uint64_t *)((const char *)&rows[i] + stmt_families[k].off);
+			if (stmt_families[k].seconds)
+				sample_ns(w, stmt_families[k].name, labels, v);
+			else
+				sample_u64(w, stmt_families[k].name, labels, v);
+		}
 	}
 	w->folded_statements = folded;
 	free(rows);

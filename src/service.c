@@ -180,68 +180,81 @@ void service__workload(const char *pod, char *out, size_t sz)
 	snprintf(out, sz, "%.*s", (int)cut, pod);
 }
 
-/* /var/log/containers/<pod>_<namespace>_<container>-<id>.log */
-static bool from_container_logs(const char *root, struct service_id *id)
+/*
+ * Calls fn with each entry of root/sub whose name ends in suffix (and the
+ * length before it) until fn returns true; returns whether one did.
+ */
+static bool scan_logs(const char *root, const char *sub, const char *suffix,
+		      bool (*fn)(const char *name, size_t len, struct service_id *id),
+		      struct service_id *id)
 {
-	char dir[512], suffix[96], *name, *u1, *u2;
+	size_t len, slen = strlen(suffix);
 	struct dirent *de;
 	bool found = false;
-	size_t len;
+	char dir[512];
 	DIR *d;
 
-	snprintf(dir, sizeof(dir), "%s/containers", root);
-	snprintf(suffix, sizeof(suffix), "-%s.log", id->container_id);
+	snprintf(dir, sizeof(dir), "%s/%s", root, sub);
 	d = opendir(dir);
 	if (!d)
 		return false;
 	while (!found && (de = readdir(d))) {
 		len = strlen(de->d_name);
-		if (!ends_with(de->d_name, len, suffix))
-			continue;
-		name = strndup(de->d_name, len - strlen(suffix));
-		u1 = name ? strchr(name, '_') : NULL;
-		u2 = u1 ? strchr(u1 + 1, '_') : NULL;
-		if (u2) {
-			*u1 = *u2 = '\0';
-			snprintf(id->pod, sizeof(id->pod), "%s", name);
-			snprintf(id->ns, sizeof(id->ns), "%s", u1 + 1);
-			snprintf(id->container, sizeof(id->container), "%s", u2 + 1);
-			found = true;
-		}
-		free(name);
+		if (ends_with(de->d_name, len, suffix))
+			found = fn(de->d_name, len - slen, id);
 	}
 	closedir(d);
 	return found;
 }
 
-/* /var/log/pods/<namespace>_<pod>_<uid> */
+/* "<pod>_<namespace>_<container>" of /var/log/containers/<...>-<id>.log */
+static bool container_log(const char *name, size_t len, struct service_id *id)
+{
+	const char *u1 = memchr(name, '_', len), *u2;
+
+	u2 = u1 ? memchr(u1 + 1, '_', len - (u1 + 1 - name)) : NULL;
+	if (!u2)
+		return false;
+	snprintf(id->pod, sizeof(id->pod), "%.*s", (int)(u1 - name), name);
+	snprintf(id->ns, sizeof(id->ns), "%.*s", (int)(u2 - u1 - 1), u1 + 1);
+	snprintf(id->container, sizeof(id->container), "%.*s", (int)(len - (u2 + 1 - name)),
+		 u2 + 1);
+	return true;
+}
+
+/* "<namespace>_<pod>" of /var/log/pods/<...>_<uid> */
+static bool pod_log(const char *name, size_t len, struct service_id *id)
+{
+	const char *u1 = memchr(name, '_', len);
+
+	if (!u1)
+		return false;
+	snprintf(id->ns, sizeof(id->ns), "%.*s", (int)(u1 - name), name);
+	snprintf(id->pod, sizeof(id->pod), "%.*s", (int)(len - (u1 + 1 - name)), u1 + 1);
+	return true;
+}
+
+static bool from_container_logs(const char *root, struct service_id *id)
+{
+	char suffix[96];
+
+	snprintf(suffix, sizeof(suffix), "-%s.log", id->container_id);
+	return scan_logs(root, "containers", suffix, container_log, id);
+}
+
 static bool from_pod_logs(const char *root, struct service_id *id)
 {
-	char dir[512], suffix[48], *u1;
-	struct dirent *de;
-	bool found = false;
-	size_t len;
-	DIR *d;
+	char suffix[48];
 
-	snprintf(dir, sizeof(dir), "%s/pods", root);
 	snprintf(suffix, sizeof(suffix), "_%s", id->pod_uid);
-	d = opendir(dir);
-	if (!d)
-		return false;
-	while (!found && (de = readdir(d))) {
-		len = strlen(de->d_name);
-		if (!ends_with(de->d_name, len, suffix))
-			continue;
-		u1 = strchr(de->d_name, '_');
-		if (!u1 || (size_t)(u1 - de->d_name) >= len - strlen(suffix))
-			continue;
-		snprintf(id->ns, sizeof(id->ns), "%.*s", (int)(u1 - de->d_name), de->d_name);
-		snprintf(id->pod, sizeof(id->pod), "%.*s",
-			 (int)(len - strlen(suffix) - (u1 + 1 - de->d_name)), u1 + 1);
-		found = true;
-	}
-	closedir(d);
-	return found;
+	return scan_logs(root, "pods", suffix, pod_log, id);
+}
+
+bool service__from_logs(const char *root, struct service_id *id)
+{
+	if (id->container_id[0] && from_container_logs(root, id))
+		return true;
+	return id->pod_uid[0] && from_pod_logs(root, id);
 }
 
 static int read_line(const char *path, char *buf, size_t sz)
@@ -314,10 +327,8 @@ int service__identify(pid_t pid, const struct service_rule *rules, int nrules,
 	if (read_cgroup(pid, cgroup, sizeof(cgroup)))
 		cgroup[0] = '\0';
 	pod = service__parse_cgroup(cgroup, out);
-	if (pod && out->container_id[0] && !from_container_logs(logs_root, out))
-		from_pod_logs(logs_root, out);
-	else if (pod && !out->container_id[0])
-		from_pod_logs(logs_root, out);
+	if (pod)
+		service__from_logs(logs_root, out);
 	rule = match_rule(rules, nrules, pid, comm, cgroup);
 	if (rule)
 		snprintf(out->name, sizeof(out->name), "%s", rule->name);

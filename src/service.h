@@ -47,6 +47,13 @@ int service__parse_rule(const char *spec, struct service_rule *r, char *err, siz
 bool service__parse_cgroup(const char *path, struct service_id *out);
 
 /*
+ * Namespace, pod and container names of id's container ID (or, failing
+ * that, of its pod UID) from the kubelet's log directories under root;
+ * false when neither is found.
+ */
+bool service__from_logs(const char *root, struct service_id *id);
+
+/*
  * The workload a pod belongs to, from the pod name alone: a Deployment's
  * pod "agent-7d9f8c6b5d-x2x4q" -> "agent", a DaemonSet's or Job's
  * "agent-x2x4q" -> "agent", a StatefulSet's "db-0" -> "db".

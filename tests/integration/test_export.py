@@ -58,25 +58,7 @@ def http_get(url, accept=None, timeout=10):
 
 def start_export(args, port, timeout=None, prefix=()):
     cmd = list(prefix) + [at.AGENTPROF, "export", "--listen", "%s:%d" % (HOST, port)] + args
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=at.ROOT)
-    p._out = at._Lines(p.stdout)
-    p._err = at._Lines(p.stderr)
-    line = p._err.wait_for(lambda l: l.startswith("agentprof: exporting"),
-                           timeout or at.START_TIMEOUT_S)
-    if line is None:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-        raise RuntimeError("agentprof export did not start (rc=%s): %s" % (
-            p.returncode, p._err.text(1)))
-    want = at.expected_hooks()
-    if any(w not in line for w in want):
-        p.kill()
-        p.wait()
-        raise RuntimeError("agentprof export traces with other hooks than this run tests: "
-                           "wanted %s in %r" % (" and ".join(want), line))
-    return p
+    return at.start_and_wait(cmd, "agentprof: exporting", timeout or at.START_TIMEOUT_S)
 
 
 def unit_cgroup(name):

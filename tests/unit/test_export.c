@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "agentprof/request.h"
@@ -61,6 +62,53 @@ static void test_cgroup_paths(void)
 	memset(&id, 0, sizeof(id));
 	ASSERT_FALSE(service__parse_cgroup("/system.slice/docker-0123456789abcdef0123.scope", &id),
 		     "a bare docker container is no pod");
+}
+
+static void touch(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f)
+		fclose(f);
+}
+
+/* A fake kubelet log tree: names from the container ID, else from the pod UID. */
+static void test_logs(void)
+{
+	char root[] = "/tmp/agentprof-logs-XXXXXX", path[512];
+	struct service_id id;
+
+	if (!mkdtemp(root)) {
+		ASSERT_TRUE(false, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/containers", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/pods", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/containers/agent-7d9f8c6b5d-x2x4q_ai-agents_app-"
+		 "0123456789abcdef0123.log", root);
+	touch(path);
+	snprintf(path, sizeof(path), "%s/pods/ai-agents_agent-7d9f8c6b5d-x2x4q_"
+		 "4e1a7c2b-9f3d-4c1e-8a2b-0123456789ab", root);
+	mkdir(path, 0755);
+	memset(&id, 0, sizeof(id));
+	snprintf(id.container_id, sizeof(id.container_id), "0123456789abcdef0123");
+	ASSERT_TRUE(service__from_logs(root, &id), "found by container ID");
+	ASSERT_STREQ(id.pod, "agent-7d9f8c6b5d-x2x4q", "pod from /var/log/containers");
+	ASSERT_STREQ(id.ns, "ai-agents", "namespace from /var/log/containers");
+	ASSERT_STREQ(id.container, "app", "container from /var/log/containers");
+	memset(&id, 0, sizeof(id));
+	snprintf(id.container_id, sizeof(id.container_id), "ffffffffffffffffffff");
+	snprintf(id.pod_uid, sizeof(id.pod_uid), "4e1a7c2b-9f3d-4c1e-8a2b-0123456789ab");
+	ASSERT_TRUE(service__from_logs(root, &id), "found by pod UID");
+	ASSERT_STREQ(id.pod, "agent-7d9f8c6b5d-x2x4q", "pod from /var/log/pods");
+	ASSERT_STREQ(id.ns, "ai-agents", "namespace from /var/log/pods");
+	memset(&id, 0, sizeof(id));
+	snprintf(id.pod_uid, sizeof(id.pod_uid), "00000000-0000-0000-0000-000000000000");
+	ASSERT_FALSE(service__from_logs(root, &id), "an unknown pod is not found");
+	snprintf(path, sizeof(path), "rm -rf '%s'", root);
+	ASSERT_EQ(system(path), 0, "clean up");
 }
 
 static void test_workload(void)
@@ -246,4 +294,4 @@ static void test_buckets(void)
 	ASSERT_EQ(prometheus__parse_buckets("", v, 8), -EINVAL, "none refused");
 }
 
-TEST_MAIN(test_cgroup_paths, test_workload, test_rules, test_cap, test_writer, test_buckets)
+TEST_MAIN(test_cgroup_paths, test_logs, test_workload, test_rules, test_cap, test_writer, test_buckets)

@@ -57,6 +57,16 @@ struct svc {
 	struct svc *next;
 };
 
+/* What one route's requests did with one peer (per route and peer metrics). */
+struct route_peer {
+	char service[SERVICE_KEY_MAX];
+	char route[ROUTE_MAX];
+	char peer[PEER_NAME_MAX];
+	int kind;
+	uint64_t calls, wait_ns;
+	struct route_peer *next;
+};
+
 /* Which service a pid belongs to, kept until the pid is gone. */
 struct pid_svc {
 	pid_t pid;
@@ -69,7 +79,9 @@ struct exporter {
 	struct collector col;
 	struct profile *profile;
 	pthread_mutex_t lock; /* the profile, peers, statements, services and caps */
-	struct cap *routes, *classes, *services, *peers, *statements, *groups;
+	struct cap *routes, *classes, *services, *peers, *statements, *groups, *route_peers;
+	struct route_peer *rps;
+	size_t nrps;
 	struct svc *svcs, other;
 	struct pid_svc *pids[PID_BUCKETS];
 	struct service_rule rules[ENV_MAX_SERVICE_RULES];
@@ -147,6 +159,70 @@ static void forget_pid(struct exporter *x, pid_t pid)
 	}
 }
 
+static struct route_peer *route_peer_get(struct exporter *x, const char *service,
+					 const char *route, const char *peer, int kind)
+{
+	char key[SERVICE_KEY_MAX + ROUTE_MAX + PEER_NAME_MAX + 4];
+	struct route_peer *rp;
+
+	for (rp = x->rps; rp; rp = rp->next)
+		if (!strcmp(rp->peer, peer) && !strcmp(rp->route, route) &&
+		    !strcmp(rp->service, service))
+			return rp;
+	snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", service, route, peer);
+	/* Past the cap, a service's pairs add up in one (other) pair of its own. */
+	if ((strcmp(route, CAP_OTHER) || strcmp(peer, CAP_OTHER)) &&
+	    !cap__admit(x->route_peers, "", key))
+		return route_peer_get(x, service, CAP_OTHER, CAP_OTHER, kind);
+	rp = calloc(1, sizeof(*rp));
+	if (!rp)
+		return NULL;
+	snprintf(rp->service, sizeof(rp->service), "%s", service);
+	snprintf(rp->route, sizeof(rp->route), "%s", route);
+	snprintf(rp->peer, sizeof(rp->peer), "%s", peer);
+	rp->kind = kind;
+	rp->next = x->rps;
+	x->rps = rp;
+	x->nrps++;
+	return rp;
+}
+
+/* Each peer the request talked to, under its route. */
+static void add_route_peers(struct exporter *x, const char *service, const struct request *req)
+{
+	const struct ap_request_event *ev = req->ev;
+	uint64_t w = x->env->sample_every ?: 1;
+	char name[PEER_NAME_MAX];
+	struct route_peer *rp;
+	uint32_t i;
+
+	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++) {
+		const struct ap_peer *p = &ev->peers[i];
+
+		peers__name(x->col.peers, p->family, p->addr, p->port, name, sizeof(name));
+		rp = route_peer_get(x, service, req->route, name, p->kind);
+		if (!rp)
+			continue;
+		rp->calls += p->calls * w;
+		rp->wait_ns += p->wait_ns * w;
+	}
+}
+
+static void forget_route_peers(struct exporter *x, const char *service)
+{
+	struct route_peer **link = &x->rps, *rp;
+
+	while ((rp = *link)) {
+		if (strcmp(rp->service, service)) {
+			link = &rp->next;
+			continue;
+		}
+		*link = rp->next;
+		free(rp);
+		x->nrps--;
+	}
+}
+
 /* One decoded request (collector.h, called with x->lock held). */
 static void exporter__on_request(void *ctx, struct request *req)
 {
@@ -171,6 +247,7 @@ static void exporter__on_request(void *ctx, struct request *req)
 		req->head.request_class[0] = '\0';
 	}
 	req->service = key;
+	add_route_peers(x, key, req);
 	if (profile__add(x->profile, req))
 		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
 }
@@ -257,6 +334,8 @@ static void exporter__forget(struct exporter *x, uint64_t now)
 			cap__forget_scope(x->routes, s->id.key);
 			cap__forget_scope(x->classes, s->id.key);
 			cap__forget_prefix(x->groups, "", s->id.key);
+			cap__forget_prefix(x->route_peers, "", s->id.key);
+			forget_route_peers(x, s->id.key);
 			cap__remove(x->services, "", s->id.key);
 			for (i = 0; i < PID_BUCKETS; i++) {
 				struct pid_svc **pl = &x->pids[i], *p;
@@ -363,8 +442,10 @@ static struct prom_count figure(const char *label, uint64_t value, uint64_t limi
 static void render_metrics(struct exporter *x, bool om, struct export_http_response *r)
 {
 	struct collector_figure progs[MAX_FIGURES];
-	struct prom_count lost[8], caps[6], pc[MAX_FIGURES], mc[8];
+	struct prom_count lost[8], caps[7], pc[MAX_FIGURES], mc[8];
 	struct prom_service *svcs = NULL;
+	struct prom_route_peer *rps;
+	struct route_peer *rp;
 	struct prom_input in = {};
 	size_t nsvcs = 0, i, n;
 	struct svc *s;
@@ -389,6 +470,15 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 						      .processes = x->other.processes};
 	peers__clear_totals(x->col.peers);
 	collector__read_peer_totals(&x->col);
+	rps = calloc(x->nrps + 1, sizeof(*rps));
+	n = 0;
+	for (rp = x->rps; rp && rps; rp = rp->next)
+		rps[n++] = (struct prom_route_peer){.service = rp->service, .route = rp->route,
+						    .peer = rp->peer,
+						    .kind = peers__kind_name(rp->kind),
+						    .calls = rp->calls, .wait_ns = rp->wait_ns};
+	in.route_peers = rps;
+	in.nroute_peers = rps ? n : 0;
 	lost[0] = figure("ringbuf_full", collector__stat(&x->col, AP_STAT_RINGBUF_DROPS), 0);
 	lost[1] = figure("pg_ringbuf_full", collector__stat(&x->col, AP_STAT_PG_DROPS), 0);
 	lost[2] = figure("conns_map_full", collector__stat(&x->col, AP_STAT_CONN_MAP_FULL), 0);
@@ -403,6 +493,7 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	caps[3] = figure("peers", 0, cap__limit(x->peers));
 	caps[4] = figure("statements", 0, cap__limit(x->statements));
 	caps[5] = figure("groups", cap__overflow(x->groups), cap__limit(x->groups));
+	caps[6] = figure("route_peers", cap__overflow(x->route_peers), cap__limit(x->route_peers));
 	n = x->stats_on ? collector__prog_stats(&x->col, progs, MAX_FIGURES) : 0;
 	for (i = 0; i < n; i++)
 		pc[i] = figure(progs[i].name, progs[i].value, progs[i].limit);
@@ -422,7 +513,7 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	in.peers_cap = x->peers;
 	in.statements_cap = x->statements;
 	in.caps = caps;
-	in.ncaps = 6;
+	in.ncaps = 7;
 	in.lost = lost;
 	in.nlost = 8;
 	in.flushed_early = collector__stat(&x->col, AP_STAT_REQ_MAP_FULL);
@@ -442,6 +533,7 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	prometheus__write(out, &in, om);
 	pthread_mutex_unlock(&x->lock);
 	free(svcs);
+	free(rps);
 	if (fclose(out)) {
 		free(r->body);
 		r->body = NULL;
@@ -566,9 +658,11 @@ static int exporter__configure(struct exporter *x)
 	x->peers = cap__new("peers", ex->max_peers);
 	x->statements = cap__new("statements", ex->max_statements);
 	x->groups = cap__new("groups", ex->max_groups);
+	/* Route and peer pairs: as many as groups, a peer each. */
+	x->route_peers = cap__new("route_peers", ex->max_groups);
 	x->profile = profile__new();
 	if (!x->routes || !x->classes || !x->services || !x->peers || !x->statements ||
-	    !x->groups || !x->profile) {
+	    !x->groups || !x->route_peers || !x->profile) {
 		fprintf(stderr, "agentprof: out of memory\n");
 		return -ENOMEM;
 	}
@@ -599,6 +693,13 @@ static void exporter__free(struct exporter *x)
 	cap__free(x->peers);
 	cap__free(x->statements);
 	cap__free(x->groups);
+	cap__free(x->route_peers);
+	while (x->rps) {
+		struct route_peer *next = x->rps->next;
+
+		free(x->rps);
+		x->rps = next;
+	}
 	profile__free(x->profile);
 }
 

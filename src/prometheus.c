@@ -493,6 +493,34 @@ static void write_statements(struct writer *w)
 	free(rows);
 }
 
+static void write_route_peers(struct writer *w)
+{
+	const struct prom_route_peer *rp;
+	char labels[LABELS_MAX];
+	size_t i, k;
+
+	for (k = 0; k < 2; k++) {
+		const char *name = k ? "agentprof_request_peer_wait_seconds_total"
+				     : "agentprof_request_peer_calls_total";
+
+		family(w, name, COUNTER,
+		       k ? "Time the route's requests waited on the peer: last byte sent to last "
+			   "reply byte, per call summed"
+			 : "Request/response turns of the route's requests with the peer");
+		for (i = 0; i < w->in->nroute_peers; i++) {
+			rp = &w->in->route_peers[i];
+			service_labels(w, rp->service, labels, sizeof(labels));
+			label(labels, sizeof(labels), "http_route", rp->route);
+			label(labels, sizeof(labels), "peer", rp->peer);
+			label(labels, sizeof(labels), "kind", rp->kind);
+			if (k)
+				sample_ns(w, name, labels, rp->wait_ns);
+			else
+				sample_u64(w, name, labels, rp->calls);
+		}
+	}
+}
+
 static void write_services(struct writer *w)
 {
 	const struct prom_service *s;
@@ -606,6 +634,7 @@ int prometheus__write(FILE *out, const struct prom_input *in, bool openmetrics)
 	struct writer w = {.out = out, .om = openmetrics, .in = in};
 
 	write_groups(&w);
+	write_route_peers(&w);
 	write_peers(&w);
 	write_statements(&w);
 	write_services(&w);

@@ -30,6 +30,15 @@ struct prom_service {
 	unsigned int processes;
 };
 
+/* What the requests of one route did with one upstream peer. */
+struct prom_route_peer {
+	const char *service; /* the profile's service key */
+	const char *route;
+	const char *peer;
+	const char *kind;    /* "upstream" or "pg" */
+	uint64_t calls, wait_ns;
+};
+
 struct prom_count {
 	const char *label; /* the label value: a reason, a program, a map, a cap */
 	uint64_t value;
@@ -45,6 +54,8 @@ struct prom_input {
 	void *lookup_ctx;
 	const struct prom_service *services;
 	size_t nservices;
+	const struct prom_route_peer *route_peers;
+	size_t nroute_peers;
 	const double *duration_buckets; /* seconds, ascending */
 	size_t nduration;
 	const double *cpu_buckets;

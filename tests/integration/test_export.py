@@ -9,6 +9,8 @@
 - `promtool check metrics` on a live scrape is clean, in both formats.
 - /profile is the agentprof-profile document `record -o` writes; /healthz and
   /readyz answer.
+- Per route and peer, calls and wait against the upstream app server's own
+  clock (tests/upstream, as test_upstream.py).
 - A route-cardinality attack (random paths) keeps the series within the caps,
   and the overflow counter counts what went to (other).
 - Without -p: a server started after the exporter is picked up at the next
@@ -307,9 +309,12 @@ def check_attack(prom, port, exp_port, service):
              errors == 0 and sum(other.values()) == overflow == n - admitted,
              "errors %d, (other) %s, overflow counter +%s, expected %d" % (
                  errors, other, overflow, n - admitted))
+    # A group (route, method, status, class) is ~50 series: the two histograms and counters.
     growth = len(after) - len(before)
-    at.check(pre + "the scrape grew by a bounded number of series", growth < 40 * MAX_ROUTES,
-             "%d series before, %d after" % (len(before), len(after)))
+    at.check(pre + "the scrape grew by at most 60 series a route admitted (and (other))",
+             growth <= 60 * (admitted + 1),
+             "%d series before, %d after, %d routes admitted" % (len(before), len(after),
+                                                                 admitted))
     total = prom.wait_value('count(http_server_request_duration_seconds_count{service_name="%s"})'
                             % service, None, timeout=3)
     at.check(pre + "Prometheus holds the same bounded series", total is not None and
@@ -364,6 +369,53 @@ def check_late_process(tmp):
         rc, _, err = at.stop_agentprof(ex)
         os.rmdir(cg)
     at.check(pre + "exporter exits 0 on SIGINT", rc == 0, err[-300:])
+
+
+def check_peers(tmp):
+    """Per route and peer: calls and wait against the app server's own clock."""
+    import test_upstream as tu
+    pre = "peers: "
+    tu.build_app()
+    truth_path = os.path.join(tmp, "up-truth.jsonl")
+    open(truth_path, "w").close()
+    procs, ex = [], None
+    try:
+        up, port_a = tu.spawn([at.PYTHON, tu.UPSTREAM, "--port", "0"])
+        procs.append(up)
+        app, port = tu.spawn([tu.APP, "--port", "0", "--upstream", str(port_a),
+                              "--truth", truth_path])
+        procs.append(app)
+        ex = start_export(["-p", str(app.pid), "--peer-name", "%s:%d=llm" % (HOST, port_a)],
+                          LATE_EXPORT_PORT)
+        sent = []
+        for ms in (30, 60, 30, 60):
+            conn = drive._new_conn(HOST, port, 30)[0]
+            rid = drive.next_id("peer")
+            sent.append(drive.request(conn, "GET", "/call/%s?ms=%d" % (drive._path_id(rid), ms),
+                                      rid, "simple", close=True))
+            conn.close()
+        tu.wait_lines(truth_path, len(sent))
+        time.sleep(0.5)
+        m = parse_metrics(http_get("http://%s:%d/metrics" % (HOST, LATE_EXPORT_PORT))[2])
+    finally:
+        if ex:
+            at.stop_agentprof(ex)
+        for p in reversed(procs):
+            at.stop_server(p)
+    truth = [t for t in at.load_jsonl(truth_path) if t.get("upstream")]
+    want_wait = sum(t["upstream"]["wait_ns"] for t in truth)
+    sel = {"http_route": "/call/:id", "peer": "llm", "kind": "upstream"}
+    calls = [v for k, v in m.items() if k[0] == "agentprof_request_peer_calls_total"
+             and all(dict(k[1]).get(a) == b for a, b in sel.items())]
+    wait = [v for k, v in m.items() if k[0] == "agentprof_request_peer_wait_seconds_total"
+            and all(dict(k[1]).get(a) == b for a, b in sel.items())]
+    at.check(pre + "client saw no errors, one truth line a call",
+             not [s for s in sent if s["error"]] and len(truth) == 4, (sent[:1], len(truth)))
+    at.check(pre + "route /call/:id and peer llm: one call a request", calls == [4.0], calls)
+    at.check(pre + "route /call/:id and peer llm: wait within 10% or 3 ms a call of the truth",
+             len(wait) == 1 and abs(wait[0] * 1e9 - want_wait) <= max(0.1 * want_wait,
+                                                                      4 * 3_000_000),
+             "exporter %s s, truth %d ns" % (wait, want_wait))
 
 
 def setpriv(caps):
@@ -440,6 +492,7 @@ def main():
         at.stop_server(srv)
         os.rmdir(cg)
     check_late_process(tmp)
+    check_peers(tmp)
     check_capabilities(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     at.report()

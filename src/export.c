@@ -703,6 +703,20 @@ static void exporter__free(struct exporter *x)
 	profile__free(x->profile);
 }
 
+/* kernel.bpf_stats_enabled=1: the node keeps run-time statistics for everyone. */
+static bool bpf_stats_sysctl(void)
+{
+	char c = '0';
+	FILE *f = fopen("/proc/sys/kernel/bpf_stats_enabled", "r");
+
+	if (!f)
+		return false;
+	if (fread(&c, 1, 1, f) != 1)
+		c = '0';
+	fclose(f);
+	return c == '1';
+}
+
 static int exporter__loop(struct exporter *x)
 {
 	const struct env_export *ex = &x->env->ex;
@@ -792,7 +806,7 @@ int export__run(const struct env *env)
 	err = collector__load(&x.col);
 	if (err)
 		goto cleanup;
-	x.stats_on = !collector__enable_stats(&x.col);
+	x.stats_on = !collector__enable_stats(&x.col) || bpf_stats_sysctl();
 	if (!x.stats_on)
 		fprintf(stderr, "agentprof: BPF run-time statistics unavailable (%s): "
 				"agentprof_bpf_program_* metrics are left out; grant CAP_SYS_ADMIN "

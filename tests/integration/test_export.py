@@ -269,6 +269,31 @@ def check_endpoints(port, service, nsent):
     at.check(pre + "an unknown path is 404", http_get(base + "/nope")[0] == 404, "")
 
 
+def check_sampled(srv, port, exp_port, service):
+    """RSS and requests in flight per service, sampled (--sample-interval 1)."""
+    pre = "sampled: "
+    import threading
+    base = "http://%s:%d" % (HOST, exp_port)
+    box = {}
+    t = threading.Thread(target=lambda: box.update(r=drive.stream(HOST, port, ms=2500,
+                                                                   chunks=5)))
+    t.start()
+    time.sleep(1.6)  # a sample falls while the 2.5 s request is open
+    m = parse_metrics(http_get(base + "/metrics")[2])
+    with open("/proc/%d/statm" % srv.pid) as f:
+        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    t.join()
+    sel = frozenset({("service_name", service)})
+    inflight = m.get(("agentprof_service_requests_in_flight", sel))
+    got_rss = m.get(("agentprof_service_resident_memory_bytes", sel))
+    at.check(pre + "one request in flight while a streamed response is open", inflight == 1,
+             inflight)
+    at.check(pre + "service RSS within 10% of the server's own /proc statm",
+             got_rss is not None and abs(got_rss - rss) <= 0.1 * rss, (got_rss, rss))
+    at.check(pre + "one process", m.get(("agentprof_service_processes", sel)) == 1, "")
+    return box.get("r", [])
+
+
 def random_segment(rng):
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(7))
 
@@ -482,6 +507,7 @@ def main():
         sent = workload(port)
         check_scrape(prom, srv, port, service, truth_path, sent)
         check_endpoints(EXPORT_PORT, service, len(sent))
+        check_sampled(srv, port, EXPORT_PORT, service)
         check_attack(prom, port, EXPORT_PORT, service)
     finally:
         if prom:

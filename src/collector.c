@@ -5,6 +5,7 @@
  * requests still open when tracing stops are read from the requests map
  * and closed off here.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -296,6 +297,27 @@ int collector__ntraced(const struct collector *c)
 	return n;
 }
 
+int collector__find_runtimes(struct collector *c)
+{
+	int before = c->pyrt.nprocs;
+	struct dirent *e;
+	DIR *d;
+	pid_t pid;
+
+	d = opendir("/proc");
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		pid = (pid_t)atoi(e->d_name);
+		if (pid <= 0 || pid == getpid())
+			continue;
+		if (c->opts.trace_all || collector__traced(c, pid))
+			pyrt__add(&c->pyrt, c->skel, pid);
+	}
+	closedir(d);
+	return c->pyrt.nprocs - before;
+}
+
 int collector__attach(struct collector *c)
 {
 	char tracefs[256] = "";
@@ -312,6 +334,8 @@ int collector__attach(struct collector *c)
 	}
 	/* PostgreSQL over TLS: optional, so failures only lose plaintext. */
 	tls__attach(&c->tls, c->skel, c->opts.verbose);
+	/* Task-aware CPython: optional too; the front ends say who got it. */
+	collector__find_runtimes(c);
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), handle_event, c, NULL);
 	if (!c->rb) {
 		err = -errno;
@@ -378,17 +402,18 @@ int collector__poll(struct collector *c)
 	return 0;
 }
 
-/* Stops the programs, side by side (links.h), with the libssl uprobes. */
+/* Stops the programs, side by side (links.h), with the libssl and CPython uprobes. */
 static void collector__detach(struct collector *c)
 {
 	struct bpf_object_skeleton *s = c->skel->skeleton;
-	int i, n = 0, max = s->prog_cnt + c->tls.nlinks;
+	int i, n = 0, max = s->prog_cnt + c->tls.nlinks + c->pyrt.nlinks;
 	struct bpf_link ***links = calloc(max, sizeof(*links));
 	struct bpf_prog_skeleton *p;
 
 	if (!links) {
 		agentprof_bpf__detach(c->skel);
 		tls__detach(&c->tls);
+		pyrt__detach(&c->pyrt);
 		return;
 	}
 	for (i = 0; i < s->prog_cnt; i++) {
@@ -397,8 +422,11 @@ static void collector__detach(struct collector *c)
 	}
 	for (i = 0; i < c->tls.nlinks; i++)
 		links[n++] = &c->tls.links[i];
+	for (i = 0; i < c->pyrt.nlinks; i++)
+		links[n++] = &c->pyrt.links[i];
 	links__destroy(links, n);
 	c->tls.nlinks = 0;
+	c->pyrt.nlinks = 0;
 	free(links);
 }
 
@@ -624,6 +652,7 @@ void collector__free(struct collector *c)
 		close(c->stats_fd);
 	c->stats_fd = -1;
 	tls__detach(&c->tls);
+	pyrt__detach(&c->pyrt);
 	ring_buffer__free(c->rb);
 	c->rb = NULL;
 	if (c->procs)

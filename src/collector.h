@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "loader.h"
+#include "pyrt.h"
 #include "request.h"
 #include "tls.h"
 
@@ -67,6 +68,7 @@ struct collector {
 	struct pg *pg;
 	struct peers *peers;
 	struct tls tls;
+	struct pyrt pyrt;	/* the CPython runtime reader (pyrt.h) */
 	struct request_decode_opts dopts;
 	struct collector_counts counts;
 	uint64_t *procs;     /* the traced-process bitmap (bpf/maps.bpf.h), mapped */
@@ -101,6 +103,13 @@ bool collector__traced(const struct collector *c, pid_t pid);
 int collector__prune(struct collector *c);
 /* Counts the processes marked. */
 int collector__ntraced(const struct collector *c);
+/*
+ * Looks for the CPython runtime of every traced process not looked at yet
+ * (all processes with trace_all), describes it to the BPF side and attaches
+ * its probes (pyrt.h). Valid after load. Returns how many CPython processes
+ * it found; pyrt__report(&c->pyrt, from, ...) says what each got.
+ */
+int collector__find_runtimes(struct collector *c);
 /* Attaches the programs, the libssl uprobes, and opens the ring buffer. */
 int collector__attach(struct collector *c);
 /*

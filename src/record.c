@@ -171,7 +171,8 @@ static int recorder__poll(struct recorder *r)
 {
 	const struct env *env = r->env;
 	uint64_t deadline = 0, next_check = 0, now;
-	int err = 0, status;
+	/* A started command or a later worker loads its CPython after the start. */
+	int err = 0, status, runtime_scans = 10, before;
 
 	if (env->duration_s)
 		deadline = now_ns(CLOCK_MONOTONIC) + env->duration_s * 1000000000ULL;
@@ -193,12 +194,18 @@ static int recorder__poll(struct recorder *r)
 				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 			break;
 		}
-		if (env->npids && now >= next_check) {
-			next_check = now + 1000000000ULL;	/* once a second */
-			if (!targets_alive(env)) {
-				fprintf(stderr, "agentprof: every traced process has exited\n");
-				break;
-			}
+		if (now < next_check)
+			continue;
+		next_check = now + 1000000000ULL;	/* once a second */
+		if (env->npids && !targets_alive(env)) {
+			fprintf(stderr, "agentprof: every traced process has exited\n");
+			break;
+		}
+		if (runtime_scans > 0) {
+			runtime_scans--;
+			before = r->col.pyrt.nprocs;
+			if (collector__find_runtimes(&r->col))
+				pyrt__report(&r->col.pyrt, before, stderr);
 		}
 	}
 	return err;
@@ -352,6 +359,7 @@ int record__run(const struct env *cli)
 		goto cleanup;
 	}
 	print_tracing(&r);
+	pyrt__report(&r.col.pyrt, 0, stderr);
 	err = recorder__poll(&r);
 	collector__stop(&r.col);
 	collector__read_stats(&r.col, profile__run(r.profile));

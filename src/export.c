@@ -279,12 +279,16 @@ static void exporter__rescan(struct exporter *x)
 
 	if (!x->env->npids) {
 		listeners__for_each(getpid(), add_listener, x);
-		return;
+	} else {
+		/* -p: the named processes' children forked before us are picked up too. */
+		for (i = 0; i < x->env->npids; i++)
+			if (procs__exists(x->env->pids[i]))
+				collector__add_target(&x->col, x->env->pids[i]);
 	}
-	/* -p: the named processes' children forked before us are picked up too. */
-	for (i = 0; i < x->env->npids; i++)
-		if (procs__exists(x->env->pids[i]))
-			collector__add_target(&x->col, x->env->pids[i]);
+	/* New CPython processes get the runtime reader (task-aware attribution). */
+	pthread_mutex_lock(&x->lock);
+	collector__find_runtimes(&x->col);
+	pthread_mutex_unlock(&x->lock);
 }
 
 static void count_process(pid_t pid, void *ctx)
@@ -523,6 +527,16 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	in.maps = mc;
 	in.nmaps = x->nmaps;
 	in.traced_processes = collector__ntraced(&x->col);
+	for (i = 0; i < (size_t)x->col.pyrt.nprocs; i++) {
+		const struct pyrt_proc *pp = &x->col.pyrt.procs[i];
+
+		if (!collector__traced(&x->col, pp->pid))
+			continue;
+		if (pp->kind == PYRT_TASK_AWARE)
+			in.traced_task_aware++;
+		else if (pp->kind == PYRT_HEURISTIC)
+			in.traced_heuristic++;
+	}
 	in.version = AGENTPROF_VERSION;
 	in.kernel = x->kernel;
 	in.mode = x->mode;

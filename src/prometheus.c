@@ -603,8 +603,15 @@ static void write_self(struct writer *w)
 	write_counts(w, "agentprof_bpf_map_max_entries", GAUGE, "Capacity of the BPF map", "map",
 		     in->maps, in->nmaps, true, false);
 	family(w, "agentprof_traced_processes", GAUGE,
-	       "Processes traced, by attribution mode (socket: the socket and wakeup rules)");
-	fprintf(w->out, "agentprof_traced_processes{mode=\"socket\"} %u\n", in->traced_processes);
+	       "Processes traced, by attribution mode: task_aware (CPython units of work "
+	       "followed), heuristic (CPython the reader could not read), socket (the socket and "
+	       "wakeup rules: every other process)");
+	fprintf(w->out, "agentprof_traced_processes{mode=\"task_aware\"} %u\n",
+		in->traced_task_aware);
+	fprintf(w->out, "agentprof_traced_processes{mode=\"heuristic\"} %u\n",
+		in->traced_heuristic);
+	fprintf(w->out, "agentprof_traced_processes{mode=\"socket\"} %u\n",
+		in->traced_processes - in->traced_task_aware - in->traced_heuristic);
 	family(w, "agentprof_last_drain_age_seconds", GAUGE,
 	       "Seconds since the ring buffer was last drained");
 	fprintf(w->out, "agentprof_last_drain_age_seconds %.3f\n", in->last_drain_age_s);

@@ -74,6 +74,8 @@ struct prom_input {
 	const struct prom_count *maps;	/* value: entries; limit: max_entries */
 	size_t nmaps;
 	unsigned int traced_processes;
+	unsigned int traced_task_aware; /* CPython processes whose units of work are followed */
+	unsigned int traced_heuristic;	/* CPython processes left to the thread rules */
 	const char *version, *kernel, *mode;
 	double last_drain_age_s;
 	/* The standard process_* metrics of the exporter itself. */

@@ -9,6 +9,8 @@
 - `promtool check metrics` on a live scrape is clean, in both formats.
 - /profile is the agentprof-profile document `record -o` writes; /healthz and
   /readyz answer.
+- On the asyncio server: the CPython runtime reader engaged, CPU per request
+  within test_record's event-loop bounds.
 - Per route and peer, calls and wait against the upstream app server's own
   clock (tests/upstream, as test_upstream.py).
 - A route-cardinality attack (random paths) keeps the series within the caps,
@@ -443,6 +445,38 @@ def check_peers(tmp):
              "exporter %s s, truth %d ns" % (wait, want_wait))
 
 
+def check_python(tmp):
+    """An asyncio server: the CPython runtime reader engaged, CPU per request right."""
+    pre = "asyncio: "
+    truth_path = os.path.join(tmp, "py-truth.jsonl")
+    srv, port = at.start_server("asyncio", truth_path)
+    drive.new_conn_each(HOST, port, 1, ms=1, prefix="warm-up")
+    ex = None
+    try:
+        ex = start_export(["-p", str(srv.pid)], LATE_EXPORT_PORT)
+        sent = drive.keepalive(HOST, port, 6, ms=lambda i: COSTS[i % 2])
+        time.sleep(0.5)
+        m = parse_metrics(http_get("http://%s:%d/metrics" % (HOST, LATE_EXPORT_PORT))[2])
+    finally:
+        if ex:
+            at.stop_agentprof(ex)
+        at.stop_server(srv)
+    truth = [t for t in at.load_jsonl(truth_path)
+             if not (t.get("request_id") or "").startswith("warm-up")]
+    modes = {dict(k[1]).get("mode"): v for k, v in m.items()
+             if k[0] == "agentprof_traced_processes"}
+    at.check(pre + "traced task-aware (the CPython runtime reader)",
+             modes.get("task_aware") == 1, modes)
+    count = sum(series(m, "http_server_request_duration_seconds_count").values())
+    cpu = sum(series(m, "agentprof_request_cpu_seconds_sum").values()) * 1e9
+    want = sum(t["cpu_ns"] for t in truth)
+    bound = sum(max(0.1 * t["cpu_ns"], 2_000_000) for t in truth)
+    at.check(pre + "request count exact", count == len(sent) == len(truth) == 6,
+             (count, len(sent), len(truth)))
+    at.check(pre + "CPU sum within 10% or 2 ms a request (test_record's event-loop bound)",
+             abs(cpu - want) <= bound, "exporter %d ns, truth %d ns" % (cpu, want))
+
+
 def setpriv(caps):
     c = ",".join("+" + x for x in caps)
     return ["setpriv", "--inh-caps=-all" + ("," + c if c else ""),
@@ -519,6 +553,7 @@ def main():
         os.rmdir(cg)
     check_late_process(tmp)
     check_peers(tmp)
+    check_python(tmp)
     check_capabilities(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     at.report()

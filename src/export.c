@@ -113,7 +113,33 @@ static struct svc *svc_by_key(struct exporter *x, const char *key)
 	return NULL;
 }
 
-/* The service of pid, identified on first sight; the (other) service past the cap. */
+/*
+ * The service of key, created on first sight (with id, or named key alone);
+ * the (other) service past the cap.
+ */
+static struct svc *svc_get(struct exporter *x, const char *key, const struct service_id *id)
+{
+	struct svc *s = svc_by_key(x, key);
+
+	if (s)
+		return s;
+	if (!cap__admit(x->services, "", key))
+		return &x->other;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (id) {
+		s->id = *id;
+	} else {
+		snprintf(s->id.key, sizeof(s->id.key), "%s", key);
+		snprintf(s->id.name, sizeof(s->id.name), "%s", key);
+	}
+	s->next = x->svcs;
+	x->svcs = s;
+	return s;
+}
+
+/* The service of pid, identified on first sight. */
 static struct svc *pid_service(struct exporter *x, pid_t pid)
 {
 	struct pid_svc **b = &x->pids[pid % PID_BUCKETS], *p;
@@ -125,17 +151,9 @@ static struct svc *pid_service(struct exporter *x, pid_t pid)
 			return p->svc;
 	if (service__identify(pid, x->rules, x->nrules, x->env->ex.logs_root, &id))
 		return NULL;
-	s = svc_by_key(x, id.key);
-	if (!s && !cap__admit(x->services, "", id.key))
-		s = &x->other;
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return NULL;
-		s->id = id;
-		s->next = x->svcs;
-		x->svcs = s;
-	}
+	s = svc_get(x, id.key, &id);
+	if (!s)
+		return NULL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return s;
@@ -228,8 +246,15 @@ static void exporter__on_request(void *ctx, struct request *req)
 {
 	struct exporter *x = ctx;
 	struct svc *s = pid_service(x, req->ev->pid);
-	const char *key = s ? s->id.key : CAP_OTHER;
 	char group[SERVICE_KEY_MAX + ROUTE_MAX + HTTP_METHOD_MAX + HTTP_HDR_VAL_MAX + 16];
+	char comm[AP_COMM_LEN + 1];
+	const char *key;
+
+	/* A process gone before it could be identified keeps its command name. */
+	snprintf(comm, sizeof(comm), "%.*s", AP_COMM_LEN, req->ev->comm);
+	if (!s)
+		s = svc_get(x, comm, NULL);
+	key = s ? s->id.key : CAP_OTHER;
 
 	if (!cap__admit(x->routes, key, req->route))
 		snprintf(req->route, sizeof(req->route), "%s", CAP_OTHER);

@@ -177,8 +177,8 @@ static void forget_pid(struct exporter *x, pid_t pid)
 	}
 }
 
-static struct route_peer *route_peer_get(struct exporter *x, const char *service,
-					 const char *route, const char *peer, int kind)
+static struct route_peer *route_peer_get(struct exporter *x, const char *service, const char *route,
+					 const char *peer, int kind)
 {
 	char key[SERVICE_KEY_MAX + ROUTE_MAX + PEER_NAME_MAX + 4];
 	struct route_peer *rp;
@@ -465,7 +465,7 @@ static void self_stats(struct prom_input *in)
 
 static struct prom_count figure(const char *label, uint64_t value, uint64_t limit)
 {
-	return (struct prom_count){.label = label, .value = value, .limit = limit};
+	return (struct prom_count){ .label = label, .value = value, .limit = limit };
 }
 
 static void render_metrics(struct exporter *x, bool om, struct export_http_response *r)
@@ -489,23 +489,26 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	svcs = calloc(nsvcs + 1, sizeof(*svcs));
 	nsvcs = 0;
 	for (s = x->svcs; s && svcs; s = s->next)
-		svcs[nsvcs++] = (struct prom_service){.id = &s->id, .rss_bytes = s->rss_bytes,
-						      .in_flight = s->in_flight,
-						      .processes = s->processes};
+		svcs[nsvcs++] = (struct prom_service){ .id = &s->id,
+						       .rss_bytes = s->rss_bytes,
+						       .in_flight = s->in_flight,
+						       .processes = s->processes };
 	if (svcs && x->other.processes)
-		svcs[nsvcs++] = (struct prom_service){.id = &x->other.id,
-						      .rss_bytes = x->other.rss_bytes,
-						      .in_flight = x->other.in_flight,
-						      .processes = x->other.processes};
+		svcs[nsvcs++] = (struct prom_service){ .id = &x->other.id,
+						       .rss_bytes = x->other.rss_bytes,
+						       .in_flight = x->other.in_flight,
+						       .processes = x->other.processes };
 	peers__clear_totals(x->col.peers);
 	collector__read_peer_totals(&x->col);
 	rps = calloc(x->nrps + 1, sizeof(*rps));
 	n = 0;
 	for (rp = x->rps; rp && rps; rp = rp->next)
-		rps[n++] = (struct prom_route_peer){.service = rp->service, .route = rp->route,
-						    .peer = rp->peer,
-						    .kind = peers__kind_name(rp->kind),
-						    .calls = rp->calls, .wait_ns = rp->wait_ns};
+		rps[n++] = (struct prom_route_peer){ .service = rp->service,
+						     .route = rp->route,
+						     .peer = rp->peer,
+						     .kind = peers__kind_name(rp->kind),
+						     .calls = rp->calls,
+						     .wait_ns = rp->wait_ns };
 	in.route_peers = rps;
 	in.nroute_peers = rps ? n : 0;
 	lost[0] = figure("ringbuf_full", collector__stat(&x->col, AP_STAT_RINGBUF_DROPS), 0);
@@ -565,9 +568,9 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	in.version = AGENTPROF_VERSION;
 	in.kernel = x->kernel;
 	in.mode = x->mode;
-	in.last_drain_age_s =
-	    (double)(now_ns(CLOCK_MONOTONIC) -
-		     __atomic_load_n(&x->col.last_drain_ns, __ATOMIC_RELAXED)) / 1e9;
+	in.last_drain_age_s = (double)(now_ns(CLOCK_MONOTONIC) -
+				       __atomic_load_n(&x->col.last_drain_ns, __ATOMIC_RELAXED)) /
+			      1e9;
 	self_stats(&in);
 	prometheus__write(out, &in, om);
 	pthread_mutex_unlock(&x->lock);
@@ -595,7 +598,7 @@ static void render_profile(struct exporter *x, struct export_http_response *r)
 	json_object_object_add(extra, "statements", pg__statements_json(x->col.pg));
 	root = profile__to_json(x->profile, extra);
 	r->body = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-								   JSON_C_TO_STRING_SPACED));
+								      JSON_C_TO_STRING_SPACED));
 	pthread_mutex_unlock(&x->lock);
 	json_object_put(root);
 	r->content_type = "application/json";
@@ -620,7 +623,8 @@ static void exporter__serve(void *ctx, const char *url, const char *accept,
 		render_profile(x, r);
 	} else if (!strcmp(url, "/healthz")) {
 		age = (double)(now_ns(CLOCK_MONOTONIC) -
-			       __atomic_load_n(&x->col.last_drain_ns, __ATOMIC_RELAXED)) / 1e9;
+			       __atomic_load_n(&x->col.last_drain_ns, __ATOMIC_RELAXED)) /
+		      1e9;
 		if (!x->ready) {
 			text(r, 503, "not attached yet\n");
 		} else if (age > HEALTHY_DRAIN_S) {
@@ -647,10 +651,11 @@ static void exporter__serve(void *ctx, const char *url, const char *accept,
  * that one fewer fails here by name (tests/integration/test_export.py).
  */
 static const struct privilege export_privileges[] = {
-    {38 /* CAP_PERFMON */, "CAP_PERFMON", "to attach tracepoints and read kernel memory from BPF"},
-    {39 /* CAP_BPF */, "CAP_BPF", "to load BPF programs and create maps"},
-    {19 /* CAP_SYS_PTRACE */, "CAP_SYS_PTRACE",
-     "to read other processes' /proc/PID/fd, maps and cgroup (finding listeners, libssl)"},
+	{ 38 /* CAP_PERFMON */, "CAP_PERFMON",
+	  "to attach tracepoints and read kernel memory from BPF" },
+	{ 39 /* CAP_BPF */, "CAP_BPF", "to load BPF programs and create maps" },
+	{ 19 /* CAP_SYS_PTRACE */, "CAP_SYS_PTRACE",
+	  "to read other processes' /proc/PID/fd, maps and cgroup (finding listeners, libssl)" },
 };
 
 static int parse_buckets(const char *opt, const char *spec, double *v, size_t *n)
@@ -658,8 +663,10 @@ static int parse_buckets(const char *opt, const char *spec, double *v, size_t *n
 	int got = prometheus__parse_buckets(spec, v, MAX_BUCKETS);
 
 	if (got < 0) {
-		fprintf(stderr, "agentprof: invalid %s '%s': expected ascending positive seconds, "
-				"comma-separated (at most %d)\n", opt, spec, MAX_BUCKETS);
+		fprintf(stderr,
+			"agentprof: invalid %s '%s': expected ascending positive seconds, "
+			"comma-separated (at most %d)\n",
+			opt, spec, MAX_BUCKETS);
 		return -EINVAL;
 	}
 	*n = got;
@@ -787,7 +794,7 @@ static int exporter__loop(struct exporter *x)
 
 int export__run(const struct env *env)
 {
-	struct exporter x = {.env = env};
+	struct exporter x = { .env = env };
 	struct collector_opts co = {
 		.trace_all = false,
 		.mmap = env->mmap,
@@ -847,9 +854,10 @@ int export__run(const struct env *env)
 		goto cleanup;
 	x.stats_on = !collector__enable_stats(&x.col) || bpf_stats_sysctl();
 	if (!x.stats_on)
-		fprintf(stderr, "agentprof: BPF run-time statistics unavailable (%s): "
-				"agentprof_bpf_program_* metrics are left out; grant CAP_SYS_ADMIN "
-				"or set sysctl kernel.bpf_stats_enabled=1 for them\n",
+		fprintf(stderr,
+			"agentprof: BPF run-time statistics unavailable (%s): "
+			"agentprof_bpf_program_* metrics are left out; grant CAP_SYS_ADMIN "
+			"or set sysctl kernel.bpf_stats_enabled=1 for them\n",
 			strerror(errno));
 	for (i = 0; i < env->npids; i++)
 		collector__add_target(&x.col, env->pids[i]);
@@ -866,8 +874,9 @@ int export__run(const struct env *env)
 	profile__run(x.profile)->start_real_ns = now_ns(CLOCK_REALTIME);
 	exporter__sample(&x);
 	x.ready = true;
-	fprintf(stderr, "agentprof: exporting on http://%s/metrics (%s, %d processes traced%s); "
-			"Ctrl-C to stop\n",
+	fprintf(stderr,
+		"agentprof: exporting on http://%s/metrics (%s, %d processes traced%s); "
+		"Ctrl-C to stop\n",
 		env->ex.listen, x.mode, collector__ntraced(&x.col),
 		env->npids ? "" : ", new listening processes looked for every few seconds");
 	err = exporter__loop(&x);

@@ -118,8 +118,10 @@ struct export_http *export_http__start(const char *listen, export_http_handler f
 	int family;
 
 	if (parse_listen(listen, &ss, &family)) {
-		snprintf(err, errsz, "invalid --listen '%s': expected ADDR:PORT, e.g. "
-				     "0.0.0.0:9464 or [::]:9464", listen);
+		snprintf(err, errsz,
+			 "invalid --listen '%s': expected ADDR:PORT, e.g. "
+			 "0.0.0.0:9464 or [::]:9464",
+			 listen);
 		return NULL;
 	}
 	if (family == AF_INET6)
@@ -137,8 +139,10 @@ struct export_http *export_http__start(const char *listen, export_http_handler f
 				     (unsigned int)64, MHD_OPTION_CONNECTION_TIMEOUT,
 				     (unsigned int)30, MHD_OPTION_END);
 	if (!h->daemon) {
-		snprintf(err, errsz, "cannot serve HTTP on %s: the address is invalid or in use "
-				     "(another exporter?): pick another with --listen", listen);
+		snprintf(err, errsz,
+			 "cannot serve HTTP on %s: the address is invalid or in use "
+			 "(another exporter?): pick another with --listen",
+			 listen);
 		free(h);
 		return NULL;
 	}

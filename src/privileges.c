@@ -40,8 +40,7 @@ int privileges__check(const struct privilege *need, size_t n, char *err, size_t 
 	for (i = 0; i < n; i++) {
 		if ((caps >> need[i].cap) & 1)
 			continue;
-		snprintf(err, errsz,
-			 "missing capability %s (needed %s): run as root, or grant %s",
+		snprintf(err, errsz, "missing capability %s (needed %s): run as root, or grant %s",
 			 need[i].name, need[i].why, all);
 		return -EPERM;
 	}

@@ -33,7 +33,8 @@ struct writer {
 enum family_type { COUNTER, GAUGE, HISTOGRAM, INFO };
 
 static const char *const type_names[] = {
-    [COUNTER] = "counter", [GAUGE] = "gauge", [HISTOGRAM] = "histogram", [INFO] = "gauge"};
+	[COUNTER] = "counter", [GAUGE] = "gauge", [HISTOGRAM] = "histogram", [INFO] = "gauge"
+};
 
 /*
  * name is the sample name as written; for counters it ends in _total,
@@ -90,7 +91,8 @@ static void sample_u64(struct writer *w, const char *name, const char *labels, u
 static void sample_ns(struct writer *w, const char *name, const char *labels, uint64_t ns)
 {
 	sample_name(w, name, labels);
-	fprintf(w->out, "%" PRIu64 ".%09" PRIu64 "\n", ns / (uint64_t)1000000000, ns % (uint64_t)1000000000);
+	fprintf(w->out, "%" PRIu64 ".%09" PRIu64 "\n", ns / (uint64_t)1000000000,
+		ns % (uint64_t)1000000000);
 }
 
 static void sample_f(struct writer *w, const char *name, const char *labels, double v)
@@ -129,8 +131,8 @@ static void group_labels(struct writer *w, const struct profile_group *g, char *
 }
 
 /* A histogram of nanoseconds in seconds, buckets from the log-linear counts. */
-static void histogram(struct writer *w, const char *name, const char *labels,
-		      const struct hist *h, const double *le, size_t nle)
+static void histogram(struct writer *w, const char *name, const char *labels, const struct hist *h,
+		      const double *le, size_t nle)
 {
 	uint64_t cum = 0, bound;
 	size_t i, idx = 0;
@@ -161,33 +163,34 @@ struct group_family {
 };
 
 static const struct group_family group_families[] = {
-    {"agentprof_request_runq_seconds_total", COUNTER,
-     "Time the requests' threads were runnable but waiting for a CPU", PM_RUNQ, true, NULL},
-    {"agentprof_request_offcpu_seconds_total", COUNTER,
-     "Time the requests' threads were blocked, by what they waited for (lock: futex; disk: "
-     "file I/O; other: sleeps and the rest)",
-     PM_OFFCPU_UPSTREAM, true, "reason=\"upstream\""},
-    {NULL, COUNTER, NULL, PM_OFFCPU_PG, true, "reason=\"pg\""},
-    {NULL, COUNTER, NULL, PM_OFFCPU_LOCK, true, "reason=\"lock\""},
-    {NULL, COUNTER, NULL, PM_OFFCPU_DISK, true, "reason=\"disk\""},
-    {NULL, COUNTER, NULL, PM_OFFCPU, true, "reason=\"other\""},
-    {"agentprof_request_page_faults_total", COUNTER,
-     "Page faults of the requests' threads while they worked for them", PM_MINOR_FAULTS, false,
-     "kind=\"minor\""},
-    {NULL, COUNTER, NULL, PM_MAJOR_FAULTS, false, "kind=\"major\""},
-    {"agentprof_request_received_bytes_total", COUNTER, "Bytes read from the client", PM_RX,
-     false, NULL},
-    {"agentprof_request_sent_bytes_total", COUNTER, "Bytes written to the client", PM_TX, false,
-     NULL},
-    {"agentprof_request_upstream_wait_seconds_total", COUNTER,
-     "Time the requests waited on upstream peers (not PostgreSQL), per call summed",
-     PM_UPSTREAM_WAIT, true, NULL},
-    {"agentprof_request_pg_round_trips_total", COUNTER, "PostgreSQL round trips of the requests",
-     PM_PG_ROUND_TRIPS, false, NULL},
-    {"agentprof_request_pg_seconds_total", COUNTER,
-     "Time the requests had a PostgreSQL round trip open", PM_PG_TIME, true, NULL},
-    {"agentprof_request_rss_growth_bytes_total", COUNTER,
-     "Process RSS growth over the requests (positive deltas only)", PM_RSS_GROWTH, false, NULL},
+	{ "agentprof_request_runq_seconds_total", COUNTER,
+	  "Time the requests' threads were runnable but waiting for a CPU", PM_RUNQ, true, NULL },
+	{ "agentprof_request_offcpu_seconds_total", COUNTER,
+	  "Time the requests' threads were blocked, by what they waited for (lock: futex; disk: "
+	  "file I/O; other: sleeps and the rest)",
+	  PM_OFFCPU_UPSTREAM, true, "reason=\"upstream\"" },
+	{ NULL, COUNTER, NULL, PM_OFFCPU_PG, true, "reason=\"pg\"" },
+	{ NULL, COUNTER, NULL, PM_OFFCPU_LOCK, true, "reason=\"lock\"" },
+	{ NULL, COUNTER, NULL, PM_OFFCPU_DISK, true, "reason=\"disk\"" },
+	{ NULL, COUNTER, NULL, PM_OFFCPU, true, "reason=\"other\"" },
+	{ "agentprof_request_page_faults_total", COUNTER,
+	  "Page faults of the requests' threads while they worked for them", PM_MINOR_FAULTS, false,
+	  "kind=\"minor\"" },
+	{ NULL, COUNTER, NULL, PM_MAJOR_FAULTS, false, "kind=\"major\"" },
+	{ "agentprof_request_received_bytes_total", COUNTER, "Bytes read from the client", PM_RX,
+	  false, NULL },
+	{ "agentprof_request_sent_bytes_total", COUNTER, "Bytes written to the client", PM_TX,
+	  false, NULL },
+	{ "agentprof_request_upstream_wait_seconds_total", COUNTER,
+	  "Time the requests waited on upstream peers (not PostgreSQL), per call summed",
+	  PM_UPSTREAM_WAIT, true, NULL },
+	{ "agentprof_request_pg_round_trips_total", COUNTER,
+	  "PostgreSQL round trips of the requests", PM_PG_ROUND_TRIPS, false, NULL },
+	{ "agentprof_request_pg_seconds_total", COUNTER,
+	  "Time the requests had a PostgreSQL round trip open", PM_PG_TIME, true, NULL },
+	{ "agentprof_request_rss_growth_bytes_total", COUNTER,
+	  "Process RSS growth over the requests (positive deltas only)", PM_RSS_GROWTH, false,
+	  NULL },
 };
 
 static uint64_t group_value(const struct profile_group *g, const struct group_family *f)
@@ -317,8 +320,7 @@ static size_t peer_rows(struct writer *w, struct peer_row **out, size_t *folded)
 		peer_add(&rows[n++], s);
 	}
 	for (i = 0; i < 2; i++) {
-		if (!other[i].calls && !other[i].requests && !other[i].resets &&
-		    !other[i].failures)
+		if (!other[i].calls && !other[i].requests && !other[i].resets && !other[i].failures)
 			continue;
 		rows[n] = other[i];
 		snprintf(rows[n].name, sizeof(rows[n].name), "%s", CAP_OTHER);
@@ -337,23 +339,23 @@ static const struct {
 	size_t off;
 	bool seconds;
 } peer_families[] = {
-    {"agentprof_peer_calls_total", COUNTER, "Request/response turns with the peer",
-     PEER_FIELD(calls), false},
-    {"agentprof_peer_requests_total", COUNTER, "Requests that talked to the peer",
-     PEER_FIELD(requests), false},
-    {"agentprof_peer_wait_seconds_total", COUNTER,
-     "Time requests waited on the peer: last byte sent to last reply byte, per call",
-     PEER_FIELD(wait_ns), true},
-    {"agentprof_peer_connects_total", COUNTER, "TCP handshakes requests made to the peer",
-     PEER_FIELD(connects), false},
-    {"agentprof_peer_connect_seconds_total", COUNTER, "Time in TCP handshakes to the peer",
-     PEER_FIELD(connect_ns), true},
-    {"agentprof_peer_retransmits_total", COUNTER, "TCP retransmits to the peer",
-     PEER_FIELD(retransmits), false},
-    {"agentprof_peer_resets_total", COUNTER, "TCP resets received from the peer",
-     PEER_FIELD(resets), false},
-    {"agentprof_peer_connect_failures_total", COUNTER,
-     "connect() to the peer refused, timed out or reset", PEER_FIELD(failures), false},
+	{ "agentprof_peer_calls_total", COUNTER, "Request/response turns with the peer",
+	  PEER_FIELD(calls), false },
+	{ "agentprof_peer_requests_total", COUNTER, "Requests that talked to the peer",
+	  PEER_FIELD(requests), false },
+	{ "agentprof_peer_wait_seconds_total", COUNTER,
+	  "Time requests waited on the peer: last byte sent to last reply byte, per call",
+	  PEER_FIELD(wait_ns), true },
+	{ "agentprof_peer_connects_total", COUNTER, "TCP handshakes requests made to the peer",
+	  PEER_FIELD(connects), false },
+	{ "agentprof_peer_connect_seconds_total", COUNTER, "Time in TCP handshakes to the peer",
+	  PEER_FIELD(connect_ns), true },
+	{ "agentprof_peer_retransmits_total", COUNTER, "TCP retransmits to the peer",
+	  PEER_FIELD(retransmits), false },
+	{ "agentprof_peer_resets_total", COUNTER, "TCP resets received from the peer",
+	  PEER_FIELD(resets), false },
+	{ "agentprof_peer_connect_failures_total", COUNTER,
+	  "connect() to the peer refused, timed out or reset", PEER_FIELD(failures), false },
 };
 
 static void write_peers(struct writer *w)
@@ -453,12 +455,13 @@ static const struct {
 	size_t off;
 	bool seconds;
 } stmt_families[] = {
-    {"agentprof_pg_statement_calls_total", "PostgreSQL round trips that ran the statement",
-     STMT_FIELD(calls), false},
-    {"agentprof_pg_statement_seconds_total",
-     "Time from sending the statement to its ReadyForQuery", STMT_FIELD(total_ns), true},
-    {"agentprof_pg_statement_errors_total",
-     "Round trips of the statement answered with an ErrorResponse", STMT_FIELD(errors), false},
+	{ "agentprof_pg_statement_calls_total", "PostgreSQL round trips that ran the statement",
+	  STMT_FIELD(calls), false },
+	{ "agentprof_pg_statement_seconds_total",
+	  "Time from sending the statement to its ReadyForQuery", STMT_FIELD(total_ns), true },
+	{ "agentprof_pg_statement_errors_total",
+	  "Round trips of the statement answered with an ErrorResponse", STMT_FIELD(errors),
+	  false },
 };
 
 static void write_statements(struct writer *w)
@@ -549,9 +552,9 @@ static void write_services(struct writer *w)
 	}
 }
 
-static void write_counts(struct writer *w, const char *name, enum family_type t,
-			 const char *help, const char *label_name, const struct prom_count *c,
-			 size_t n, bool limit, bool seconds)
+static void write_counts(struct writer *w, const char *name, enum family_type t, const char *help,
+			 const char *label_name, const struct prom_count *c, size_t n, bool limit,
+			 bool seconds)
 {
 	char labels[LABELS_MAX];
 	size_t i;
@@ -584,8 +587,8 @@ static void write_self(struct writer *w)
 	write_counts(w, "agentprof_cardinality_overflow_total", COUNTER,
 		     "Requests filed under (other) because a cap was reached", "cap", in->caps,
 		     in->ncaps, false, false);
-	write_counts(w, "agentprof_cardinality_limit", GAUGE,
-		     "The cap on distinct label values", "cap", in->caps, in->ncaps, true, false);
+	write_counts(w, "agentprof_cardinality_limit", GAUGE, "The cap on distinct label values",
+		     "cap", in->caps, in->ncaps, true, false);
 	family(w, "agentprof_series_folded", GAUGE,
 	       "Peers and statements filed under (other) because their cap was reached");
 	fprintf(w->out, "agentprof_series_folded{cap=\"peers\"} %zu\n", w->folded_peers);
@@ -621,7 +624,8 @@ static void write_self(struct writer *w)
 	label(labels, sizeof(labels), "kernel", in->kernel);
 	label(labels, sizeof(labels), "mode", in->mode);
 	sample_u64(w, "agentprof_build_info", labels, 1);
-	family(w, "process_cpu_seconds_total", COUNTER, "Total user and system CPU time spent in seconds");
+	family(w, "process_cpu_seconds_total", COUNTER,
+	       "Total user and system CPU time spent in seconds");
 	fprintf(w->out, "process_cpu_seconds_total %.3f\n", in->cpu_seconds);
 	family(w, "process_resident_memory_bytes", GAUGE, "Resident memory size in bytes");
 	fprintf(w->out, "process_resident_memory_bytes %" PRIu64 "\n", in->resident_bytes);
@@ -638,7 +642,7 @@ static void write_self(struct writer *w)
 
 int prometheus__write(FILE *out, const struct prom_input *in, bool openmetrics)
 {
-	struct writer w = {.out = out, .om = openmetrics, .in = in};
+	struct writer w = { .out = out, .om = openmetrics, .in = in };
 
 	write_groups(&w);
 	write_route_peers(&w);

@@ -25,8 +25,8 @@ struct service_id;
 /* Sampled figures of one service (a profile service key). */
 struct prom_service {
 	const struct service_id *id;
-	uint64_t rss_bytes;	/* resident memory of its traced processes */
-	uint64_t in_flight;	/* requests open in the kernel's slots */
+	uint64_t rss_bytes; /* resident memory of its traced processes */
+	uint64_t in_flight; /* requests open in the kernel's slots */
 	unsigned int processes;
 };
 
@@ -35,14 +35,14 @@ struct prom_route_peer {
 	const char *service; /* the profile's service key */
 	const char *route;
 	const char *peer;
-	const char *kind;    /* "upstream" or "pg" */
+	const char *kind; /* "upstream" or "pg" */
 	uint64_t calls, wait_ns;
 };
 
 struct prom_count {
 	const char *label; /* the label value: a reason, a program, a map, a cap */
 	uint64_t value;
-	uint64_t limit;	   /* maps: max_entries; caps: the cap */
+	uint64_t limit; /* maps: max_entries; caps: the cap */
 };
 
 struct prom_input {
@@ -68,10 +68,10 @@ struct prom_input {
 	const struct prom_count *lost; /* events lost, by reason */
 	size_t nlost;
 	uint64_t flushed_early;
-	uint64_t requests;	/* request records decoded */
+	uint64_t requests;		/* request records decoded */
 	const struct prom_count *progs; /* value: run time ns; limit: run count */
 	size_t nprogs;
-	const struct prom_count *maps;	/* value: entries; limit: max_entries */
+	const struct prom_count *maps; /* value: entries; limit: max_entries */
 	size_t nmaps;
 	unsigned int traced_processes;
 	unsigned int traced_task_aware; /* CPython processes whose units of work are followed */

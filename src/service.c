@@ -17,8 +17,9 @@ int service__parse_rule(const char *spec, struct service_rule *r, char *err, siz
 
 	memset(r, 0, sizeof(*r));
 	if (!eq || eq == spec || !eq[1] || (size_t)(eq - spec) >= sizeof(r->name)) {
-		snprintf(err, errsz, "invalid --service '%s': expected NAME=SELECTOR, e.g. "
-				     "agent=comm:uvicorn, agent=pid:1234 or agent=cgroup:agent.service",
+		snprintf(err, errsz,
+			 "invalid --service '%s': expected NAME=SELECTOR, e.g. "
+			 "agent=comm:uvicorn, agent=pid:1234 or agent=cgroup:agent.service",
 			 spec);
 		return -EINVAL;
 	}
@@ -28,8 +29,8 @@ int service__parse_rule(const char *spec, struct service_rule *r, char *err, siz
 		errno = 0;
 		pid = strtol(sel + 4, &end, 10);
 		if (errno || *end || pid <= 0 || end == sel + 4) {
-			snprintf(err, errsz, "invalid --service '%s': pid:N needs a positive number",
-				 spec);
+			snprintf(err, errsz,
+				 "invalid --service '%s': pid:N needs a positive number", spec);
 			return -EINVAL;
 		}
 		r->by = SERVICE_BY_PID;

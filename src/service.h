@@ -19,10 +19,10 @@
 #define SERVICE_LABEL_MAX 128
 
 struct service_id {
-	char key[SERVICE_KEY_MAX];	/* unique per service instance: the profile's service */
-	char name[SERVICE_LABEL_MAX];	/* service_name */
-	char ns[SERVICE_LABEL_MAX];	/* k8s_namespace_name, "" off Kubernetes */
-	char pod[SERVICE_LABEL_MAX];	/* k8s_pod_name */
+	char key[SERVICE_KEY_MAX];	   /* unique per service instance: the profile's service */
+	char name[SERVICE_LABEL_MAX];	   /* service_name */
+	char ns[SERVICE_LABEL_MAX];	   /* k8s_namespace_name, "" off Kubernetes */
+	char pod[SERVICE_LABEL_MAX];	   /* k8s_pod_name */
 	char container[SERVICE_LABEL_MAX]; /* k8s_container_name */
 	char pod_uid[40];
 	char container_id[72];

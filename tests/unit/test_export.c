@@ -25,13 +25,15 @@ static void test_cgroup_paths(void)
 	struct service_id id;
 
 	memset(&id, 0, sizeof(id));
-	ASSERT_TRUE(service__parse_cgroup(
+	ASSERT_TRUE(
+		service__parse_cgroup(
 			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
 			"4e1a7c2b_9f3d_4c1e_8a2b_0123456789ab.slice/cri-containerd-"
 			"0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0.scope",
 			&id),
-		    "systemd driver, containerd: a pod");
-	ASSERT_STREQ(id.pod_uid, "4e1a7c2b-9f3d-4c1e-8a2b-0123456789ab", "pod UID, dashes restored");
+		"systemd driver, containerd: a pod");
+	ASSERT_STREQ(id.pod_uid, "4e1a7c2b-9f3d-4c1e-8a2b-0123456789ab",
+		     "pod UID, dashes restored");
 	ASSERT_STREQ(id.container_id,
 		     "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
 		     "container ID from the scope");
@@ -86,11 +88,15 @@ static void test_logs(void)
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/pods", root);
 	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/containers/agent-7d9f8c6b5d-x2x4q_ai-agents_app-"
-		 "0123456789abcdef0123.log", root);
+	snprintf(path, sizeof(path),
+		 "%s/containers/agent-7d9f8c6b5d-x2x4q_ai-agents_app-"
+		 "0123456789abcdef0123.log",
+		 root);
 	touch(path);
-	snprintf(path, sizeof(path), "%s/pods/ai-agents_agent-7d9f8c6b5d-x2x4q_"
-		 "4e1a7c2b-9f3d-4c1e-8a2b-0123456789ab", root);
+	snprintf(path, sizeof(path),
+		 "%s/pods/ai-agents_agent-7d9f8c6b5d-x2x4q_"
+		 "4e1a7c2b-9f3d-4c1e-8a2b-0123456789ab",
+		 root);
 	mkdir(path, 0755);
 	memset(&id, 0, sizeof(id));
 	snprintf(id.container_id, sizeof(id.container_id), "0123456789abcdef0123");
@@ -134,7 +140,7 @@ static void test_rules(void)
 
 	ASSERT_EQ(service__parse_rule("agent=comm:uvicorn", &r, err, sizeof(err)), 0, "comm:");
 	ASSERT_TRUE(r.by == SERVICE_BY_COMM && !strcmp(r.match, "uvicorn") &&
-			!strcmp(r.name, "agent"),
+			    !strcmp(r.name, "agent"),
 		    "comm rule fields");
 	ASSERT_EQ(service__parse_rule("agent=uvicorn", &r, err, sizeof(err)), 0, "bare comm");
 	ASSERT_EQ(service__parse_rule("db=pid:42", &r, err, sizeof(err)), 0, "pid:");
@@ -216,20 +222,29 @@ static int count(const char *hay, const char *needle)
 
 static void test_writer(void)
 {
-	static const double dur[] = {0.005, 0.1, 1, 30};
-	static const double cpu[] = {0.0005, 0.005};
+	static const double dur[] = { 0.005, 0.1, 1, 30 };
+	static const double cpu[] = { 0.0005, 0.005 };
 	struct profile *p = profile__new();
 	struct peers *peers = peers__new();
 	struct pg *pg = pg__new(false);
-	struct prom_count lost[] = {{.label = "ringbuf_full", .value = 3}};
-	struct prom_input in = {.profile = p, .peers = peers, .pg = pg, .duration_buckets = dur,
-				.nduration = 4, .cpu_buckets = cpu, .ncpu = 2, .lost = lost,
-				.nlost = 1, .version = "0.1.0", .kernel = "6.1", .mode = "tp_btf"};
+	struct prom_count lost[] = { { .label = "ringbuf_full", .value = 3 } };
+	struct prom_input in = { .profile = p,
+				 .peers = peers,
+				 .pg = pg,
+				 .duration_buckets = dur,
+				 .nduration = 4,
+				 .cpu_buckets = cpu,
+				 .ncpu = 2,
+				 .lost = lost,
+				 .nlost = 1,
+				 .version = "0.1.0",
+				 .kernel = "6.1",
+				 .mode = "tp_btf" };
 	char *text, *om;
 
 	profile__set_by_status(p, true);
-	add(p, "svc", "/a/:id", 200, 3000000, 400000);	  /* 3 ms, 0.4 ms CPU */
-	add(p, "svc", "/a/:id", 200, 50000000, 4000000); /* 50 ms, 4 ms CPU */
+	add(p, "svc", "/a/:id", 200, 3000000, 400000);	    /* 3 ms, 0.4 ms CPU */
+	add(p, "svc", "/a/:id", 200, 50000000, 4000000);    /* 50 ms, 4 ms CPU */
 	add(p, "svc", "/a/:id", 500, 45000000000ULL, 1000); /* 45 s: past every bound */
 	add(p, "say \"hi\"\\", "/b", 200, 1000, 1000);
 	ASSERT_EQ(profile__ngroups(p), 3, "groups split by status");
@@ -261,7 +276,8 @@ static void test_writer(void)
 		  "one TYPE line per family");
 	ASSERT_EQ(count(text, "# TYPE agentprof_request_runq_seconds_total counter\n"), 1,
 		  "text 0.0.4: counter family named with _total");
-	ASSERT_TRUE(strstr(text, "agentprof_events_lost_total{reason=\"ringbuf_full\"} 3\n") != NULL,
+	ASSERT_TRUE(strstr(text, "agentprof_events_lost_total{reason=\"ringbuf_full\"} 3\n") !=
+			    NULL,
 		    "events lost by reason");
 	ASSERT_TRUE(strstr(text, "agentprof_build_info{version=\"0.1.0\",kernel=\"6.1\","
 				 "mode=\"tp_btf\"} 1\n") != NULL,
@@ -294,4 +310,5 @@ static void test_buckets(void)
 	ASSERT_EQ(prometheus__parse_buckets("", v, 8), -EINVAL, "none refused");
 }
 
-TEST_MAIN(test_cgroup_paths, test_logs, test_workload, test_rules, test_cap, test_writer, test_buckets)
+TEST_MAIN(test_cgroup_paths, test_logs, test_workload, test_rules, test_cap, test_writer,
+	  test_buckets)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "agentprof/request.h"
@@ -290,6 +291,27 @@ static void test_writer(void)
 		    "OpenMetrics ends with # EOF");
 	free(text);
 	free(om);
+	{
+		char path[] = "/tmp/agentprof-profile-XXXXXX", err[256];
+		struct profile *back;
+		int fd = mkstemp(path);
+		size_t n, i, with_500 = 0;
+		const struct profile_group **v;
+
+		close(fd);
+		ASSERT_EQ(profile__write_json(p, path, NULL), 0, "profile split by status written");
+		back = profile__load(path, err, sizeof(err));
+		ASSERT_TRUE(back != NULL, "and read back: %.100s", back ? "ok" : err);
+		if (back) {
+			v = profile__sorted(back, &n);
+			for (i = 0; i < n; i++)
+				with_500 += v[i]->status == 500;
+			ASSERT_EQ(n, 3, "read back: the groups stay split by status");
+			ASSERT_EQ(with_500, 1, "read back: the 500 group keeps its status");
+			profile__free(back);
+		}
+		unlink(path);
+	}
 	ASSERT_EQ(profile__remove_service(p, "svc"), 2, "a service's groups removed");
 	ASSERT_EQ(profile__ngroups(p), 1, "the other service's stay");
 	profile__free(p);

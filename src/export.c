@@ -337,13 +337,25 @@ static void count_process(pid_t pid, void *ctx)
 	fclose(f);
 }
 
-static void count_open_request(pid_t pid, void *ctx)
-{
-	struct exporter *x = ctx;
-	struct svc *s = pid_service(x, pid);
+/* The pids of the requests open at the sample, gathered without the lock. */
+struct open_pids {
+	pid_t *v;
+	size_t n, cap;
+};
 
-	if (s)
-		s->in_flight++;
+static void note_open_request(pid_t pid, void *ctx)
+{
+	struct open_pids *o = ctx;
+	pid_t *v;
+
+	if (o->n == o->cap) {
+		o->cap = o->cap ? o->cap * 2 : 64;
+		v = realloc(o->v, o->cap * sizeof(*v));
+		if (!v)
+			return;
+		o->v = v;
+	}
+	o->v[o->n++] = pid;
 }
 
 /* Drops the series of services with no traced process for --forget seconds. */
@@ -399,10 +411,18 @@ static void prune_pid(pid_t pid, void *ctx)
 
 static void exporter__sample(struct exporter *x)
 {
+	struct open_pids open = {};
 	struct collector_figure maps[8];
 	struct svc *s;
 	size_t n, i;
 
+	/*
+	 * Reading the slots and walking the hash maps takes milliseconds: done
+	 * before taking the lock, so that a scrape does not wait for it (the
+	 * main thread is the only one that consumes records).
+	 */
+	n = collector__map_fill(&x->col, maps, 8, note_open_request, &open);
+	collector__prune(&x->col);
 	pthread_mutex_lock(&x->lock);
 	/* Pids that are gone leave the cache (and their bits the bitmap) first. */
 	for (i = 0; i < PID_BUCKETS; i++) {
@@ -413,12 +433,16 @@ static void exporter__sample(struct exporter *x)
 			prune_pid(p->pid, x);
 		}
 	}
-	collector__prune(&x->col);
 	for (s = x->svcs; s; s = s->next)
 		s->rss_bytes = s->in_flight = s->processes = 0;
 	x->other.rss_bytes = x->other.in_flight = x->other.processes = 0;
 	collector__for_each_target(&x->col, count_process, x);
-	n = collector__map_fill(&x->col, maps, 8, count_open_request, x);
+	for (i = 0; i < open.n; i++) {
+		s = pid_service(x, open.v[i]);
+		if (s)
+			s->in_flight++;
+	}
+	free(open.v);
 	memcpy(x->maps, maps, n * sizeof(maps[0]));
 	x->nmaps = n;
 	exporter__forget(x, now_ns(CLOCK_MONOTONIC));

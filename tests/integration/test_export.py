@@ -453,7 +453,8 @@ def check_python(tmp):
     drive.new_conn_each(HOST, port, 1, ms=1, prefix="warm-up")
     ex = None
     try:
-        ex = start_export(["-p", str(srv.pid)], LATE_EXPORT_PORT)
+        ex = start_export(["-p", str(srv.pid), "--service", "pyagent=pid:%d" % srv.pid],
+                          LATE_EXPORT_PORT)
         sent = drive.keepalive(HOST, port, 6, ms=lambda i: COSTS[i % 2])
         time.sleep(0.5)
         m = parse_metrics(http_get("http://%s:%d/metrics" % (HOST, LATE_EXPORT_PORT))[2])
@@ -467,11 +468,12 @@ def check_python(tmp):
              if k[0] == "agentprof_traced_processes"}
     at.check(pre + "traced task-aware (the CPython runtime reader)",
              modes.get("task_aware") == 1, modes)
-    count = sum(series(m, "http_server_request_duration_seconds_count").values())
-    cpu = sum(series(m, "agentprof_request_cpu_seconds_sum").values()) * 1e9
+    count = sum(series(m, "http_server_request_duration_seconds_count",
+                       service_name="pyagent").values())
+    cpu = sum(series(m, "agentprof_request_cpu_seconds_sum", service_name="pyagent").values()) * 1e9
     want = sum(t["cpu_ns"] for t in truth)
     bound = sum(max(0.1 * t["cpu_ns"], 2_000_000) for t in truth)
-    at.check(pre + "request count exact", count == len(sent) == len(truth) == 6,
+    at.check(pre + "request count exact, under the --service name", count == len(sent) == len(truth) == 6,
              (count, len(sent), len(truth)))
     at.check(pre + "CPU sum within 10% or 2 ms a request (test_record's event-loop bound)",
              abs(cpu - want) <= bound, "exporter %d ns, truth %d ns" % (cpu, want))

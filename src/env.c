@@ -286,6 +286,14 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 	return ARGP_ERR_UNKNOWN;
 }
 
+static const char *option_name(const struct argp_option *opts, int key)
+{
+	for (; opts->name || opts->key || opts->doc; opts++)
+		if (opts->key == key && opts->name)
+			return opts->name;
+	return "?";
+}
+
 static error_t parse_export(int key, char *arg, struct argp_state *state)
 {
 	struct env_export *ex = &((struct env *)state->input)->ex;
@@ -346,17 +354,13 @@ static error_t parse_export(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
 		return EINVAL;
-	case 'd':
-	case 'o':
-	case 'q':
-	case OPT_REQUESTS:
-	case OPT_PG_LITERALS:
-		return ARGP_ERR_UNKNOWN;
 	default:
+		/* The options export shares with record (-p, --class-header, ...). */
 		return parse_record(key, arg, state);
 	}
 	if (parse_uint(arg, 100000, &v) || v == 0) {
-		argp_error(state, "invalid value '%s': expected a whole number from 1 to 100000", arg);
+		argp_error(state, "invalid --%s '%s': expected a whole number from 1 to 100000",
+			   option_name(export_opts, key), arg);
 		return EINVAL;
 	}
 	*(cap ?: secs) = v;

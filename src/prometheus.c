@@ -330,63 +330,85 @@ static size_t peer_rows(struct writer *w, struct peer_row **out, size_t *folded)
 	return n;
 }
 
-#define PEER_FIELD(F) ((size_t) & ((struct peer_row *)0)->F)
-
-static const struct {
+/* A counter family over rows of a table: the uint64_t at off in each row. */
+struct row_family {
 	const char *name;
-	enum family_type type;
 	const char *help;
 	size_t off;
-	bool seconds;
-} peer_families[] = {
-	{ "agentprof_peer_calls_total", COUNTER, "Request/response turns with the peer",
+	bool seconds; /* the field is in ns: written as seconds */
+};
+
+/* Writes each family, one sample a row, labelled by labels_of(row). */
+static void write_rows(struct writer *w, const struct row_family *fams, size_t nfams,
+		       const void *rows, size_t nrows, size_t row_size,
+		       void (*labels_of)(const void *row, char *buf, size_t sz))
+{
+	char labels[LABELS_MAX];
+	const char *row;
+	size_t i, k;
+	uint64_t v;
+
+	for (k = 0; k < nfams; k++) {
+		family(w, fams[k].name, COUNTER, fams[k].help);
+		for (i = 0; i < nrows; i++) {
+			row = (const char *)rows + i * row_size;
+			labels[0] = '\0';
+			labels_of(row, labels, sizeof(labels));
+			v = *(const uint64_t *)(row + fams[k].off);
+			if (fams[k].seconds)
+				sample_ns(w, fams[k].name, labels, v);
+			else
+				sample_u64(w, fams[k].name, labels, v);
+		}
+	}
+}
+
+#define PEER_FIELD(F) ((size_t) & ((struct peer_row *)0)->F)
+
+static const struct row_family peer_families[] = {
+	{ "agentprof_peer_calls_total", "Request/response turns with the peer",
 	  PEER_FIELD(calls), false },
-	{ "agentprof_peer_requests_total", COUNTER, "Requests that talked to the peer",
+	{ "agentprof_peer_requests_total", "Requests that talked to the peer",
 	  PEER_FIELD(requests), false },
-	{ "agentprof_peer_wait_seconds_total", COUNTER,
+	{ "agentprof_peer_wait_seconds_total",
 	  "Time requests waited on the peer: last byte sent to last reply byte, per call",
 	  PEER_FIELD(wait_ns), true },
-	{ "agentprof_peer_connects_total", COUNTER, "TCP handshakes requests made to the peer",
+	{ "agentprof_peer_connects_total", "TCP handshakes requests made to the peer",
 	  PEER_FIELD(connects), false },
-	{ "agentprof_peer_connect_seconds_total", COUNTER, "Time in TCP handshakes to the peer",
+	{ "agentprof_peer_connect_seconds_total", "Time in TCP handshakes to the peer",
 	  PEER_FIELD(connect_ns), true },
-	{ "agentprof_peer_retransmits_total", COUNTER, "TCP retransmits to the peer",
+	{ "agentprof_peer_retransmits_total", "TCP retransmits to the peer",
 	  PEER_FIELD(retransmits), false },
-	{ "agentprof_peer_resets_total", COUNTER, "TCP resets received from the peer",
+	{ "agentprof_peer_resets_total", "TCP resets received from the peer",
 	  PEER_FIELD(resets), false },
-	{ "agentprof_peer_connect_failures_total", COUNTER,
+	{ "agentprof_peer_connect_failures_total",
 	  "connect() to the peer refused, timed out or reset", PEER_FIELD(failures), false },
 };
+
+static void peer_labels(const void *row, char *buf, size_t sz)
+{
+	const struct peer_row *r = row;
+
+	label(buf, sz, "peer", r->name);
+	label(buf, sz, "kind", r->kind);
+}
 
 static void write_peers(struct writer *w)
 {
 	struct peer_row *rows = NULL;
 	char labels[LABELS_MAX];
-	size_t n, i, k, folded;
-	uint64_t v;
+	size_t n, i, folded;
 
 	n = peer_rows(w, &rows, &folded);
-	for (k = 0; k < sizeof(peer_families) / sizeof(peer_families[0]); k++) {
-		family(w, peer_families[k].name, peer_families[k].type, peer_families[k].help);
-		for (i = 0; i < n; i++) {
-			labels[0] = '\0';
-			label(labels, sizeof(labels), "peer", rows[i].name);
-			label(labels, sizeof(labels), "kind", rows[i].kind);
-			v = *(const uint64_t *)((const char *)&rows[i] + peer_families[k].off);
-			if (peer_families[k].seconds)
-				sample_ns(w, peer_families[k].name, labels, v);
-			else
-				sample_u64(w, peer_families[k].name, labels, v);
-		}
-	}
+	write_rows(w, peer_families, sizeof(peer_families) / sizeof(peer_families[0]), rows, n,
+		   sizeof(*rows), peer_labels);
 	family(w, "agentprof_peer_srtt_seconds", GAUGE,
 	       "The kernel's smoothed RTT to the peer, averaged over replies");
 	for (i = 0; i < n; i++) {
 		if (!rows[i].srtt_samples)
 			continue;
 		labels[0] = '\0';
-		label(labels, sizeof(labels), "peer", rows[i].name);
-		label(labels, sizeof(labels), "kind", rows[i].kind);
+		peer_labels(&rows[i], labels, sizeof(labels));
 		sample_f(w, "agentprof_peer_srtt_seconds", labels,
 			 (double)rows[i].srtt_sum_us / rows[i].srtt_samples / 1e6);
 	}
@@ -449,12 +471,7 @@ static size_t stmt_rows(struct writer *w, struct stmt_row **out, size_t *folded)
 
 #define STMT_FIELD(F) ((size_t) & ((struct stmt_row *)0)->F)
 
-static const struct {
-	const char *name;
-	const char *help;
-	size_t off;
-	bool seconds;
-} stmt_families[] = {
+static const struct row_family stmt_families[] = {
 	{ "agentprof_pg_statement_calls_total", "PostgreSQL round trips that ran the statement",
 	  STMT_FIELD(calls), false },
 	{ "agentprof_pg_statement_seconds_total",
@@ -464,12 +481,16 @@ static const struct {
 	  false },
 };
 
+static void stmt_labels(const void *row, char *buf, size_t sz)
+{
+	label(buf, sz, "statement_id", ((const struct stmt_row *)row)->id);
+}
+
 static void write_statements(struct writer *w)
 {
 	struct stmt_row *rows = NULL;
 	char labels[LABELS_MAX];
-	size_t n, i, k, folded;
-	uint64_t v;
+	size_t n, i, folded;
 
 	n = stmt_rows(w, &rows, &folded);
 	family(w, "agentprof_pg_statement_info", INFO,
@@ -480,18 +501,8 @@ static void write_statements(struct writer *w)
 		label(labels, sizeof(labels), "fingerprint", rows[i].fingerprint);
 		sample_u64(w, "agentprof_pg_statement_info", labels, 1);
 	}
-	for (k = 0; k < sizeof(stmt_families) / sizeof(stmt_families[0]); k++) {
-		family(w, stmt_families[k].name, COUNTER, stmt_families[k].help);
-		for (i = 0; i < n; i++) {
-			labels[0] = '\0';
-			label(labels, sizeof(labels), "statement_id", rows[i].id);
-			v = *(const uint64_t *)((const char *)&rows[i] + stmt_families[k].off);
-			if (stmt_families[k].seconds)
-				sample_ns(w, stmt_families[k].name, labels, v);
-			else
-				sample_u64(w, stmt_families[k].name, labels, v);
-		}
-	}
+	write_rows(w, stmt_families, sizeof(stmt_families) / sizeof(stmt_families[0]), rows, n,
+		   sizeof(*rows), stmt_labels);
 	w->folded_statements = folded;
 	free(rows);
 }

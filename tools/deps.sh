@@ -13,6 +13,8 @@ PKGS=(
 	python3-psycopg2 python3-locust libpq-dev curl procps
 	# agentprof export's tests: a real Prometheus scraping it, promtool, setpriv, deploy/ YAML
 	prometheus util-linux python3-yaml
+	# test_pyrt_offsets: CPython 3.11's headers, internal ones included
+	python3.11-dev
 	# benchmarks
 	wrk bpftrace
 	# the kernel matrix (tests/vm): boots Debian's kernels with a busybox initramfs

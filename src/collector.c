@@ -286,6 +286,23 @@ int collector__prune(struct collector *c)
 	return n;
 }
 
+int collector__nattached(const struct collector *c)
+{
+	const struct bpf_object_skeleton *s;
+	const struct bpf_prog_skeleton *p;
+	int i, n = 0;
+
+	if (!c->skel)
+		return 0;
+	s = c->skel->skeleton;
+	for (i = 0; i < s->prog_cnt; i++) {
+		p = (const struct bpf_prog_skeleton *)((const char *)s->progs +
+							(size_t)i * s->prog_skel_sz);
+		n += *p->link != NULL;
+	}
+	return n;
+}
+
 int collector__ntraced(const struct collector *c)
 {
 	int i, n = 0;

@@ -101,6 +101,8 @@ bool collector__traced(const struct collector *c, pid_t pid);
  * not traced by mistake; returns how many were cleared.
  */
 int collector__prune(struct collector *c);
+/* Programs attached now (their links), libssl and CPython probes left out. */
+int collector__nattached(const struct collector *c);
 /* Counts the processes marked. */
 int collector__ntraced(const struct collector *c);
 /*

@@ -638,6 +638,7 @@ static void exporter__serve(void *ctx, const char *url, const char *accept,
 			    struct export_http_response *r)
 {
 	struct exporter *x = ctx;
+	int attached;
 	double age;
 	char msg[256];
 
@@ -649,14 +650,17 @@ static void exporter__serve(void *ctx, const char *url, const char *accept,
 		age = (double)(now_ns(CLOCK_MONOTONIC) -
 			       __atomic_load_n(&x->col.last_drain_ns, __ATOMIC_RELAXED)) /
 		      1e9;
+		attached = collector__nattached(&x->col);
 		if (!x->ready) {
 			text(r, 503, "not attached yet\n");
+		} else if (!attached) {
+			text(r, 503, "no BPF program attached\n");
 		} else if (age > HEALTHY_DRAIN_S) {
 			snprintf(msg, sizeof(msg), "ring buffer last drained %.1f s ago\n", age);
 			text(r, 503, msg);
 		} else {
 			snprintf(msg, sizeof(msg), "ok: %d programs attached, drained %.2f s ago\n",
-				 x->col.loader.nprogs, age);
+				 attached, age);
 			text(r, 200, msg);
 		}
 	} else if (!strcmp(url, "/readyz")) {

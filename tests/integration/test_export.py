@@ -5,7 +5,8 @@
 
 - PromQL over the scraped series gives the exact request count per route and
   class, and CPU sums within test_record.py's bounds of the server's own
-  truth (thread-per-request: 5% or 1 ms a request).
+  truth (thread-per-request: 5% or 1 ms a request). Prometheus 2.42 asks
+  for OpenMetrics first: its own parser reads that format here.
 - `promtool check metrics` on a live scrape is clean, in both formats.
 - /profile is the agentprof-profile document `record -o` writes; /healthz and
   /readyz answer.

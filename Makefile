@@ -5,6 +5,7 @@
 # make test       build and run every test (needs root for the BPF tests)
 # make test-kernels  the guest test on each kernel of KERNELS, in qemu (root; tests/vm/run)
 # make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
+# make soak       agentprof export's RSS over 30 minutes at 1,000 requests/s
 
 BUILD ?= build
 CLANG ?= clang
@@ -15,9 +16,9 @@ PYTHON ?= /usr/bin/python3
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' \
 	-e 's/s390x/s390/' -e 's/riscv64/riscv/')
 
-PKGS := libbpf json-c
+PKGS := libbpf json-c libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c -lmicrohttpd)
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
@@ -38,7 +39,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # Unit tests link every userspace module but main.
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps test test-kernels unit vmlinux clean demo bench install
+.PHONY: all deps test test-kernels unit vmlinux clean demo bench soak install
 all: $(BUILD)/agentprof $(BUILD)/tests/cpu_server
 
 $(BUILD)/bpf $(BUILD)/obj $(BUILD)/tests:
@@ -123,6 +124,11 @@ demo:
 bench: all
 	./tools/deps.sh --bench
 	./bench/run.sh $(BENCH_ARGS)
+	$(PYTHON) bench/export.py
+
+# agentprof export's RSS over 30 minutes at 1,000 requests/s (bench/README.md).
+soak: all $(BUILD)/bench/tiny_server
+	$(PYTHON) bench/export.py --soak
 
 install: $(BUILD)/agentprof
 	install -D -m 0755 $< $(DESTDIR)/usr/local/sbin/agentprof

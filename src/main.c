@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "env.h"
+#include "export.h"
 #include "feature.h"
 #include "record.h"
 
@@ -19,6 +20,8 @@ int main(int argc, char **argv)
 		return check__run(env.verbose);
 	case CMD_RECORD:
 		return record__run(&env);
+	case CMD_EXPORT:
+		return export__run(&env);
 	default:
 		return 2;
 	}

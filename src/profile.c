@@ -14,6 +14,7 @@ struct profile {
 	size_t ngroups;
 	struct profile_run run;
 	const struct profile_group **sorted;
+	bool by_status; /* groups split by response status (export) */
 };
 
 static const char *const metric_names[PM__COUNT] = {
@@ -29,6 +30,8 @@ static const char *const metric_names[PM__COUNT] = {
     [PM_PG_ROUND_TRIPS] = "pg_round_trips",
     [PM_PG_TIME] = "pg_time_ns",
     [PM_OFFCPU_PG] = "offcpu_pg_ns",
+    [PM_OFFCPU_LOCK] = "offcpu_lock_ns",
+    [PM_OFFCPU_DISK] = "offcpu_disk_ns",
 };
 
 const char *profile__metric_name(enum profile_metric m)
@@ -68,6 +71,31 @@ size_t profile__ngroups(const struct profile *p)
 	return p->ngroups;
 }
 
+void profile__set_by_status(struct profile *p, bool on)
+{
+	p->by_status = on;
+}
+
+size_t profile__remove_service(struct profile *p, const char *service)
+{
+	struct profile_group **link, *g;
+	size_t i, n = 0;
+
+	for (i = 0; i < PROFILE_BUCKETS; i++) {
+		for (link = &p->buckets[i]; (g = *link);) {
+			if (strcmp(g->service, service)) {
+				link = &g->next;
+				continue;
+			}
+			*link = g->next;
+			free(g);
+			n++;
+		}
+	}
+	p->ngroups -= n;
+	return n;
+}
+
 static uint64_t fnv1a(uint64_t h, const char *s)
 {
 	for (; *s; s++)
@@ -81,23 +109,29 @@ static void copy_name(char *dst, size_t sz, const char *src)
 }
 
 static struct profile_group *group_get(struct profile *p, const char *service, const char *method,
-				       const char *route, const char *class)
+				       const char *route, const char *class, int status)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 	struct profile_group *g;
 	size_t b;
-	int i;
 
-	h = fnv1a(fnv1a(fnv1a(fnv1a(h, service), method), route), class);
+	if (!p->by_status)
+		status = 0;
+	h = fnv1a(fnv1a(fnv1a(fnv1a(h, service), method), route), class) + (uint64_t)status;
 	b = h % PROFILE_BUCKETS;
 	for (g = p->buckets[b]; g; g = g->next) {
 		if (!strcmp(g->route, route) && !strcmp(g->method, method) &&
-		    !strcmp(g->class, class) && !strcmp(g->service, service))
+		    !strcmp(g->class, class) && !strcmp(g->service, service) && g->status == status)
 			return g;
 	}
 	/* Past the cap every new group lands in one catch-all, so memory stays bounded. */
 	if (p->ngroups >= PROFILE_MAX_GROUPS && strcmp(route, "(other)"))
-		return group_get(p, "(other)", "*", "(other)", "");
+		return group_get(p, "(other)", "*", "(other)", "", 0);
+	/*
+	 * calloc's zeroes are the empty histograms (hist__init): the pages of
+	 * buckets no value reaches are never touched, so a group costs its
+	 * few used pages of RSS, not the 240 KiB of its struct.
+	 */
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return NULL;
@@ -105,8 +139,7 @@ static struct profile_group *group_get(struct profile *p, const char *service, c
 	copy_name(g->method, sizeof(g->method), method);
 	copy_name(g->route, sizeof(g->route), route);
 	copy_name(g->class, sizeof(g->class), class);
-	for (i = 0; i < PM__COUNT; i++)
-		hist__init(&g->h[i]);
+	g->status = status;
 	g->next = p->buckets[b];
 	p->buckets[b] = g;
 	p->ngroups++;
@@ -122,7 +155,8 @@ int profile__add(struct profile *p, const struct request *req)
 
 	memcpy(service, ev->comm, AP_COMM_LEN);
 	service[AP_COMM_LEN] = '\0';
-	g = group_get(p, service, req->head.method, req->route, req->head.request_class);
+	g = group_get(p, req->service ?: service, req->head.method, req->route,
+		      req->head.request_class, req->status);
 	if (!g)
 		return -ENOMEM;
 	/* Sampled one in w: this request stands for w, in counts and sums alike. */
@@ -150,6 +184,8 @@ int profile__add(struct profile *p, const struct request *req)
 	hist__add_n(&g->h[PM_PG_ROUND_TRIPS], ev->pg_round_trips, w);
 	hist__add_n(&g->h[PM_PG_TIME], ev->pg_time_ns, w);
 	hist__add_n(&g->h[PM_OFFCPU_PG], ev->offcpu_pg_ns, w);
+	hist__add_n(&g->h[PM_OFFCPU_LOCK], ev->offcpu_lock_ns, w);
+	hist__add_n(&g->h[PM_OFFCPU_DISK], ev->offcpu_disk_ns, w);
 	return 0;
 }
 
@@ -270,7 +306,7 @@ static struct json_object *hist_json(const struct hist *h)
 	return o;
 }
 
-static struct json_object *group_json(const struct profile_group *g)
+static struct json_object *group_json(const struct profile *p, const struct profile_group *g)
 {
 	struct json_object *o = json_object_new_object(), *m = json_object_new_object();
 	int i;
@@ -279,6 +315,8 @@ static struct json_object *group_json(const struct profile_group *g)
 	json_object_object_add(o, "method", json_object_new_string(g->method));
 	json_object_object_add(o, "route", json_object_new_string(g->route));
 	json_object_object_add(o, "class", json_object_new_string(g->class));
+	if (p->by_status)
+		json_object_object_add(o, "status", json_object_new_int(g->status));
 	json_object_object_add(o, "requests", json_object_new_uint64(g->requests));
 	json_object_object_add(o, "incomplete", json_object_new_uint64(g->incomplete));
 	json_object_object_add(o, "status_5xx", json_object_new_uint64(g->status_5xx));
@@ -317,13 +355,12 @@ static struct json_object *run_json(const struct profile_run *r)
 	return o;
 }
 
-int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
+struct json_object *profile__to_json(struct profile *p, struct json_object *extra)
 {
 	struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
 	struct json_object *hist = json_object_new_object();
 	const struct profile_group **v;
 	size_t n, i;
-	int err = 0;
 
 	json_object_object_add(root, "format", json_object_new_string(PROFILE_FORMAT));
 	json_object_object_add(root, "version", json_object_new_int(PROFILE_VERSION));
@@ -333,7 +370,7 @@ int profile__write_json(struct profile *p, const char *path, struct json_object 
 	json_object_object_add(root, "run", run_json(&p->run));
 	v = profile__sorted(p, &n);
 	for (i = 0; i < n; i++)
-		json_object_array_add(groups, group_json(v[i]));
+		json_object_array_add(groups, group_json(p, v[i]));
 	json_object_object_add(root, "groups", groups);
 	if (extra) {
 		json_object_object_foreach(extra, key, val)
@@ -342,6 +379,14 @@ int profile__write_json(struct profile *p, const char *path, struct json_object 
 		}
 		json_object_put(extra);
 	}
+	return root;
+}
+
+int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
+{
+	struct json_object *root = profile__to_json(p, extra);
+	int err = 0;
+
 	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
 		err = errno ? -errno : -EIO;
 	json_object_put(root);
@@ -394,8 +439,12 @@ static int group_load(struct profile *p, struct json_object *o)
 	struct profile_group *g;
 	int i;
 
+	struct json_object *status = NULL;
+
+	if (json_object_object_get_ex(o, "status", &status))
+		p->by_status = true;
 	g = group_get(p, get_str(o, "service"), get_str(o, "method"), get_str(o, "route"),
-		      get_str(o, "class"));
+		      get_str(o, "class"), json_object_get_int(status));
 	if (!g)
 		return -ENOMEM;
 	g->requests = get_u64(o, "requests");

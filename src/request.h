@@ -31,6 +31,8 @@ struct request {
 	const struct pg_query *pg_queries;
 	size_t npg_queries;
 	const struct peers *peers;
+	/* The profile's service for this request; NULL: the command name (record). */
+	const char *service;
 };
 
 struct request_decode_opts {

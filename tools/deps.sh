@@ -7,9 +7,12 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config libjson-c-dev
+	libmicrohttpd-dev
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps
+	# agentprof export's tests: a real Prometheus scraping it, promtool, setpriv, deploy/ YAML
+	prometheus util-linux python3-yaml
 	# test_pyrt_offsets: CPython 3.11's headers, internal ones included
 	python3.11-dev
 	# benchmarks

@@ -191,12 +191,20 @@ def start_agentprof(args, requests_path, profile_path, timeout=None, echo_stderr
     cmd += ["--requests", requests_path, "-o", profile_path]
     if command:
         cmd += ["--"] + [str(a) for a in command]
+    return start_and_wait(cmd, "agentprof: tracing", timeout, echo_stderr)
+
+
+def start_and_wait(cmd, prefix, timeout, echo_stderr=False):
+    """Starts an agentprof command; returns the Popen once a stderr line starts
+    with prefix, naming the mode under test (expected_hooks()). Raises
+    RuntimeError (with agentprof's stderr) if it exits, times out or traces
+    in another mode."""
     p = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
     p._out = _Lines(p.stdout)
     p._err = _Lines(p.stderr, echo=sys.stderr if echo_stderr else None)
-    line = p._err.wait_for(lambda l: l.startswith("agentprof: tracing"), timeout)
+    line = p._err.wait_for(lambda l: l.startswith(prefix), timeout)
     if line is None:
         if p.poll() is None:
             p.kill()

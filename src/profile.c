@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agentprof/request.h"
+#include "outfile.h"
 #include "profile.h"
 
 #define PROFILE_BUCKETS 1024
@@ -317,13 +320,12 @@ static struct json_object *run_json(const struct profile_run *r)
 	return o;
 }
 
-int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
+struct json_object *profile__json(struct profile *p, struct json_object *extra)
 {
 	struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
 	struct json_object *hist = json_object_new_object();
 	const struct profile_group **v;
 	size_t n, i;
-	int err = 0;
 
 	json_object_object_add(root, "format", json_object_new_string(PROFILE_FORMAT));
 	json_object_object_add(root, "version", json_object_new_int(PROFILE_VERSION));
@@ -342,10 +344,37 @@ int profile__write_json(struct profile *p, const char *path, struct json_object 
 		}
 		json_object_put(extra);
 	}
-	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
+	return root;
+}
+
+int profile__write_fd(struct profile *p, int fd, struct json_object *extra)
+{
+	struct json_object *root = profile__json(p, extra);
+	int err = 0;
+
+	if (json_object_to_fd(fd, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
 		err = errno ? -errno : -EIO;
 	json_object_put(root);
 	return err;
+}
+
+int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
+{
+	struct outfile *o;
+	char msg[256];
+	int err;
+
+	o = outfile__open(path, msg, sizeof(msg));
+	if (!o) {
+		json_object_put(extra);
+		return -errno;
+	}
+	err = profile__write_fd(p, outfile__fd(o), extra);
+	if (err) {
+		outfile__discard(o);
+		return err;
+	}
+	return outfile__commit(o);
 }
 
 static uint64_t get_u64(struct json_object *o, const char *key)
@@ -413,17 +442,14 @@ static int group_load(struct profile *p, struct json_object *o)
 	return 0;
 }
 
-struct profile *profile__load(const char *path, char *err, size_t errsz)
+/* Takes root (a parsed profile named path in messages). */
+static struct profile *profile__from_json(struct json_object *root, const char *path, char *err,
+					  size_t errsz)
 {
-	struct json_object *root, *groups, *run, *hist;
+	struct json_object *groups, *run, *hist;
 	struct profile *p = NULL;
 	size_t i, n;
 
-	root = json_object_from_file(path);
-	if (!root) {
-		snprintf(err, errsz, "cannot read profile %s: %s", path, json_util_get_last_err());
-		return NULL;
-	}
 	if (strcmp(get_str(root, "format"), PROFILE_FORMAT) ||
 	    get_u64(root, "version") != PROFILE_VERSION) {
 		snprintf(err, errsz, "%s is not an agentprof profile of version %d", path,
@@ -464,4 +490,55 @@ cleanup:
 	json_object_put(root);
 	errno = EINVAL;
 	return p;
+}
+
+struct profile *profile__load(const char *path, char *err, size_t errsz)
+{
+	struct json_object *root = json_object_from_file(path);
+
+	if (!root) {
+		snprintf(err, errsz, "cannot read profile %s: %s", path, json_util_get_last_err());
+		errno = EINVAL;
+		return NULL;
+	}
+	return profile__from_json(root, path, err, errsz);
+}
+
+static bool only_space(const char *s, size_t n)
+{
+	while (n && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	return !n;
+}
+
+struct profile *profile__load_buf(const char *buf, size_t len, const char *name, char *err,
+				  size_t errsz)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *root = NULL;
+
+	if (!tok) {
+		snprintf(err, errsz, "out of memory reading %s", name);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (len <= INT_MAX)
+		root = json_tokener_parse_ex(tok, buf, (int)len);
+	/* The whole buffer is one JSON document, or it is no profile. */
+	if (root && !only_space(buf + json_tokener_get_parse_end(tok),
+				len - json_tokener_get_parse_end(tok))) {
+		json_object_put(root);
+		root = NULL;
+	}
+	if (!root)
+		snprintf(err, errsz, "cannot read profile %s: %s", name,
+			 json_tokener_error_desc(json_tokener_get_error(tok)));
+	json_tokener_free(tok);
+	if (!root) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return profile__from_json(root, name, err, errsz);
 }

@@ -23,6 +23,7 @@
 #include "feature.h"
 #include "links.h"
 #include "loader.h"
+#include "outfile.h"
 #include "peers.h"
 #include "pg.h"
 #include "procs.h"
@@ -54,11 +55,37 @@ static void on_signal(int sig)
 	exiting = 1;
 }
 
+/*
+ * Installed before anything is traced and kept to the end: a SIGINT, SIGTERM
+ * or SIGHUP (the terminal went away), first or repeated, during the load or
+ * during the flush, only asks the poll loop to stop, and what was recorded is
+ * written. A closed stdout (`record | head`) makes write() fail with EPIPE
+ * instead of killing agentprof before the profile is saved; a handler rather
+ * than SIG_IGN, since an ignored signal stays ignored across COMMAND's exec.
+ */
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+}
+
+static void record__signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_sigpipe;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
 struct recorder {
 	const struct env *env;
 	struct agentprof_bpf *skel;
 	struct ring_buffer *rb;
-	FILE *requests_out;
+	struct lines *requests_out;
+	struct outfile *profile_out; /* -o, opened before tracing */
 	struct profile *profile;
 	struct pg *pg;
 	struct peers *peers;
@@ -82,6 +109,29 @@ static uint64_t now_ns(clockid_t clk)
 static bool recorder__mapped_measured(const struct recorder *r)
 {
 	return !r->loader.mode.sock_tps || r->env->mmap;
+}
+
+static int recorder__write_line(struct recorder *r, const struct request *req)
+{
+	struct json_object *o = request__json(req);
+	const char *s;
+	size_t len;
+	int err;
+
+	if (!o)
+		return -ENOMEM;
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	err = s ? lines__add(r->requests_out, s, len) : -ENOMEM;
+	json_object_put(o);
+	return err;
+}
+
+static void recorder__flush_lines(struct recorder *r)
+{
+	r->write_err = lines__flush(r->requests_out);
+	if (r->write_err)
+		fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
+			r->env->requests_path, strerror(-r->write_err));
 }
 
 static void recorder__consume(struct recorder *r, const struct ap_request_event *ev)
@@ -115,7 +165,7 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 	if (ev->flags & AP_REQ_FLUSHED)
 		run->flushed++;
 	if (r->requests_out && !r->write_err) {
-		r->write_err = request__write_json(&req, r->requests_out);
+		r->write_err = recorder__write_line(r, &req);
 		if (r->write_err)
 			fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
 				r->env->requests_path, strerror(-r->write_err));
@@ -394,7 +444,12 @@ static int recorder__report(struct recorder *r)
 	extra = json_object_new_object();
 	json_object_object_add(extra, "peers", peers__json(r->peers));
 	json_object_object_add(extra, "statements", pg__statements_json(r->pg));
-	err = profile__write_json(r->profile, r->env->profile_path, extra);
+	err = profile__write_fd(r->profile, outfile__fd(r->profile_out), extra);
+	if (!err)
+		err = outfile__commit(r->profile_out);
+	else
+		outfile__discard(r->profile_out);
+	r->profile_out = NULL;
 	if (err)
 		fprintf(stderr, "agentprof: writing the profile to %s failed: %s\n",
 			r->env->profile_path, strerror(-err));
@@ -479,8 +534,8 @@ static int recorder__poll(struct recorder *r)
 			break;
 		}
 		err = 0;
-		if (r->requests_out)
-			fflush(r->requests_out);
+		if (r->requests_out && !r->write_err)
+			recorder__flush_lines(r);
 		recorder__watch_close(r);
 		now = now_ns(CLOCK_MONOTONIC);
 		if (deadline && now >= deadline)
@@ -546,6 +601,24 @@ static void print_tracing(struct recorder *r)
 		fprintf(stderr, "Ctrl-C to stop\n");
 }
 
+/* Every output file is opened before anything is traced: a bad path costs no run. */
+static int recorder__open_outputs(struct recorder *r, char *msg, size_t msgsz)
+{
+	const struct env *env = r->env;
+
+	if (env->requests_path) {
+		r->requests_out = lines__open(env->requests_path, msg, msgsz);
+		if (!r->requests_out)
+			return -errno;
+	}
+	if (env->profile_path) {
+		r->profile_out = outfile__open(env->profile_path, msg, msgsz);
+		if (!r->profile_out)
+			return -errno;
+	}
+	return 0;
+}
+
 /* Every -p names a live process; a thread id stands for its process. */
 static int check_targets(struct env *env)
 {
@@ -601,6 +674,7 @@ int record__run(const struct env *cli)
 	int err, i;
 
 	libbpf_set_print(env->verbose ? libbpf_print : libbpf_quiet);
+	record__signals();
 	err = check_targets(&targets);
 	if (err)
 		return 1;
@@ -627,14 +701,10 @@ int record__run(const struct env *cli)
 	}
 	r.dopts.class_header = env->class_header;
 	r.dopts.page_size = sysconf(_SC_PAGESIZE);
-	if (env->requests_path) {
-		r.requests_out = fopen(env->requests_path, "w");
-		if (!r.requests_out) {
-			err = -errno;
-			fprintf(stderr, "agentprof: cannot write %s: %s\n", env->requests_path,
-				strerror(errno));
-			goto cleanup;
-		}
+	err = recorder__open_outputs(&r, msg, sizeof(msg));
+	if (err) {
+		fprintf(stderr, "agentprof: %s\n", msg);
+		goto cleanup;
 	}
 	if (env->command) {
 		err = procs__launch(env->command, &r.child);
@@ -667,8 +737,6 @@ int record__run(const struct env *cli)
 			strerror(errno));
 		goto cleanup;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	r.dopts.mono_to_real_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
 	profile__run(r.profile)->start_real_ns = now_ns(CLOCK_REALTIME);
 	err = procs__release(&r.child);
@@ -691,10 +759,12 @@ cleanup:
 	stop_child(&r);
 	ring_buffer__free(r.rb);
 	loader__free(&r.loader);
-	if (r.requests_out && fclose(r.requests_out) && !err) {
-		err = -errno;
-		fprintf(stderr, "agentprof: writing %s failed: %s\n", env->requests_path,
-			strerror(errno));
+	outfile__discard(r.profile_out);
+	i = lines__close(r.requests_out);
+	if (i && !err && !r.write_err) {
+		err = i;
+		fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
+			env->requests_path, strerror(-i));
 	}
 	profile__free(r.profile);
 	pg__free(r.pg);

@@ -179,15 +179,14 @@ static const char *end_reason(uint32_t flags)
 	return "next_request";
 }
 
-int request__write_json(const struct request *req, FILE *out)
+struct json_object *request__json(const struct request *req)
 {
 	const struct ap_request_event *ev = req->ev;
 	struct json_object *o = json_object_new_object();
 	char comm[AP_COMM_LEN + 1];
-	int err = 0;
 
 	if (!o)
-		return -ENOMEM;
+		return NULL;
 	memcpy(comm, ev->comm, AP_COMM_LEN);
 	comm[AP_COMM_LEN] = '\0';
 	add_u64(o, "id", AP_REQ_SEQ(ev->id));
@@ -219,8 +218,5 @@ int request__write_json(const struct request *req, FILE *out)
 	json_object_object_add(o, "incomplete", json_object_new_boolean(req->incomplete));
 	add_str(o, "end", end_reason(ev->flags));
 	json_object_object_add(o, "headers", headers_json(&req->head));
-	if (fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
-		err = -errno;
-	json_object_put(o);
-	return err;
+	return o;
 }

@@ -26,6 +26,7 @@ struct lines {
 	int fd;
 	char *buf;
 	size_t len, cap;
+	off_t size; /* what the file holds: whole lines */
 };
 
 static void describe(char *err, size_t errsz, const char *path, const char *dir, int e)
@@ -252,6 +253,19 @@ int lines__add(struct lines *w, const char *line, size_t len)
 	return 0;
 }
 
+/*
+ * A write that failed part way (the disk filled up) may have left half a
+ * line: cut the file back to the last whole line that made it.
+ */
+static void lines__cut(struct lines *w, size_t written)
+{
+	while (written && w->buf[written - 1] != '\n')
+		written--;
+	w->size += written;
+	if (ftruncate(w->fd, w->size) == 0)
+		lseek(w->fd, w->size, SEEK_SET);
+}
+
 int lines__flush(struct lines *w)
 {
 	size_t off = 0;
@@ -268,6 +282,10 @@ int lines__flush(struct lines *w)
 		}
 		off += n;
 	}
+	if (err)
+		lines__cut(w, off);
+	else
+		w->size += off;
 	/* A batch that failed is dropped: retrying would repeat its first lines. */
 	w->len = 0;
 	return err;

@@ -517,16 +517,18 @@ static int recorder__poll(struct recorder *r)
 		 * a sleep that signals cut short; the buffer is drained after it.
 		 */
 		err = ring_buffer__poll(r->rb, interval);
+		/*
+		 * Any signal cuts the poll short, a stop and continue too (Ctrl-Z,
+		 * fg: epoll_wait() is not restarted): `exiting` says whether to stop.
+		 */
+		if (err == -EINTR)
+			err = 0;
 		if (err >= 0) {
 			/* The rate counts what a wakeup brought in too (a burst). */
 			woken = err;
 			err = ring_buffer__consume(r->rb);
 			if (err >= 0)
 				interval = drain_interval_ms((long long)woken + err, interval);
-		}
-		if (err == -EINTR) {
-			err = 0;
-			break;
 		}
 		if (err < 0) {
 			fprintf(stderr, "agentprof: reading the ring buffer failed: %s\n",

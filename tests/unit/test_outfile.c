@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +146,41 @@ static void test_lines(void)
 	free(buf);
 }
 
+/* The disk fills up mid-batch (here: RLIMIT_FSIZE): the file keeps whole lines only. */
+static void test_lines_full(void)
+{
+	struct rlimit old, lim;
+	char path[256], err[200], line[899], *buf;
+	struct lines *w;
+	size_t n;
+	int k, e;
+
+	snprintf(path, sizeof(path), "%s/full.jsonl", dir);
+	w = lines__open(path, err, sizeof(err));
+	ASSERT_TRUE(w != NULL, "lines open (%s)", err);
+	if (!w)
+		return;
+	memset(line, 'b', sizeof(line));
+	for (k = 0; k < 30; k++)
+		lines__add(w, line, sizeof(line));
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 10000;
+	signal(SIGXFSZ, SIG_IGN);
+	setrlimit(RLIMIT_FSIZE, &lim);
+	e = lines__flush(w);
+	setrlimit(RLIMIT_FSIZE, &old);
+	ASSERT_EQ(e, -EFBIG, "a batch cut short by the size limit: the error is returned");
+	ASSERT_EQ(lines__add(w, "{}", 2), 0, "a line after the failure");
+	ASSERT_EQ(lines__close(w), 0, "close");
+	buf = malloc(1 << 16);
+	n = slurp(path, buf, 1 << 16);
+	ASSERT_EQ(n, 11 * 900 + 3, "11 whole lines of the failed batch kept, then the next line");
+	ASSERT_TRUE(n > 9900 && buf[9899] == '\n' && !strcmp(buf + 9900, "{}\n"),
+		    "no half line in between");
+	free(buf);
+}
+
 int main(void)
 {
 	char cmd[128];
@@ -155,6 +192,7 @@ int main(void)
 	test_bad_paths();
 	test_commit();
 	test_lines();
+	test_lines_full();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd))
 		fprintf(stderr, "could not remove %s\n", dir);

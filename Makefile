@@ -5,6 +5,7 @@
 # make test       build and run every test (needs root for the BPF tests)
 # make test-kernels  the guest test on each kernel of KERNELS, in qemu (root; tests/vm/run)
 # make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
+# make fuzz       every libFuzzer target for FUZZ_SECONDS each (tests/fuzz/run)
 
 BUILD ?= build
 CLANG ?= clang
@@ -38,7 +39,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # Unit tests link every userspace module but main.
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps test test-kernels unit vmlinux clean demo bench install
+.PHONY: all deps test test-kernels unit vmlinux clean demo bench install fuzz fuzz-build
 all: $(BUILD)/agentprof $(BUILD)/tests/cpu_server
 
 $(BUILD)/bpf $(BUILD)/obj $(BUILD)/tests:
@@ -76,12 +77,45 @@ $(BUILD)/bench/bpf_lines: bench/bpf_lines.c
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) tests/unit/test.h | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 
+# The fuzz targets' code, replayed over tests/fuzz/regress/ by a unit test.
+$(BUILD)/tests/test_fuzz_replay: $(wildcard tests/fuzz/*.c tests/fuzz/*.h tests/unit/*.h)
+
 unit: $(UNIT_BINS)
+
+# libFuzzer targets (tests/fuzz/): the parsers that see outside bytes, built
+# with clang, ASan and UBSan into build/fuzz/, each with the modules it needs.
+FUZZ_TARGETS := http pg fingerprint profile
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -fno-sanitize-recover=all -Iinclude -Isrc -Itests/unit \
+	-Itests/fuzz $(PKG_CFLAGS) -D_GNU_SOURCE $(WARN)
+FUZZ_MODS_http := http route
+FUZZ_MODS_fingerprint := fingerprint
+FUZZ_MODS_pg := pg fingerprint hist profile outfile
+FUZZ_MODS_profile := profile hist outfile
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+
+$(BUILD)/fuzz/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+define FUZZ_RULE
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/fuzz.h $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_MODS_$(1)))
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $$(filter %.c %.o,$$^) \
+		$(PKG_LIBS) -lm -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULE,$(t))))
+
+fuzz-build: $(FUZZ_BINS)
+
+# Each target for FUZZ_SECONDS from its seeds (the unit tests' inputs) and
+# regression inputs; a crash is saved under build/fuzz/crashes/.
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) ./tests/fuzz/run $(FUZZ_TARGETS)
 
 # The README's test command: installs what is missing, builds, runs everything.
 test:
 	./tools/deps.sh
-	$(MAKE) all unit
+	$(MAKE) all unit fuzz-build
 	./tests/run
 
 # The kernel matrix: Debian packages booted in qemu, and "host" (tests/vm/run).

@@ -83,14 +83,26 @@ static void copy_name(char *dst, size_t sz, const char *src)
 	snprintf(dst, sz, "%s", src);
 }
 
-static struct profile_group *group_get(struct profile *p, const char *service, const char *method,
-				       const char *route, const char *class)
+/*
+ * The names as a group keeps them, cut to their fields: a longer name (a
+ * class header of 100 bytes, a profile from elsewhere) compared uncut would
+ * never match its group and make a new one each time.
+ */
+static struct profile_group *group_get(struct profile *p, const char *service_in,
+				       const char *method_in, const char *route_in,
+				       const char *class_in)
 {
+	char service[PROFILE_NAME_MAX], method[PROFILE_NAME_MAX], route[ROUTE_MAX],
+	    class[PROFILE_NAME_MAX];
 	uint64_t h = 0xcbf29ce484222325ULL;
 	struct profile_group *g;
 	size_t b;
 	int i;
 
+	copy_name(service, sizeof(service), service_in);
+	copy_name(method, sizeof(method), method_in);
+	copy_name(route, sizeof(route), route_in);
+	copy_name(class, sizeof(class), class_in);
 	h = fnv1a(fnv1a(fnv1a(fnv1a(h, service), method), route), class);
 	b = h % PROFILE_BUCKETS;
 	for (g = p->buckets[b]; g; g = g->next) {
@@ -388,7 +400,10 @@ static const char *get_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+	/* null, a number, an object: no name (json_object_get_string(NULL) is NULL). */
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
 }
 
 static int hist_load(struct hist *h, struct json_object *o)
@@ -403,7 +418,7 @@ static int hist_load(struct hist *h, struct json_object *o)
 	n = json_object_array_length(b);
 	for (i = 0; i < n; i++) {
 		pair = json_object_array_get_idx(b, i);
-		if (json_object_array_length(pair) != 2)
+		if (!json_object_is_type(pair, json_type_array) || json_object_array_length(pair) != 2)
 			return -EINVAL;
 		idx = json_object_get_uint64(json_object_array_get_idx(pair, 0));
 		if (idx >= HIST_BUCKETS)

@@ -3,10 +3,18 @@
 # make            build build/agentprof (BPF objects, skeleton, userspace)
 # make deps       install the Debian packages needed to build, test and demo
 # make test       build and run every test (needs root for the BPF tests)
+# make test SANITIZE=1  the same against an ASan+UBSan build (build-san/)
 # make test-kernels  the guest test on each kernel of KERNELS, in qemu (root; tests/vm/run)
 # make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
 # make fuzz       every libFuzzer target for FUZZ_SECONDS each (tests/fuzz/run)
 
+# SANITIZE=1: the userspace (agentprof, unit tests) with ASan and UBSan, in
+# build-san/ unless BUILD says otherwise; `make test SANITIZE=1` runs every
+# test against it.
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
 BUILD ?= build
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -22,7 +30,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 $(WARN) -Iinclude -Isrc -I$(BUILD) $(PKG_CFLAGS) -D_GNU_SOURCE
+CFLAGS += -std=gnu11 $(WARN) -Iinclude -Isrc -I$(BUILD) $(PKG_CFLAGS) -D_GNU_SOURCE $(SAN_FLAGS)
 LDLIBS += $(PKG_LIBS) -lelf -lz -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-parameter \
 	-Ivmlinux -Iinclude -Ibpf
@@ -116,7 +124,7 @@ fuzz: fuzz-build
 test:
 	./tools/deps.sh
 	$(MAKE) all unit fuzz-build
-	./tests/run
+	BUILD=$(BUILD) ./tests/run
 
 # The kernel matrix: Debian packages booted in qemu, and "host" (tests/vm/run).
 KERNELS ?= linux-image-amd64 host
@@ -146,4 +154,4 @@ install: $(BUILD)/agentprof
 	install -D -m 0755 $< $(DESTDIR)/usr/local/sbin/agentprof
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-san

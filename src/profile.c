@@ -17,6 +17,7 @@ struct profile {
 	size_t ngroups;
 	struct profile_run run;
 	const struct profile_group **sorted;
+	size_t sorted_cap;
 };
 
 static const char *const metric_names[PM__COUNT] = {
@@ -189,12 +190,17 @@ const struct profile_group **profile__sorted(struct profile *p, size_t *n)
 	struct profile_group *g;
 	size_t i, k = 0;
 
-	v = realloc(p->sorted, (p->ngroups + 1) * sizeof(*v));
-	if (!v) {
-		*n = 0;
-		return NULL;
+	/* Grown only when groups were added: a caller's array stays valid until then. */
+	if (p->ngroups + 1 > p->sorted_cap) {
+		v = realloc(p->sorted, (p->ngroups + 1) * sizeof(*v));
+		if (!v) {
+			*n = 0;
+			return NULL;
+		}
+		p->sorted = v;
+		p->sorted_cap = p->ngroups + 1;
 	}
-	p->sorted = v;
+	v = p->sorted;
 	for (i = 0; i < PROFILE_BUCKETS; i++)
 		for (g = p->buckets[i]; g; g = g->next)
 			v[k++] = g;

@@ -202,12 +202,17 @@ static int recorder__report(struct recorder *r)
 	return err;
 }
 
-static bool targets_alive(const struct env *env)
+/*
+ * A -p process is alive while its mark is set: the kernel side clears it
+ * when the process's last thread exits, so a pid that another process took
+ * meanwhile does not count (nor is that process traced).
+ */
+static bool targets_alive(struct recorder *r)
 {
 	int i;
 
-	for (i = 0; i < env->npids; i++)
-		if (procs__exists(env->pids[i]))
+	for (i = 0; i < r->env->npids; i++)
+		if (collector__traced(&r->col, r->env->pids[i]))
 			return true;
 	return false;
 }
@@ -254,7 +259,7 @@ static int recorder__poll(struct recorder *r)
 		if (now < next_check)
 			continue;
 		next_check = now + 1000000000ULL;	/* once a second */
-		if (env->npids && !targets_alive(env)) {
+		if (env->npids && !targets_alive(r)) {
 			fprintf(stderr, "agentprof: every traced process has exited\n");
 			break;
 		}

@@ -39,80 +39,21 @@ import time
 
 import agentprof_test as at
 import drive
+import faultlib as fl
 
 HOST = "127.0.0.1"
 PREFIX = "ln%d" % os.getpid()
 
-_procs = []
-
-
-def track(p):
-    _procs.append(p)
-    return p
-
-
-def cleanup():
-    for p in _procs:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-
-
-def start_ap(args, stdout=subprocess.PIPE):
-    """`agentprof record ARGS`, returned once tracing (stderr collected)."""
-    cmd = [at.AGENTPROF, "record"] + [str(a) for a in args]
-    p = track(subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                               cwd=at.ROOT))
-    p._out = at._Lines(p.stdout) if stdout == subprocess.PIPE else None
-    p._err = at._Lines(p.stderr)
-    if p._err.wait_for(lambda l: l.startswith("agentprof: tracing"),
-                       at.START_TIMEOUT_S) is None:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-        raise RuntimeError("agentprof did not start tracing: %s\n%s" % (cmd, p._err.text(1)))
-    return p
-
-
-def wait_exit(p, timeout=30):
-    try:
-        return p.wait(timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        return None
+track, cleanup, start_ap, wait_exit = fl.track, fl.cleanup, fl.start_ap, fl.wait_exit
+jsonl_state = fl.jsonl_state
 
 
 def profile_requests(path, pid):
     """Requests of pid's service in the profile at path (None: no readable profile)."""
-    try:
-        with open(path) as f:
-            prof = json.load(f)
-    except (OSError, ValueError):
+    prof = fl.load_profile(path)
+    if prof is None:
         return None
     return sum(g["requests"] for g in prof.get("groups", []) if g["route"] == "/cpu/:id")
-
-
-def jsonl_state(path):
-    """(whole lines parsed, problem or None) of a JSON-lines file."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        return 0, str(e)
-    if data and not data.endswith(b"\n"):
-        return 0, "ends mid-line: ...%r" % data[-60:]
-    n = 0
-    for line in data.splitlines():
-        try:
-            json.loads(line)
-        except ValueError:
-            return n, "line %d does not parse: %r" % (n + 1, line[:80])
-        n += 1
-    return n, None
 
 
 def sent_ids(sent):

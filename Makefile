@@ -7,6 +7,7 @@
 # make test-kernels  the guest test on each kernel of KERNELS, in qemu (root; tests/vm/run)
 # make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
 # make fuzz       every libFuzzer target for FUZZ_SECONDS each (tests/fuzz/run)
+# make soak       record for SOAK_MINUTES (30) against the demo agent: RSS, fds, map fill
 
 # SANITIZE=1: the userspace (agentprof, unit tests) with ASan and UBSan, in
 # build-san/ unless BUILD says otherwise; `make test SANITIZE=1` runs every
@@ -47,7 +48,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # Unit tests link every userspace module but main.
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps test test-kernels unit vmlinux clean demo bench install fuzz fuzz-build
+.PHONY: all deps test test-kernels unit vmlinux clean demo bench install fuzz fuzz-build soak
 all: $(BUILD)/agentprof $(BUILD)/tests/cpu_server
 
 $(BUILD)/bpf $(BUILD)/obj $(BUILD)/tests:
@@ -165,6 +166,13 @@ demo:
 bench: all
 	./tools/deps.sh --bench
 	./bench/run.sh $(BENCH_ARGS)
+
+# Soak (root): record left on for SOAK_MINUTES against the demo agent under
+# Locust, its RSS, descriptors and map fill sampled every minute (bench/soak.py).
+SOAK_MINUTES ?= 30
+soak: all
+	./tools/deps.sh
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PYTHON) bench/soak.py
 
 install: $(BUILD)/agentprof
 	install -D -m 0755 $< $(DESTDIR)/usr/local/sbin/agentprof

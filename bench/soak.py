@@ -118,6 +118,18 @@ def verdict(samples, maps):
     return out
 
 
+def stop(p, timeout):
+    """SIGINT, then SIGKILL after timeout s."""
+    if not p or p.poll() is not None:
+        return
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
@@ -166,18 +178,8 @@ def main():
                 s["minute"], s["rss_kib"], s["fds"], s["requests"],
                 " ".join("%s=%d" % kv for kv in sorted(s["map_fill"].items()))), file=sys.stderr)
     finally:
-        if locust and locust.poll() is None:
-            locust.send_signal(signal.SIGINT)
-            try:
-                locust.wait(30)
-            except subprocess.TimeoutExpired:
-                locust.kill()
-        if ap and ap.poll() is None:
-            ap.send_signal(signal.SIGINT)
-            try:
-                ap.wait(60)
-            except subprocess.TimeoutExpired:
-                ap.kill()
+        stop(locust, 30)
+        stop(ap, 60)
         subprocess.run([os.path.join(ROOT, "tools", "demo-agent", "stop_stack.sh"), state],
                        stderr=subprocess.DEVNULL)
     if not samples:

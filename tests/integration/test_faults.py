@@ -46,28 +46,18 @@ import time
 
 import agentprof_test as at
 import drive
+import faultlib as fl
 
 HOST = "127.0.0.1"
 PREFIX = "flt%d" % os.getpid()
 
 # Processes this test started; whatever is still alive at the end is killed.
-_procs = []
 _pids = set()
-
-
-def track(p):
-    _procs.append(p)
-    return p
+track = fl.track
 
 
 def cleanup():
-    for p in _procs:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+    fl.cleanup()
     for pid in _pids:
         if alive(pid):
             try:

@@ -303,14 +303,20 @@ def test_pid_reuse(tmp):
 
 # 3 ---------------------------------------------------------------------------
 
-def test_client_reset(tmp):
-    pre = "client resets mid-response: "
-    truth = os.path.join(tmp, "reset-truth.jsonl")
-    reqs, prof = os.path.join(tmp, "reset-reqs.jsonl"), os.path.join(tmp, "reset-prof.json")
+def traced_c_server(tmp, tag):
+    """The C server, traced: (srv, port, truth, requests file, profile, agentprof)."""
+    truth = os.path.join(tmp, tag + "-truth.jsonl")
+    reqs, prof = os.path.join(tmp, tag + "-reqs.jsonl"), os.path.join(tmp, tag + "-prof.json")
     srv, port = at.start_server("c", truth)
     fl.track(srv)
-    xid, nid = rid("rst"), rid("next")
     ap = fl.start_ap(["-q", "-p", srv.pid, "--requests", reqs, "-o", prof])
+    return srv, port, truth, reqs, prof, ap
+
+
+def test_client_reset(tmp):
+    pre = "client resets mid-response: "
+    srv, port, truth, reqs, prof, ap = traced_c_server(tmp, "reset")
+    xid = rid("rst")
     try:
         s = socket.create_connection((HOST, port), timeout=10)
         t0 = time.monotonic()
@@ -469,11 +475,7 @@ def test_idle_10k(tmp):
 
 def test_ringbuf_burst(tmp):
     pre = "ring buffer overflowed by a burst: "
-    truth = os.path.join(tmp, "burst-truth.jsonl")
-    reqs, prof = os.path.join(tmp, "burst-reqs.jsonl"), os.path.join(tmp, "burst-prof.json")
-    srv, port = at.start_server("c", truth)
-    fl.track(srv)
-    ap = fl.start_ap(["-q", "-p", srv.pid, "--requests", reqs, "-o", prof])
+    srv, port, truth, reqs, prof, ap = traced_c_server(tmp, "burst")
     try:
         os.kill(ap.pid, signal.SIGSTOP)
         w = subprocess.run(["wrk", "-t1", "-c8", "-d4s", "http://%s:%d/cpu/1?ms=0" % (HOST, port)],

@@ -19,6 +19,8 @@ Ground truth: the C server's --truth file and the request ids this test sent.
      recording): the file always ends at a line's end; then
      SIGKILL: every line parses, none of the BPF programs or links it held
      is left (bpftool), and a new `record` records exactly what it is sent;
+     with `-- COMMAND`, COMMAND stops with it, and never runs at all when
+     agentprof is killed before it traces;
   6. --requests on a file system that fills up (a 256 KiB tmpfs): agentprof
      says so and exits 1, the file holds whole lines only, and the profile
      (elsewhere) has every request.
@@ -32,6 +34,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -54,6 +57,14 @@ def profile_requests(path, pid):
     if prof is None:
         return None
     return sum(g["requests"] for g in prof.get("groups", []) if g["route"] == "/cpu/:id")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def sent_ids(sent):
@@ -286,6 +297,41 @@ def test_crash(tmp, srv, port, truth):
              and "(0 incomplete, 0 still open" in err, err[-400:])
 
 
+def test_command_orphaned(tmp, port_unused):
+    """-- COMMAND, agentprof SIGKILLed: COMMAND stops too, and never runs untraced."""
+    pre = "agentprof SIGKILLed with -- COMMAND: "
+    port = port_unused
+    p = start_ap(["-q", "--", at.CPU_SERVER, "--port", port])
+    line = p._err.wait_for(lambda l: l.startswith("agentprof: tracing"), 1)
+    try:
+        child = int(line.split("(pid ")[1].split(")")[0])
+    except (AttributeError, IndexError, ValueError):
+        child = None
+    listening = at.wait_listening(port, HOST)
+    p.kill()
+    wait_exit(p)
+    deadline = time.monotonic() + 3
+    while child and os.path.exists("/proc/%d" % child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gone = child and not os.path.exists("/proc/%d" % child)
+    at.check(pre + "premise: COMMAND (pid %s) was serving" % child, child and listening)
+    at.check(pre + "COMMAND is gone within 3 s", gone, "pid %s still runs" % child)
+    if child and not gone:
+        os.kill(child, signal.SIGKILL)
+
+    marker = os.path.join(tmp, "ran")
+    p = track(subprocess.Popen([at.AGENTPROF, "record", "-q", "--", "/bin/sh", "-c",
+                                "touch %s" % marker], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True))
+    time.sleep(0.05)  # loading takes longer: killed before it traces anything
+    p.kill()
+    err = p.communicate()[1]
+    time.sleep(1)
+    at.check(pre + "premise: killed before tracing", "agentprof: tracing" not in err, err)
+    at.check(pre + "killed before tracing: COMMAND never runs (untraced)",
+             not os.path.exists(marker), "it ran")
+
+
 # 6 ---------------------------------------------------------------------------
 
 def test_disk_full(tmp, srv, port):
@@ -332,6 +378,7 @@ def main():
                              (test_repeated_signals, (tmp, srv, port)),
                              (test_closed_stdout, (tmp, srv, port)),
                              (test_crash, (tmp, srv, port, truth)),
+                             (test_command_orphaned, (tmp, free_port())),
                              (test_disk_full, (tmp, srv, port))):
                 try:
                     fn(*args)

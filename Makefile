@@ -109,7 +109,7 @@ unit: $(UNIT_BINS)
 
 # libFuzzer targets (tests/fuzz/): the parsers that see outside bytes, built
 # with clang, ASan and UBSan into build/fuzz/, each with the modules it needs.
-FUZZ_TARGETS := http pg fingerprint profile
+FUZZ_TARGETS := http pg fingerprint profile request
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -fno-sanitize-recover=all -Iinclude -Isrc -Itests/unit \
 	-Itests/fuzz $(PKG_CFLAGS) -D_GNU_SOURCE $(WARN)
@@ -117,6 +117,7 @@ FUZZ_MODS_http := http route
 FUZZ_MODS_fingerprint := fingerprint
 FUZZ_MODS_pg := pg fingerprint hist profile outfile
 FUZZ_MODS_profile := profile hist outfile
+FUZZ_MODS_request := request http route peers pg fingerprint hist profile outfile
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
 
 $(BUILD)/fuzz/obj/%.o: src/%.c $(HDRS)

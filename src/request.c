@@ -59,7 +59,10 @@ int request__decode(struct request *req, const struct ap_request_event *ev,
 	req->duration_ns = end > ev->start_ns ? end - ev->start_ns : 0;
 	req->ttfb_ns = ev->first_tx_ns > ev->start_ns ? ev->first_tx_ns - ev->start_ns : 0;
 	req->start_real_ns = ev->start_ns + opts->mono_to_real_ns;
-	req->rss_delta_bytes = ev->rss_delta_pages * (int64_t)opts->page_size;
+	/* A kernel value, but never trusted to fit: saturate rather than overflow. */
+	if (__builtin_mul_overflow(ev->rss_delta_pages, (int64_t)opts->page_size,
+				   &req->rss_delta_bytes))
+		req->rss_delta_bytes = ev->rss_delta_pages < 0 ? INT64_MIN : INT64_MAX;
 	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
 		if (ev->peers[i].kind != AP_PEER_PG)
 			req->upstream_wait_ns += ev->peers[i].wait_ns;

@@ -10,6 +10,7 @@
 #include "../fuzz/fuzz_http.c"
 #include "../fuzz/fuzz_pg.c"
 #include "../fuzz/fuzz_profile.c"
+#include "../fuzz/fuzz_request.c"
 
 #include <dirent.h>
 #include <string.h>
@@ -26,6 +27,7 @@ static const struct replay_target targets[] = {
 	{"pg", fuzz_pg},
 	{"fingerprint", fuzz_fingerprint},
 	{"profile", fuzz_profile},
+	{"request", fuzz_request},
 };
 
 static uint8_t *slurp(const char *path, size_t *size)

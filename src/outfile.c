@@ -155,9 +155,12 @@ static int outfile__link(struct outfile *o, char **name)
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
 	unlink(*name);
-	if (linkat(AT_FDCWD, proc, AT_FDCWD, *name, AT_SYMLINK_FOLLOW))
-		return -errno;
-	return 0;
+	if (!linkat(AT_FDCWD, proc, AT_FDCWD, *name, AT_SYMLINK_FOLLOW))
+		return 0;
+	/* No /proc mounted: the fd itself (needs CAP_DAC_READ_SEARCH, which root has). */
+	if (!linkat(o->fd, "", AT_FDCWD, *name, AT_EMPTY_PATH))
+		return 0;
+	return -errno;
 }
 
 int outfile__commit(struct outfile *o)

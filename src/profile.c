@@ -209,7 +209,8 @@ const struct profile_group **profile__sorted(struct profile *p, size_t *n)
 	return v;
 }
 
-static double ms(uint64_t ns)
+/* A double in: q() gives one, and a quantile near 2^64 does not fit back in a uint64_t. */
+static double ms(double ns)
 {
 	return ns / 1e6;
 }

@@ -90,12 +90,13 @@ static int recorder__write_line(struct recorder *r, const struct request *req)
 	return err;
 }
 
-static void recorder__flush_lines(struct recorder *r)
+/* The first write error of --requests is said once; no line is queued after it. */
+static void recorder__write_failed(struct recorder *r, int err)
 {
-	r->write_err = lines__flush(r->requests_out);
-	if (r->write_err)
+	r->write_err = err;
+	if (err)
 		fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
-			r->env->requests_path, strerror(-r->write_err));
+			r->env->requests_path, strerror(-err));
 }
 
 /* One decoded request (collector.h): its JSON line, then the profile. */
@@ -103,12 +104,8 @@ static void recorder__on_request(void *ctx, struct request *req)
 {
 	struct recorder *r = ctx;
 
-	if (r->requests_out && !r->write_err) {
-		r->write_err = recorder__write_line(r, req);
-		if (r->write_err)
-			fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
-				r->env->requests_path, strerror(-r->write_err));
-	}
+	if (r->requests_out && !r->write_err)
+		recorder__write_failed(r, recorder__write_line(r, req));
 	if (profile__add(r->profile, req))
 		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
 }
@@ -247,7 +244,7 @@ static int recorder__poll(struct recorder *r)
 		if (err < 0)
 			break;
 		if (r->requests_out && !r->write_err)
-			recorder__flush_lines(r);
+			recorder__write_failed(r, lines__flush(r->requests_out));
 		now = now_ns(CLOCK_MONOTONIC);
 		if (deadline && now >= deadline)
 			break;
@@ -446,11 +443,8 @@ cleanup:
 	collector__free(&r.col);
 	outfile__discard(r.profile_out);
 	i = lines__close(r.requests_out);
-	if (i && !err && !r.write_err) {
-		err = i;
-		fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
-			env->requests_path, strerror(-i));
-	}
+	if (i && !r.write_err)
+		recorder__write_failed(&r, i);
 	profile__free(r.profile);
 	return err || r.write_err ? 1 : 0;
 }

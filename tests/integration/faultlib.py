@@ -7,6 +7,7 @@ line by line."""
 
 import json
 import os
+import socket
 import subprocess
 
 import agentprof_test as at
@@ -28,6 +29,15 @@ def cleanup():
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on now (the kernel's pick)."""
+    s = socket.socket()
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def start_ap(args, stdout=subprocess.PIPE, timeout=None):

@@ -112,12 +112,7 @@ def rid(tag):
     return drive.next_id("%s%s" % (PREFIX, tag))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = fl.free_port
 
 
 def run_cli(args, timeout=30):

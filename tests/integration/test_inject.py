@@ -34,7 +34,6 @@ Usage: test_inject.py [NAME...]   (root; NAME: pg pid reset idle burst)
 """
 
 import http.client
-import json
 import os
 import random
 import resource

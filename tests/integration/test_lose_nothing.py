@@ -34,7 +34,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -57,14 +56,6 @@ def profile_requests(path, pid):
     if prof is None:
         return None
     return sum(g["requests"] for g in prof.get("groups", []) if g["route"] == "/cpu/:id")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def sent_ids(sent):
@@ -378,7 +369,7 @@ def main():
                              (test_repeated_signals, (tmp, srv, port)),
                              (test_closed_stdout, (tmp, srv, port)),
                              (test_crash, (tmp, srv, port, truth)),
-                             (test_command_orphaned, (tmp, free_port())),
+                             (test_command_orphaned, (tmp, fl.free_port())),
                              (test_disk_full, (tmp, srv, port))):
                 try:
                     fn(*args)

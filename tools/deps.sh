@@ -12,6 +12,8 @@ PKGS=(
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps
+	# test_pyrt_offsets: CPython 3.11's headers, internal ones included
+	python3.11-dev
 	# benchmarks
 	wrk bpftrace
 	# the kernel matrix (tests/vm): boots Debian's kernels with a busybox initramfs

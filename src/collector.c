@@ -417,6 +417,11 @@ int collector__poll(struct collector *c)
 	 * a sleep that signals cut short; the buffer is drained after it.
 	 */
 	err = ring_buffer__poll(c->rb, c->interval_ms);
+	/* Cut short by a signal: drain what arrived all the same, then say so. */
+	if (err == -EINTR) {
+		ring_buffer__consume(c->rb);
+		return -EINTR;
+	}
 	if (err >= 0) {
 		/* The rate counts what a wakeup brought in too (a burst). */
 		woken = err;

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agentprof/request.h"
+#include "outfile.h"
 #include "profile.h"
 
 #define PROFILE_BUCKETS 1024
@@ -14,6 +17,7 @@ struct profile {
 	size_t ngroups;
 	struct profile_run run;
 	const struct profile_group **sorted;
+	size_t sorted_cap;
 	bool by_status; /* groups split by response status (export) */
 };
 
@@ -108,15 +112,27 @@ static void copy_name(char *dst, size_t sz, const char *src)
 	snprintf(dst, sz, "%s", src);
 }
 
-static struct profile_group *group_get(struct profile *p, const char *service, const char *method,
-				       const char *route, const char *class, int status)
+/*
+ * The names as a group keeps them, cut to their fields: a longer name (a
+ * class header of 100 bytes, a profile from elsewhere) compared uncut would
+ * never match its group and make a new one each time.
+ */
+static struct profile_group *group_get(struct profile *p, const char *service_in,
+				       const char *method_in, const char *route_in,
+				       const char *class_in, int status)
 {
+	char service[PROFILE_NAME_MAX], method[PROFILE_NAME_MAX], route[ROUTE_MAX],
+	    class[PROFILE_NAME_MAX];
 	uint64_t h = 0xcbf29ce484222325ULL;
 	struct profile_group *g;
 	size_t b;
 
 	if (!p->by_status)
 		status = 0;
+	copy_name(service, sizeof(service), service_in);
+	copy_name(method, sizeof(method), method_in);
+	copy_name(route, sizeof(route), route_in);
+	copy_name(class, sizeof(class), class_in);
 	h = fnv1a(fnv1a(fnv1a(fnv1a(h, service), method), route), class) + (uint64_t)status;
 	b = h % PROFILE_BUCKETS;
 	for (g = p->buckets[b]; g; g = g->next) {
@@ -210,12 +226,17 @@ const struct profile_group **profile__sorted(struct profile *p, size_t *n)
 	struct profile_group *g;
 	size_t i, k = 0;
 
-	v = realloc(p->sorted, (p->ngroups + 1) * sizeof(*v));
-	if (!v) {
-		*n = 0;
-		return NULL;
+	/* Grown only when groups were added: a caller's array stays valid until then. */
+	if (p->ngroups + 1 > p->sorted_cap) {
+		v = realloc(p->sorted, (p->ngroups + 1) * sizeof(*v));
+		if (!v) {
+			*n = 0;
+			return NULL;
+		}
+		p->sorted = v;
+		p->sorted_cap = p->ngroups + 1;
 	}
-	p->sorted = v;
+	v = p->sorted;
 	for (i = 0; i < PROFILE_BUCKETS; i++)
 		for (g = p->buckets[i]; g; g = g->next)
 			v[k++] = g;
@@ -224,7 +245,8 @@ const struct profile_group **profile__sorted(struct profile *p, size_t *n)
 	return v;
 }
 
-static double ms(uint64_t ns)
+/* A double in: q() gives one, and a quantile near 2^64 does not fit back in a uint64_t. */
+static double ms(double ns)
 {
 	return ns / 1e6;
 }
@@ -355,7 +377,7 @@ static struct json_object *run_json(const struct profile_run *r)
 	return o;
 }
 
-struct json_object *profile__to_json(struct profile *p, struct json_object *extra)
+struct json_object *profile__json(struct profile *p, struct json_object *extra)
 {
 	struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
 	struct json_object *hist = json_object_new_object();
@@ -382,15 +404,34 @@ struct json_object *profile__to_json(struct profile *p, struct json_object *extr
 	return root;
 }
 
-int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
+int profile__write_fd(struct profile *p, int fd, struct json_object *extra)
 {
-	struct json_object *root = profile__to_json(p, extra);
+	struct json_object *root = profile__json(p, extra);
 	int err = 0;
 
-	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
+	if (json_object_to_fd(fd, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
 		err = errno ? -errno : -EIO;
 	json_object_put(root);
 	return err;
+}
+
+int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
+{
+	struct outfile *o;
+	char msg[256];
+	int err;
+
+	o = outfile__open(path, msg, sizeof(msg));
+	if (!o) {
+		json_object_put(extra);
+		return -errno;
+	}
+	err = profile__write_fd(p, outfile__fd(o), extra);
+	if (err) {
+		outfile__discard(o);
+		return err;
+	}
+	return outfile__commit(o);
 }
 
 static uint64_t get_u64(struct json_object *o, const char *key)
@@ -404,7 +445,10 @@ static const char *get_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+	/* null, a number, an object: no name (json_object_get_string(NULL) is NULL). */
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
 }
 
 static int hist_load(struct hist *h, struct json_object *o)
@@ -419,7 +463,7 @@ static int hist_load(struct hist *h, struct json_object *o)
 	n = json_object_array_length(b);
 	for (i = 0; i < n; i++) {
 		pair = json_object_array_get_idx(b, i);
-		if (json_object_array_length(pair) != 2)
+		if (!json_object_is_type(pair, json_type_array) || json_object_array_length(pair) != 2)
 			return -EINVAL;
 		idx = json_object_get_uint64(json_object_array_get_idx(pair, 0));
 		if (idx >= HIST_BUCKETS)
@@ -462,17 +506,14 @@ static int group_load(struct profile *p, struct json_object *o)
 	return 0;
 }
 
-struct profile *profile__load(const char *path, char *err, size_t errsz)
+/* Takes root (a parsed profile named path in messages). */
+static struct profile *profile__from_json(struct json_object *root, const char *path, char *err,
+					  size_t errsz)
 {
-	struct json_object *root, *groups, *run, *hist;
+	struct json_object *groups, *run, *hist;
 	struct profile *p = NULL;
 	size_t i, n;
 
-	root = json_object_from_file(path);
-	if (!root) {
-		snprintf(err, errsz, "cannot read profile %s: %s", path, json_util_get_last_err());
-		return NULL;
-	}
 	if (strcmp(get_str(root, "format"), PROFILE_FORMAT) ||
 	    get_u64(root, "version") != PROFILE_VERSION) {
 		snprintf(err, errsz, "%s is not an agentprof profile of version %d", path,
@@ -513,4 +554,55 @@ cleanup:
 	json_object_put(root);
 	errno = EINVAL;
 	return p;
+}
+
+struct profile *profile__load(const char *path, char *err, size_t errsz)
+{
+	struct json_object *root = json_object_from_file(path);
+
+	if (!root) {
+		snprintf(err, errsz, "cannot read profile %s: %s", path, json_util_get_last_err());
+		errno = EINVAL;
+		return NULL;
+	}
+	return profile__from_json(root, path, err, errsz);
+}
+
+static bool only_space(const char *s, size_t n)
+{
+	while (n && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	return !n;
+}
+
+struct profile *profile__load_buf(const char *buf, size_t len, const char *name, char *err,
+				  size_t errsz)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *root = NULL;
+
+	if (!tok) {
+		snprintf(err, errsz, "out of memory reading %s", name);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (len <= INT_MAX)
+		root = json_tokener_parse_ex(tok, buf, (int)len);
+	/* The whole buffer is one JSON document, or it is no profile. */
+	if (root && !only_space(buf + json_tokener_get_parse_end(tok),
+				len - json_tokener_get_parse_end(tok))) {
+		json_object_put(root);
+		root = NULL;
+	}
+	if (!root)
+		snprintf(err, errsz, "cannot read profile %s: %s", name,
+			 json_tokener_error_desc(json_tokener_get_error(tok)));
+	json_tokener_free(tok);
+	if (!root) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return profile__from_json(root, name, err, errsz);
 }

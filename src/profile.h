@@ -100,13 +100,19 @@ size_t profile__remove_service(struct profile *p, const char *service);
 const struct profile_group **profile__sorted(struct profile *p, size_t *n);
 const char *profile__metric_name(enum profile_metric m);
 void profile__print_table(struct profile *p, FILE *out);
-/* extra: an object whose members are added to the top level (may be NULL; consumed). */
+/* The profile as JSON (what -o writes and export's /profile serves). extra: an object whose
+ * members are added to the top level (may be NULL; consumed). */
+struct json_object *profile__json(struct profile *p, struct json_object *extra);
+/* Writes profile__json() to fd; 0 or -errno. */
+int profile__write_fd(struct profile *p, int fd, struct json_object *extra);
+/* Writes profile__json() to path, replacing it at once (outfile.h); 0 or -errno. */
 int profile__write_json(struct profile *p, const char *path, struct json_object *extra);
-/* The document profile__write_json() writes, for writers to other places (export /profile). */
-struct json_object *profile__to_json(struct profile *p, struct json_object *extra);
 /* {"p50", "p95", "p99", "max"} of h: the summary every table of the profile uses. */
 struct json_object *profile__quantiles_json(const struct hist *h);
 /* Reads a profile saved by profile__write_json; returns NULL and sets errno. */
 struct profile *profile__load(const char *path, char *err, size_t errsz);
+/* The same from len bytes of buf (a file read, a /profile body); name is for messages. */
+struct profile *profile__load_buf(const char *buf, size_t len, const char *name, char *err,
+				  size_t errsz);
 
 #endif /* AGENTPROF_PROFILE_H */

@@ -8,6 +8,8 @@ PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config libjson-c-dev
 	libmicrohttpd-dev
+	# clang's libFuzzer and sanitizer runtimes (make fuzz, make test SANITIZE=1)
+	libclang-rt-14-dev
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps

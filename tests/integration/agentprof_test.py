@@ -29,7 +29,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.join(ROOT, "build")
+# AGENTPROF_BUILD: another build directory (make test SANITIZE=1: build-san).
+BUILD = os.path.join(ROOT, os.environ.get("AGENTPROF_BUILD", "build"))
 AGENTPROF = os.path.join(BUILD, "agentprof")
 CPU_SERVER = os.path.join(BUILD, "tests", "cpu_server")
 CPU_SERVER_SRC = os.path.join(ROOT, "tests", "servers", "cpu_server.c")

@@ -41,8 +41,8 @@ One truth line per request (JSON) to --truth, keyed by X-Request-Id:
   segments_ns  the async handler's parts one by one
   round_trips  PostgreSQL round trips, per the model above
   upstream_wait_ns  time.monotonic_ns() around the upstream call's await
-  upstream_rx_ns    from just before that call to the last reply bytes the
-               loop read from its socket (the protocol's data_received):
+  upstream_rx_ns    from the request's last bytes written to the upstream
+               socket to the last reply bytes the loop read from it:
                agentprof's wait_ns (last byte sent -> last byte read) does
                not hold the loop's time between that read and the task
                running again, which upstream_wait_ns does
@@ -174,9 +174,24 @@ class Segments:
 
 
 class StampedHandler(aiohttp.client_proto.ResponseHandler):
-    """aiohttp's protocol, noting when the loop last read bytes from the socket."""
+    """aiohttp's protocol, noting when the request's bytes were last written
+    to the socket and when the loop last read reply bytes from it: clocks
+    read right after the send() and right after the recv(), so that a
+    preemption around the call (this host is shared) is not taken for a wait."""
 
+    last_tx_ns = 0
     last_rx_ns = 0
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        write = transport.write
+
+        def stamped_write(data):
+            write(data)
+            if data:
+                self.last_tx_ns = time.monotonic_ns()
+
+        transport.write = stamped_write
 
     def data_received(self, data):
         self.last_rx_ns = time.monotonic_ns()
@@ -221,7 +236,8 @@ async def upstream_call(seg, delay_ms):
         t1 = time.monotonic_ns()
     finally:
         seg.start()
-    return t1 - t0, call_proto.get().last_rx_ns - t0
+    proto = call_proto.get()
+    return t1 - t0, proto.last_rx_ns - proto.last_tx_ns
 
 
 @app.get("/agent/{rid}")
@@ -279,7 +295,7 @@ def sync(rid: str, a: int = 0, q: int = 1, x_request_id: str = Header(default=""
 async def startup():
     state["pool"] = await asyncpg.create_pool(
         host=pgtest.PG_HOST, port=cfg.pg_port, user=pgtest.PG_USER,
-        password=pgtest.PG_PASSWORD, database=pgtest.PG_DB,
+        password=pgtest.PG_PASSWORD, database=pgtest.PG_DB, ssl=False,
         min_size=cfg.pool, max_size=cfg.pool)
     state["http"] = aiohttp.ClientSession(
         connector=StampedConnector(limit=0, keepalive_timeout=600))

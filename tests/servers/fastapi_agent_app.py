@@ -175,9 +175,10 @@ class Segments:
 
 class StampedHandler(aiohttp.client_proto.ResponseHandler):
     """aiohttp's protocol, noting when the request's bytes were last written
-    to the socket and when the loop last read reply bytes from it: clocks
-    read right after the send() and right after the recv(), so that a
-    preemption around the call (this host is shared) is not taken for a wait."""
+    to the socket (the clock read just before the send(): the return from a
+    send that wakes the upstream is where this busy host most often
+    preempts the loop, tens of ms at times, and that is part of the wait)
+    and when the loop last read reply bytes from it (just after the recv())."""
 
     last_tx_ns = 0
     last_rx_ns = 0
@@ -187,9 +188,9 @@ class StampedHandler(aiohttp.client_proto.ResponseHandler):
         write = transport.write
 
         def stamped_write(data):
-            write(data)
             if data:
                 self.last_tx_ns = time.monotonic_ns()
+            write(data)
 
         transport.write = stamped_write
 

@@ -70,6 +70,8 @@ import uvicorn
 from fastapi import FastAPI, Header
 from fastapi.responses import PlainTextResponse
 
+from uvicorn_listening import Server
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "pg"))
 import pgtest  # noqa: E402
@@ -306,15 +308,6 @@ async def startup():
 async def shutdown():
     await state["http"].close()
     await state["pool"].close()
-
-
-class Server(uvicorn.Server):
-    """Says on stdout when it listens, with the port it got."""
-
-    async def startup(self, sockets=None):
-        await super().startup(sockets)
-        port = self.servers[0].sockets[0].getsockname()[1]
-        print("listening %d" % port, flush=True)
 
 
 def main():

@@ -17,7 +17,8 @@ over all six phases. Each request against its truth line:
   - pg.round_trips exactly the request's own (the pool's reset on release
     included), every request;
   - async: the upstream's wait_ns within 10% or 3 ms of the app's own clock
-    from the call to the last reply bytes its loop read, for >= 95%;
+    from its request's last bytes written to the last reply bytes its loop
+    read (the app's upstream_rx_ns), for >= 95%; and one call each;
   - def: threads >= 2, every request;
   - per phase (one route each), the sum of cpu_ns within 3% of the truth,
     which lies between the sum of the requests' tasks and jobs (each

@@ -9,12 +9,33 @@
 #define ENV_MAX_PIDS 64
 #define ENV_MAX_PG_PORTS 16
 #define ENV_MAX_PEER_NAMES 64
+#define ENV_MAX_SERVICE_RULES 64
 
 enum env_cmd {
 	CMD_NONE,
 	CMD_CHECK,
 	CMD_RECORD,
+	CMD_EXPORT,
 	CMD_PLAN, /* parsed by src/plan/plan.c: its options are its own */
+};
+
+/* `agentprof export` only. */
+struct env_export {
+	const char *listen;	     /* --listen ADDR:PORT */
+	const char *service_rules[ENV_MAX_SERVICE_RULES]; /* --service NAME=SELECTOR */
+	int nservice_rules;
+	unsigned int max_routes;     /* per service */
+	unsigned int max_services;
+	unsigned int max_classes;    /* per service */
+	unsigned int max_peers;
+	unsigned int max_statements;
+	unsigned int max_groups;     /* (service, route, method, status, class) on the node */
+	const char *duration_buckets; /* seconds, comma-separated */
+	const char *cpu_buckets;
+	unsigned int rescan_s;	     /* listening processes looked for again */
+	unsigned int forget_s;	     /* a service with no live process leaves the series */
+	unsigned int sample_s;	     /* RSS, in-flight requests, map fill sampled */
+	const char *logs_root;	     /* the kubelet's pods/ and containers/ log dirs */
 };
 
 struct env {
@@ -36,6 +57,7 @@ struct env {
 	bool pg_literals; /* --pg-literals: statements with their values */
 	bool mmap;	  /* --mmap: mapped_bytes, at the price of syscall tracepoints */
 	unsigned int sample_every; /* --sample N: one request in N traced; 1: all */
+	struct env_export ex;
 	int sub_argc;	/* CMD_PLAN: the command's own argv, from its name on */
 	char **sub_argv;
 };

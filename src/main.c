@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "env.h"
+#include "export.h"
 #include "feature.h"
 #include "plan/plan.h"
 #include "record.h"
@@ -20,6 +21,8 @@ int main(int argc, char **argv)
 		return check__run(env.verbose);
 	case CMD_RECORD:
 		return record__run(&env);
+	case CMD_EXPORT:
+		return export__run(&env);
 	case CMD_PLAN:
 		return plan__main(env.sub_argc, env.sub_argv);
 	default:

@@ -35,6 +35,23 @@ static void print_one(struct profile *p, const char *service, FILE *out)
 	free(m);
 }
 
+struct json_object *capacity__json(struct profile *p)
+{
+	struct json_object *a = json_object_new_array();
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+
+	if (!mem)
+		return a;
+	capacity__print_lines(p, mem);
+	fclose(mem);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		json_object_array_add(a, json_object_new_string(line));
+	free(buf);
+	return a;
+}
+
 void capacity__print_lines(struct profile *p, FILE *out)
 {
 	const struct profile_group **v;

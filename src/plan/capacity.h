@@ -9,5 +9,7 @@
 
 /* One line per service of p: bottleneck, max requests/s per pod, memory per request in flight. */
 void capacity__print_lines(struct profile *p, FILE *out);
+/* The same lines as a JSON array of strings (the exporter's /profile ends with it). */
+struct json_object *capacity__json(struct profile *p);
 
 #endif /* AGENTPROF_PLAN_CAPACITY_H */

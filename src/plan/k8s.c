@@ -139,12 +139,13 @@ struct json_object *k8s__adapter_rule(void)
 {
 	struct json_object *rules = obj(), *list = json_object_new_array(), *r = obj();
 	struct json_object *res = obj(), *ov = obj(), *ns = obj(), *pod = obj(), *nm = obj();
-	add(r, "seriesQuery",
-	    str("http_server_request_duration_seconds_count{namespace!=\"\",pod!=\"\"}"));
+	/* The exporter's own pod labels (deploy/prometheus-adapter.yaml). */
+	add(r, "seriesQuery", str("http_server_request_duration_seconds_count{k8s_namespace_name!="
+				  "\"\",k8s_pod_name!=\"\"}"));
 	add(ns, "resource", str("namespace"));
 	add(pod, "resource", str("pod"));
-	add(ov, "namespace", ns);
-	add(ov, "pod", pod);
+	add(ov, "k8s_namespace_name", ns);
+	add(ov, "k8s_pod_name", pod);
 	add(res, "overrides", ov);
 	add(r, "resources", res);
 	add(nm, "matches", str("^http_server_request_duration_seconds_count$"));

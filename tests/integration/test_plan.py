@@ -15,6 +15,7 @@ that does not answer. plan itself runs without root.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -161,6 +162,7 @@ def main():
     thin = plan(prof, "--min-requests", str(sent + 1))
     at.check("too thin a profile: a clear error, no plan", thin.returncode == 1 and
              "too thin to plan from" in thin.stderr and not thin.stdout, thin.stderr)
+    shutil.rmtree(tmp, ignore_errors=True)
     return at.report()
 
 

@@ -490,8 +490,9 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	 * context's that no copy made (a thread's first, a pool thread's).
 	 */
 	if (req && !request_lookup(req)) {
-		py_unit_set(tgid, ctx, 0);
+		py_unit_unbind(tgid, ctx);	/* what it ran unbound stays (py_pends()) */
 		req = 0;
+		guess = 0;
 	}
 	if (!req && !unsampled && !t->py_known && !t->py_loop) {
 		thread_charge_current(t, NULL, now);

@@ -19,6 +19,12 @@ enum {
 	OPT_PG_LITERALS,
 	OPT_MMAP,
 	OPT_SAMPLE,
+	OPT_WIDE,
+	OPT_LIVE,
+	OPT_FORMAT,
+	OPT_HTML,
+	OPT_THRESHOLD,
+	OPT_MIN_MS,
 };
 
 static const char main_doc[] =
@@ -29,6 +35,8 @@ static const char main_doc[] =
     "COMMANDS:\n"
     "  check     probe this host for what agentprof needs\n"
     "  record    trace the HTTP requests of processes and profile them\n"
+    "  report    write a profile as one HTML page\n"
+    "  diff      compare two profiles: what changed per route, beyond noise\n"
     "\n"
     "Run `agentprof COMMAND --help` for the options of a command.";
 
@@ -54,6 +62,41 @@ static const char record_doc[] =
     "  agentprof record -d 30                    # every HTTP server on the host\n"
     "  agentprof record -o p.json -- gunicorn app:app\n";
 
+static const char report_doc[] =
+    "Write a profile (record -o) as one self-contained HTML page: per route, requests,\n"
+    "latency and its distribution, where the time goes, CPU per request, memory, the top\n"
+    "PostgreSQL statements, upstream peers and agentprof's own losses. Needs no root\n"
+    "and no BPF: run it anywhere the profile is.\n"
+    "\n"
+    "USAGE: agentprof report PROFILE.json [-o REPORT.html]\n"
+    "\n"
+    "EXAMPLES:\n"
+    "  agentprof report profile.json                 # writes profile.html\n"
+    "  agentprof report profile.json -o /tmp/r.html\n";
+
+static const char diff_doc[] =
+    "Compare two profiles (record -o) route by route and class by class: latency p50,\n"
+    "p95 and p99, CPU per request, PostgreSQL round trips and time, upstream wait.\n"
+    "Each change gets a verdict, rows are sorted by impact (requests x added latency).\n"
+    "\n"
+    "USAGE: agentprof diff BEFORE.json AFTER.json [--format text|json] [--html FILE]\n"
+    "                      [--threshold PCT] [--min-ms MS]\n"
+    "\n"
+    "How noise is told from change: a quantile's 99.9% confidence interval comes from\n"
+    "the order statistics of each profile's histogram (ranks n*q +- 3.29*sqrt(n*q*(1-q)),\n"
+    "widened to the bucket bounds); a mean's from the histogram's variance (Welch,\n"
+    "z > 3.29). A metric changed when the two intervals are apart; it is flagged\n"
+    "(worse, better) when it also moved by more than --threshold percent and, for times,\n"
+    "by more than --min-ms (round trips: 0.5 per request). Sampled profiles count\n"
+    "traced requests only. See docs/diff.md.\n"
+    "\n"
+    "Exit status: 0 no regression, 1 a regression was flagged, 2 an error.\n"
+    "\n"
+    "EXAMPLES:\n"
+    "  agentprof diff before.json after.json\n"
+    "  agentprof diff before.json after.json --threshold 5 --html diff.html\n"
+    "  agentprof diff before.json after.json --format json | jq '.rows[0]'\n";
+
 static const struct argp_option common_opts[] = {
     {"verbose", 'v', NULL, 0, "Print libbpf's log and debug output", 0},
     {},
@@ -76,6 +119,11 @@ static const struct argp_option record_opts[] = {
     {"quiet", 'q', NULL, 0, "Do not print the per-route table", 2},
     {"peer-name", OPT_PEER_NAME, "ADDR:PORT=NAME", 0,
      "Call the upstream peer ADDR:PORT NAME in the output (repeatable)", 2},
+    {"wide", OPT_WIDE, NULL, 0, "Print every column of the per-route table (over 200 wide)", 2},
+    {"live", OPT_LIVE, NULL, 0,
+     "Show the per-route table of the last second, refreshed in place (plain lines when "
+     "stdout is not a terminal)",
+     2},
     {NULL, 0, NULL, 0, "PostgreSQL:", 4},
     {"pg-port", OPT_PG_PORT, "PORT", 0,
      "A PostgreSQL server port (repeatable; default 5432). Connections that start with a "
@@ -95,6 +143,20 @@ static const struct argp_option record_opts[] = {
     {},
 };
 
+static const struct argp_option report_opts[] = {
+    {"output", 'o', "FILE", 0, "Write the HTML to FILE (default: PROFILE with .html)", 0},
+    {},
+};
+
+static const struct argp_option diff_opts[] = {
+    {"format", OPT_FORMAT, "FORMAT", 0, "text (default) or json, on stdout", 0},
+    {"html", OPT_HTML, "FILE", 0, "Also write the comparison as an HTML page to FILE", 0},
+    {"threshold", OPT_THRESHOLD, "PCT", 0,
+     "Flag a change only beyond PCT percent (default 10); a flagged regression exits 1", 0},
+    {"min-ms", OPT_MIN_MS, "MS", 0, "Flag a change of a time only beyond MS ms (default 1)", 0},
+    {},
+};
+
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
@@ -102,6 +164,17 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	errno = 0;
 	*out = strtoul(s, &end, 10);
 	if (errno || end == s || *end || *out > max || s[0] == '-')
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_double(const char *s, double max, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno || end == s || *end || !(*out >= 0) || *out > max)
 		return -EINVAL;
 	return 0;
 }
@@ -189,6 +262,12 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 	case 'q':
 		env->quiet = true;
 		return 0;
+	case OPT_WIDE:
+		env->wide = true;
+		return 0;
+	case OPT_LIVE:
+		env->live = true;
+		return 0;
 	case 'v':
 		env->verbose = true;
 		return 0;
@@ -208,11 +287,87 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 	return ARGP_ERR_UNKNOWN;
 }
 
+static error_t take_input(struct argp_state *state, const char *arg, int max)
+{
+	struct env *env = state->input;
+
+	if (env->ninputs == max) {
+		argp_error(state, "unexpected argument '%s'", arg);
+		return EINVAL;
+	}
+	env->inputs[env->ninputs++] = arg;
+	return 0;
+}
+
+static error_t parse_report(int key, char *arg, struct argp_state *state)
+{
+	struct env *env = state->input;
+
+	switch (key) {
+	case 'o':
+		env->out_path = arg;
+		return 0;
+	case ARGP_KEY_ARG:
+		return take_input(state, arg, 1);
+	case ARGP_KEY_END:
+		if (env->ninputs != 1) {
+			argp_error(state, "name the profile to report on (agentprof record -o)");
+			return EINVAL;
+		}
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+static error_t parse_diff(int key, char *arg, struct argp_state *state)
+{
+	struct env *env = state->input;
+
+	switch (key) {
+	case OPT_FORMAT:
+		if (!strcmp(arg, "text")) {
+			env->format = FORMAT_TEXT;
+		} else if (!strcmp(arg, "json")) {
+			env->format = FORMAT_JSON;
+		} else {
+			argp_error(state, "invalid --format '%s': expected text or json", arg);
+			return EINVAL;
+		}
+		return 0;
+	case OPT_HTML:
+		env->html_path = arg;
+		return 0;
+	case OPT_THRESHOLD:
+		if (parse_double(arg, 1e6, &env->threshold_pct)) {
+			argp_error(state, "invalid --threshold '%s': expected a percentage >= 0", arg);
+			return EINVAL;
+		}
+		return 0;
+	case OPT_MIN_MS:
+		if (parse_double(arg, 1e9, &env->min_ms)) {
+			argp_error(state, "invalid --min-ms '%s': expected milliseconds >= 0", arg);
+			return EINVAL;
+		}
+		return 0;
+	case ARGP_KEY_ARG:
+		return take_input(state, arg, 2);
+	case ARGP_KEY_END:
+		if (env->ninputs != 2) {
+			argp_error(state, "name two profiles: BEFORE.json AFTER.json");
+			return EINVAL;
+		}
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
 static void env__defaults(struct env *env)
 {
 	memset(env, 0, sizeof(*env));
 	env->class_header = "X-Request-Class";
 	env->sample_every = 1;
+	env->threshold_pct = 10;
+	env->min_ms = 1;
 }
 
 /* argp names the program after argv[0]: make it "agentprof record" in messages. */
@@ -245,6 +400,10 @@ int env__parse(struct env *env, int argc, char **argv)
 					       NULL,	    NULL,	  NULL};
 	static const struct argp record_argp = {
 	    record_opts, parse_record, "[-- COMMAND ARGS...]", record_doc, NULL, NULL, NULL};
+	static const struct argp report_argp = {report_opts, parse_report, "PROFILE", report_doc,
+						NULL,	     NULL,	   NULL};
+	static const struct argp diff_argp = {diff_opts, parse_diff, "BEFORE AFTER", diff_doc,
+					      NULL,	 NULL,	     NULL};
 	const struct argp *argp;
 
 	env__defaults(env);
@@ -260,6 +419,12 @@ int env__parse(struct env *env, int argc, char **argv)
 	} else if (!strcmp(argv[1], "record")) {
 		env->cmd = CMD_RECORD;
 		argp = &record_argp;
+	} else if (!strcmp(argv[1], "report")) {
+		env->cmd = CMD_REPORT;
+		argp = &report_argp;
+	} else if (!strcmp(argv[1], "diff")) {
+		env->cmd = CMD_DIFF;
+		argp = &diff_argp;
 	} else {
 		fprintf(stderr, "agentprof: unknown command '%s': try `agentprof --help`\n",
 			argv[1]);

@@ -5,6 +5,7 @@
 #include "env.h"
 #include "feature.h"
 #include "record.h"
+#include "report.h"
 
 int main(int argc, char **argv)
 {
@@ -19,6 +20,8 @@ int main(int argc, char **argv)
 		return check__run(env.verbose);
 	case CMD_RECORD:
 		return record__run(&env);
+	case CMD_REPORT:
+		return report__run(&env);
 	default:
 		return 2;
 	}

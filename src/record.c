@@ -29,6 +29,7 @@
 #include "profile.h"
 #include "record.h"
 #include "request.h"
+#include "table.h"
 #include "tls.h"
 #include "tracefs.h"
 
@@ -383,7 +384,7 @@ static int recorder__report(struct recorder *r)
 
 	recorder__read_peer_totals(r);
 	if (!r->env->quiet) {
-		profile__print_table(r->profile, stdout);
+		table__print(r->profile, stdout, r->env->wide);
 		peers__print(r->peers, stdout);
 		pg__print_top(r->pg, stdout, 20);
 	}

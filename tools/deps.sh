@@ -10,6 +10,9 @@ PKGS=(
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps
+	# tests: a real browser opens agentprof report's HTML (test_report, test_diff);
+	# tmux gives `record --live` a terminal (test_live)
+	chromium tmux
 	# benchmarks
 	wrk bpftrace
 	# the kernel matrix (tests/vm): boots Debian's kernels with a busybox initramfs

@@ -2,6 +2,7 @@
 /* agentprof: dispatch to a subcommand, like bpftool. */
 #include <stdio.h>
 
+#include "diff.h"
 #include "env.h"
 #include "feature.h"
 #include "record.h"
@@ -22,6 +23,8 @@ int main(int argc, char **argv)
 		return record__run(&env);
 	case CMD_REPORT:
 		return report__run(&env);
+	case CMD_DIFF:
+		return diff__run(&env);
 	default:
 		return 2;
 	}

@@ -22,7 +22,7 @@ import pgtest  # noqa: E402
 SERVER = os.path.join(at.ROOT, "tests", "servers", "diff_server.py")
 ROUTES = {"/items/:id": "/items/{i}", "/users/:id": "/users/{i}", "/search": "/search?q=w{i}",
           "/health": "/health"}
-PER_ROUTE = 120
+PER_ROUTE = 250
 CONNS = 2
 
 

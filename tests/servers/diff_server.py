@@ -11,8 +11,8 @@ ReadyForQuery per execute) on a pool opened before tracing starts.
 Endpoints (<id> is any path segment):
   GET /items/<id>     1 SELECT, then 4 ms asleep; --slow-ms MS sleeps MS more
   GET /users/<id>     2 SELECTs, 2 ms asleep; --extra-query runs a third SELECT
-  GET /search?q=...   1 SELECT and 3 ms of CPU
-  GET /health         no PostgreSQL, 0.5 ms of CPU
+  GET /search?q=...   1 SELECT, 1 ms of CPU, 2 ms asleep
+  GET /health         no PostgreSQL, 0.3 ms of CPU
 
 Every response has X-PG-Round-Trips and echoes X-Request-Id. Truth line per
 request: {request_id, path, route, round_trips, wall_ns, cpu_ns}.
@@ -76,9 +76,10 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.002)
             elif route == "/search":
                 self.query(conn, "SELECT 'found', 42")
-                burn(3)
+                burn(1)
+                time.sleep(0.002)
             elif route == "/health":
-                burn(0.5)
+                burn(0.3)
             else:
                 status = 404
         finally:

@@ -12,7 +12,7 @@ static const char *const names[BD__COUNT] = {
 
 static const char *const shorts[BD__COUNT] = {
 	[BD_CPU] = "cpu", [BD_RUNQ] = "runq", [BD_PG] = "pg",	   [BD_UPSTREAM] = "ups",
-	[BD_LOCK] = "lock", [BD_DISK] = "disk", [BD_OTHER] = "other",
+	[BD_LOCK] = "lock", [BD_DISK] = "disk", [BD_OTHER] = "rest",
 };
 
 const char *breakdown__name(enum bd_part part)

@@ -24,32 +24,39 @@ const char *table__fit(const char *s, int w, char *out)
 	return out;
 }
 
-/* What people read first, within 120 columns: counts, latency, CPU and where the time goes. */
+/*
+ * What people read first, within 120 columns: counts, latency, CPU and where
+ * the time goes. WHERE holds at most three parts of at least 5%, so at most
+ * one of them has three digits: "runq 33% lock 33% disk 33%" is the widest.
+ */
+#define WHERE_W 26
+
 static void print_narrow(const struct profile_group **v, size_t n, FILE *out)
 {
-	char svc[11], route[TABLE_ROUTE_W + 1], cls[9], top[64];
+	char svc[10], route[TABLE_ROUTE_W + 1], cls[9], top[64];
 	const struct profile_group *g;
 	struct breakdown b;
 	size_t i;
 
-	fprintf(out, "%-10s %-6s %-*s %-8s %7s %8s %8s %8s %8s  %s\n", "SERVICE", "METHOD",
+	fprintf(out, "%-9s %-6s %-*s %-8s %7s %7s %7s %7s %7s  %s\n", "SERVICE", "METHOD",
 		TABLE_ROUTE_W, "ROUTE", "CLASS", "REQS", "LAT_P50", "LAT_P95", "CPU_P50", "CPU_P95",
 		"WHERE THE TIME GOES");
 	for (i = 0; i < n; i++) {
 		g = v[i];
 		breakdown__of(g, &b);
-		fprintf(out, "%-10s %-6.6s %-*s %-8s %7llu %8.2f %8.2f %8.2f %8.2f  %s\n",
-			table__fit(g->service, 10, svc), g->method, TABLE_ROUTE_W,
+		fprintf(out, "%-9s %-6.6s %-*s %-8s %7llu %7.2f %7.2f %7.2f %7.2f  %.*s\n",
+			table__fit(g->service, 9, svc), g->method, TABLE_ROUTE_W,
 			table__fit(g->route, TABLE_ROUTE_W, route),
 			table__fit(g->class[0] ? g->class : "-", 8, cls),
 			(unsigned long long)g->requests, ms(profile__q(g, PM_DURATION, 0.5)),
 			ms(profile__q(g, PM_DURATION, 0.95)), ms(profile__q(g, PM_CPU, 0.5)),
-			ms(profile__q(g, PM_CPU, 0.95)), breakdown__top(&b, 3, 0.05, top, sizeof(top)));
+			ms(profile__q(g, PM_CPU, 0.95)), WHERE_W,
+			breakdown__top(&b, 3, 0.05, top, sizeof(top)));
 	}
 	fprintf(out, "(times in ms; LAT: first request byte read to last response byte written; "
-		     "WHERE: share of the mean latency:\n cpu on a CPU, runq waiting for one, pg "
-		     "PostgreSQL round trips, ups upstream replies, lock, disk, other; --wide: "
-		     "every column)\n");
+		     "CPU: on a CPU, per request;\n WHERE: shares of the mean latency: cpu, runq "
+		     "(waiting for a CPU), pg (PostgreSQL round trips), ups (upstream\n replies), "
+		     "lock, disk, rest (sleeps, an event loop's other work); --wide: every column)\n");
 }
 
 static void print_wide(const struct profile_group **v, size_t n, FILE *out)

@@ -8,7 +8,7 @@
 
 #include "profile.h"
 
-#define TABLE_ROUTE_W 28
+#define TABLE_ROUTE_W 25
 
 void table__print(struct profile *p, FILE *out, bool wide);
 /*

@@ -14,7 +14,8 @@ need neither root nor BPF), opens it in headless Chromium at a laptop's
   - the numbers in the page are the profile's (requests, latency and CPU
     quantiles, statements, peers, losses), and the profile's request
     counts are the server's own (its truth file);
-  - a file that is not a profile is refused with a message and exit 1.
+  - a file that is not a profile is refused with a message and exit 1;
+  - record's own table of the same run fits 120 columns.
 
 A full-page screenshot goes to build/tests/report.png. Needs root (record).
 """
@@ -143,13 +144,23 @@ def check_tables(page, prof):
                  losses)
 
 
+def check_table(out):
+    """record's per-route table: within 120 columns, every route of the service in it."""
+    lines = out.split("\n\n")[0].splitlines()
+    at.check("record's table within 120 columns", lines and max(map(len, lines)) <= 120,
+             "\n".join(lines))
+    rows = {l.split()[2] for l in lines[1:] if l.startswith("python3")}
+    at.check("record's table lists every route", rows == set(diffsrv.ROUTES), rows)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="agentprof-report-")
     os.chmod(tmp, 0o777)
     try:
         with pgtest.running():
             pgtest.setup_db()
-            prof_path, truth, _, _ = diffsrv.record(tmp, "report", PORT)
+            prof_path, truth, table, _ = diffsrv.record(tmp, "report", PORT)
+        check_table(table)
         os.chmod(prof_path, 0o644)
         r = as_nobody([at.AGENTPROF, "report", prof_path], tmp)
         html = prof_path[:-len(".json")] + ".html"

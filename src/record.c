@@ -22,6 +22,7 @@
 #include "agentprof.skel.h"
 #include "feature.h"
 #include "links.h"
+#include "live.h"
 #include "loader.h"
 #include "peers.h"
 #include "pg.h"
@@ -67,6 +68,7 @@ struct recorder {
 	struct launched child;
 	struct tls tls;
 	struct loader loader;
+	struct live *live; /* --live */
 	bool close_tried; /* recorder__watch_close() attached ap_close_e, or failed to */
 	int write_err;
 };
@@ -121,7 +123,7 @@ static void recorder__consume(struct recorder *r, const struct ap_request_event 
 			fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
 				r->env->requests_path, strerror(-r->write_err));
 	}
-	if (profile__add(r->profile, &req))
+	if (profile__add(r->profile, &req) || (r->live && live__add(r->live, &req)))
 		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
 	pg__free_queries(queries, nq);
 }
@@ -484,6 +486,8 @@ static int recorder__poll(struct recorder *r)
 			fflush(r->requests_out);
 		recorder__watch_close(r);
 		now = now_ns(CLOCK_MONOTONIC);
+		if (r->live)
+			live__tick(r->live, now);
 		if (deadline && now >= deadline)
 			break;
 		if (child_exited(r, &status)) {
@@ -626,6 +630,14 @@ int record__run(const struct env *cli)
 			goto cleanup;
 		}
 	}
+	if (env->live) {
+		r.live = live__new(stdout, isatty(STDOUT_FILENO), env->sample_every);
+		if (!r.live) {
+			fprintf(stderr, "agentprof: out of memory\n");
+			err = -ENOMEM;
+			goto cleanup;
+		}
+	}
 	r.dopts.class_header = env->class_header;
 	r.dopts.page_size = sysconf(_SC_PAGESIZE);
 	if (env->requests_path) {
@@ -697,6 +709,7 @@ cleanup:
 		fprintf(stderr, "agentprof: writing %s failed: %s\n", env->requests_path,
 			strerror(errno));
 	}
+	live__free(r.live);
 	profile__free(r.profile);
 	pg__free(r.pg);
 	peers__free(r.peers);

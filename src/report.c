@@ -304,6 +304,17 @@ static uint64_t jget_q(struct json_object *o, const char *key, const char *q)
 	return json_object_object_get_ex(o, key, &v) ? jget_u64(v, q) : 0;
 }
 
+/* rows and errors are null where the replies were not walked: unknown, not 0. */
+static void td_known(FILE *out, struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (json_object_object_get_ex(o, key, &v) && v)
+		td_u64(out, key, json_object_get_uint64(v));
+	else
+		fprintf(out, "<td data-k=\"%s\" title=\"not seen: no bpf_loop, or TLS\">?</td>", key);
+}
+
 static void write_statements(FILE *out, struct json_object *stmts)
 {
 	size_t i, n = stmts ? json_object_array_length(stmts) : 0;
@@ -327,9 +338,9 @@ static void write_statements(FILE *out, struct json_object *stmts)
 		td_ms(out, "total", jget_u64(s, "total_ns"));
 		td_ms(out, "p50", jget_q(s, "duration_ns", "p50"));
 		td_ms(out, "p95", jget_q(s, "duration_ns", "p95"));
-		fprintf(out, "<td>%llu</td><td>%llu</td><td class=\"stmt\">",
-			(unsigned long long)jget_u64(s, "rows"),
-			(unsigned long long)jget_u64(s, "errors"));
+		td_known(out, s, "rows");
+		td_known(out, s, "errors");
+		fputs("<td class=\"stmt\">", out);
 		html__esc(out, jget_str(s, "fingerprint"));
 		fputs("</td><td class=\"l route\">", out);
 		nr = json_object_object_get_ex(s, "routes", &routes) ? json_object_array_length(routes)

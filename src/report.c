@@ -143,7 +143,7 @@ static int upstream_parts(const struct profile_group *g, const struct breakdown 
 		if (g->peers[i].kind == AP_PEER_PG)
 			continue;
 		snprintf(labels[n], sizeof(labels[n]), "upstream %s", g->peers[i].name);
-		parts[n] = (struct html_bar_part){labels[n], html__peer_color(i),
+		parts[n] = (struct html_bar_part){labels[n], html__peer_color(n),
 						  b->mean_ns[BD_UPSTREAM] * g->peers[i].wait_ns /
 						      (double)total};
 		n++;

@@ -168,6 +168,11 @@ def check_outputs(out_dir, output):
     at.check("demo printed the Locust comparison and the class summary",
              "requests per route: Locust" in output and "per request class" in output,
              output[-2000:])
+    html = os.path.join(out_dir, "report.html")
+    head = open(html, encoding="utf-8").read(64) if os.path.exists(html) else ""
+    at.check("demo wrote the HTML report and printed its path",
+             ("HTML report: %s" % html) in output and head.startswith("<!DOCTYPE html>"),
+             output[-1000:])
 
     recs = at.load_jsonl(os.path.join(out_dir, "requests.jsonl"))
     with open(os.path.join(out_dir, "profile.json")) as f:

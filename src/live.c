@@ -62,7 +62,7 @@ static void clock_str(char *buf, size_t sz)
 static void print_rows(struct live *l, const struct profile_group **v, size_t n, double secs,
 		       const char *when)
 {
-	char svc[10], route[TABLE_ROUTE_W + 1], cls[9];
+	char svc[16], route[TABLE_ROUTE_W + 1], cls[9];
 	const struct profile_group *g;
 	size_t i;
 
@@ -70,8 +70,8 @@ static void print_rows(struct live *l, const struct profile_group **v, size_t n,
 		g = v[i];
 		if (!l->tty)
 			fprintf(l->out, "%s ", when);
-		fprintf(l->out, "%-9s %-6.6s %-*s %-8s %8.1f %9.2f %9.2f %9.2f\n",
-			table__fit(g->service, 9, svc), g->method, TABLE_ROUTE_W,
+		fprintf(l->out, "%-15s %-6.6s %-*s %-8s %8.1f %9.2f %9.2f %9.2f\n",
+			table__fit(g->service, 15, svc), g->method, TABLE_ROUTE_W,
 			table__fit(g->route, TABLE_ROUTE_W, route),
 			table__fit(g->class[0] ? g->class : "-", 8, cls), g->requests / secs,
 			profile__q(g, PM_DURATION, 0.50) / 1e6, profile__q(g, PM_DURATION, 0.95) / 1e6,
@@ -92,7 +92,7 @@ static void print_interval(struct live *l, double secs)
 				"routes; %llu requests since the start (Ctrl-C: stop, full table)\n\n",
 			when, secs, n, (unsigned long long)l->total);
 	if (l->tty || n)
-		fprintf(l->out, "%s%-9s %-6s %-*s %-8s %8s %9s %9s %9s\n", l->tty ? "" : "TIME     ",
+		fprintf(l->out, "%s%-15s %-6s %-*s %-8s %8s %9s %9s %9s\n", l->tty ? "" : "TIME     ",
 			"SERVICE", "METHOD", TABLE_ROUTE_W, "ROUTE", "CLASS", "REQ/S", "LAT_P50",
 			"LAT_P95", "CPU/REQ");
 	if (!n && !l->tty)

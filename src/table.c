@@ -33,19 +33,19 @@ const char *table__fit(const char *s, int w, char *out)
 
 static void print_narrow(const struct profile_group **v, size_t n, FILE *out)
 {
-	char svc[10], route[TABLE_ROUTE_W + 1], cls[9], top[64];
+	char svc[11], route[TABLE_ROUTE_W + 1], cls[9], top[64];
 	const struct profile_group *g;
 	struct breakdown b;
 	size_t i;
 
-	fprintf(out, "%-9s %-6s %-*s %-8s %7s %7s %7s %7s %7s  %s\n", "SERVICE", "METHOD",
+	fprintf(out, "%-10s %-6s %-*s %-8s %7s %7s %7s %7s %7s  %s\n", "SERVICE", "METHOD",
 		TABLE_ROUTE_W, "ROUTE", "CLASS", "REQS", "LAT_P50", "LAT_P95", "CPU_P50", "CPU_P95",
 		"WHERE THE TIME GOES");
 	for (i = 0; i < n; i++) {
 		g = v[i];
 		breakdown__of(g, &b);
-		fprintf(out, "%-9s %-6.6s %-*s %-8s %7llu %7.2f %7.2f %7.2f %7.2f  %.*s\n",
-			table__fit(g->service, 9, svc), g->method, TABLE_ROUTE_W,
+		fprintf(out, "%-10s %-6.6s %-*s %-8s %7llu %7.2f %7.2f %7.2f %7.2f  %.*s\n",
+			table__fit(g->service, 10, svc), g->method, TABLE_ROUTE_W,
 			table__fit(g->route, TABLE_ROUTE_W, route),
 			table__fit(g->class[0] ? g->class : "-", 8, cls),
 			(unsigned long long)g->requests, ms(profile__q(g, PM_DURATION, 0.5)),

@@ -73,7 +73,7 @@ $(BUILD)/bench/bpf_lines: bench/bpf_lines.c
 	mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(PKG_LIBS) -o $@
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) tests/unit/test.h | $(BUILD)/tests
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(wildcard tests/unit/*.h) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 
 unit: $(UNIT_BINS)

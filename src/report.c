@@ -44,30 +44,42 @@ static void td_u64(FILE *out, const char *key, uint64_t v)
 		(unsigned long long)v);
 }
 
+/* service, method, route, class: what names a group, in that order. */
+static void group_names(const struct profile_group *g, const char *names[4])
+{
+	names[0] = g->service;
+	names[1] = g->method;
+	names[2] = g->route;
+	names[3] = g->class;
+}
+
+/* data-group="service|method|route|class": how tests find a group's elements. */
 static void group_key_attr(FILE *out, const struct profile_group *g)
 {
+	const char *names[4];
+	int i;
+
+	group_names(g, names);
 	fputs(" data-group=\"", out);
-	html__esc(out, g->service);
-	fputc('|', out);
-	html__esc(out, g->method);
-	fputc('|', out);
-	html__esc(out, g->route);
-	fputc('|', out);
-	html__esc(out, g->class);
+	for (i = 0; i < 4; i++) {
+		if (i)
+			fputc('|', out);
+		html__esc(out, names[i]);
+	}
 	fputc('"', out);
 }
 
 static void group_name_cells(FILE *out, const struct profile_group *g)
 {
-	fputs("<td class=\"l\">", out);
-	html__esc(out, g->service);
-	fputs("</td><td class=\"l\">", out);
-	html__esc(out, g->method);
-	fputs("</td><td class=\"l route\">", out);
-	html__esc(out, g->route);
-	fputs("</td><td class=\"l\">", out);
-	html__esc(out, g->class[0] ? g->class : "-");
-	fputs("</td>", out);
+	const char *names[4];
+	int i;
+
+	group_names(g, names);
+	for (i = 0; i < 4; i++) {
+		fputs(i == 2 ? "<td class=\"l route\">" : "<td class=\"l\">", out);
+		html__esc(out, names[i][0] ? names[i] : "-");
+		fputs("</td>", out);
+	}
 }
 
 static void write_header(FILE *out, struct profile *p, const char *source, size_t ngroups)

@@ -13,6 +13,7 @@
 #include "diff.h"
 #include "profile.h"
 #include "request.h"
+#include "request_fixture.h"
 #include "test.h"
 
 /* A deterministic pseudo-random stream (xorshift), so failures reproduce. */
@@ -30,23 +31,10 @@ static void add(struct profile *p, const char *path, uint64_t dur_ns, uint32_t r
 {
 	struct ap_request_event ev;
 	struct request req;
-	char head[128];
 
-	memset(&ev, 0, sizeof(ev));
-	snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\n\r\n", path);
-	ev.id = 1;
-	memcpy(ev.comm, "svc", 4);
-	ev.start_ns = 1000;
-	ev.first_tx_ns = ev.start_ns + dur_ns;
-	ev.last_tx_ns = ev.start_ns + dur_ns;
-	ev.end_ns = ev.last_tx_ns;
-	ev.cpu_ns = dur_ns / 4;
-	ev.pg_round_trips = round_trips;
-	ev.head_len = strlen(head);
-	memcpy(ev.head, head, ev.head_len);
-	ev.resp_len = 17;
-	memcpy(ev.resp, "HTTP/1.1 200 OK\r\n", 17);
-	request__decode(&req, &ev, &(struct request_decode_opts){NULL, 0, 4096});
+	fixture__request(&ev, &req, &(struct fixture){.path = path, .dur_ns = dur_ns,
+						       .cpu_ns = dur_ns / 4,
+						       .pg_round_trips = round_trips});
 	profile__add(p, &req);
 }
 

@@ -11,26 +11,16 @@
 #include "agentprof/request.h"
 #include "live.h"
 #include "request.h"
+#include "request_fixture.h"
 #include "test.h"
 
 static void add(struct live *l, const char *path, uint64_t dur_ns, uint64_t cpu_ns)
 {
 	struct ap_request_event ev;
 	struct request req;
-	char head[128];
 
-	memset(&ev, 0, sizeof(ev));
-	snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\n\r\n", path);
-	ev.id = 1;
-	memcpy(ev.comm, "svc", 4);
-	ev.start_ns = 1000;
-	ev.first_tx_ns = ev.last_tx_ns = ev.end_ns = ev.start_ns + dur_ns;
-	ev.cpu_ns = cpu_ns;
-	ev.head_len = strlen(head);
-	memcpy(ev.head, head, ev.head_len);
-	ev.resp_len = 17;
-	memcpy(ev.resp, "HTTP/1.1 200 OK\r\n", 17);
-	request__decode(&req, &ev, &(struct request_decode_opts){NULL, 0, 4096});
+	fixture__request(&ev, &req, &(struct fixture){.path = path, .dur_ns = dur_ns,
+						       .cpu_ns = cpu_ns});
 	live__add(l, &req);
 }
 

@@ -12,6 +12,7 @@
 #include "profile.h"
 #include "request.h"
 #include "table.h"
+#include "request_fixture.h"
 #include "test.h"
 
 static void add(struct profile *p, const char *head, const char *comm, uint64_t dur_ns,
@@ -20,18 +21,8 @@ static void add(struct profile *p, const char *head, const char *comm, uint64_t 
 	struct ap_request_event ev;
 	struct request req;
 
-	memset(&ev, 0, sizeof(ev));
-	ev.id = 1;
-	snprintf(ev.comm, sizeof(ev.comm), "%s", comm);
-	ev.start_ns = 1000;
-	ev.first_tx_ns = ev.last_tx_ns = ev.end_ns = ev.start_ns + dur_ns;
-	ev.cpu_ns = cpu_ns;
-	ev.pg_time_ns = pg_ns;
-	ev.head_len = strlen(head);
-	memcpy(ev.head, head, ev.head_len);
-	ev.resp_len = 17;
-	memcpy(ev.resp, "HTTP/1.1 200 OK\r\n", 17);
-	request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
+	fixture__request(&ev, &req, &(struct fixture){.head = head, .comm = comm, .dur_ns = dur_ns,
+						       .cpu_ns = cpu_ns, .pg_time_ns = pg_ns});
 	profile__add(p, &req);
 }
 

@@ -76,6 +76,22 @@ $(BUILD)/bench/bpf_lines: bench/bpf_lines.c
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(wildcard tests/unit/*.h) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 
+# test_pyrt_offsets: the CPython offsets table against the headers of each CPython in
+# /usr/include (python3.X-dev; debug builds' python3.Xd left out), one object per version
+# (tests/unit/pyrt_headers.h says why). With none installed the test builds and fails.
+PY_INC_VERSIONS := $(shell ls -d /usr/include/python3.* 2>/dev/null | sed -n 's|^/usr/include/python\(3\.[0-9]*\)$$|\1|p')
+PY_HDR_OBJS := $(patsubst %,$(BUILD)/tests/pyrt_headers-%.o,$(PY_INC_VERSIONS))
+
+# -isystem: warnings inside CPython's headers are not ours to fix.
+$(BUILD)/tests/pyrt_headers-%.o: tests/unit/pyrt_headers.c tests/unit/pyrt_headers.h src/pyrt_offsets.h \
+				 | $(BUILD)/tests
+	$(CC) $(CFLAGS) -DPy_BUILD_CORE -isystem /usr/include/python$* -isystem /usr/include/python$*/internal \
+		-Itests/unit -c $< -o $@
+
+$(BUILD)/tests/test_pyrt_offsets: tests/unit/test_pyrt_offsets.c $(PY_HDR_OBJS) $(LIB_OBJS) \
+				  tests/unit/test.h tests/unit/pyrt_headers.h | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit $< $(PY_HDR_OBJS) $(LIB_OBJS) $(LDLIBS) -o $@
+
 unit: $(UNIT_BINS)
 
 # The README's test command: installs what is missing, builds, runs everything.

@@ -19,6 +19,11 @@
 
 #include "maps.bpf.h"
 #include "core_fixes.bpf.h"
+#include "python.bpf.h"
+
+/* The CPython runtime reader's syncs (below, after what they call). */
+__noinline __weak int py_sync(struct thread *t, __u64 now);
+__noinline __weak int py_bound(struct thread *t, __u64 req_id);
 
 static __always_inline struct ap_request_event *request_get(__u64 req_id)
 {
@@ -53,11 +58,13 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
 {
 	__u64 min_flt = TASK_FIELD(btf, task, min_flt), maj_flt = TASK_FIELD(btf, task, maj_flt);
 	__u64 dmin = min_flt - t->min_flt, dmaj = maj_flt - t->maj_flt;
+	/* A Python thread's units say whose its CPU is as it goes (python.bpf.h). */
+	bool pend = t->sock_io && t->py != PY_FOUND;
 	struct ap_request_event *r;
 
 	t->min_flt = min_flt;
 	t->maj_flt = maj_flt;
-	if (t->sock_io) {
+	if (pend) {
 		t->pending_ns += cpu_ns;
 		/* Most slices fault nothing: then there is nothing to add now. */
 		if (!dmin && !dmaj)
@@ -66,8 +73,18 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
 	r = bound_request(&t->req_id);
 	if (!r)
 		return;
-	if (!t->sock_io && cpu_ns)
+	if (!pend && cpu_ns) {
 		__sync_fetch_and_add(&r->cpu_ns, cpu_ns);
+		/*
+		 * A Python thread counts for the requests it worked for: bindings
+		 * of its own come and go with each unit an event loop runs.
+		 */
+		if (t->py == PY_FOUND && t->py_counted != t->req_id) {
+			t->py_counted = t->req_id;
+			if (py_first_time(t->req_id, TASK_FIELD(btf, task, pid)))
+				__sync_fetch_and_add(&r->nthreads, 1);
+		}
+	}
 	if (dmin)
 		__sync_fetch_and_add(&r->minor_faults, dmin);
 	if (dmaj)
@@ -185,6 +202,8 @@ static __always_inline void thread_settle(struct thread *t, __u64 req_id)
 
 static __always_inline void thread_resume_note(struct thread *t, __u64 req_id)
 {
+	if (t && req_id && t->py == PY_FOUND && req_id != RESUME_UNSAMPLED)
+		py_note_push(t, req_id);
 	if (t && req_id && !t->resume_req)
 		t->resume_req = req_id;
 }
@@ -304,9 +323,12 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, struct ta
 		t->tgid = tgid;
 		t->inherited = !own_io;
 		t->sock_io = own_io;
+		if (own_io)
+			py_bound(t, req_id);
 		if (!r)
 			r = request_get(req_id);
-		if (r)
+		/* Marked for py_switch(), which may count the thread again. */
+		if (r && py_first_time(req_id, tid))
 			__sync_fetch_and_add(&r->nthreads, 1);
 		return t;
 	}
@@ -315,6 +337,9 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, struct ta
 		thread_charge_current(t, me, now);
 		t->sock_io = 1;
 		t->inherited = 0;
+		/* The unit of work that did the I/O is the request's too. */
+		if (t->py != PY_NONE)
+			py_bound(t, req_id);
 	} else if (t->req_id != req_id) {
 		thread_charge_current(t, me, now);
 	}
@@ -331,7 +356,8 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, struct ta
 		return t;
 	t->req_id = req_id;
 	t->inherited = !own_io;
-	if (r)
+	/* An event loop comes back to a request at each of its units: once. */
+	if (r && t->py != PY_FOUND)
 		__sync_fetch_and_add(&r->nthreads, 1);
 	return t;
 }
@@ -415,6 +441,99 @@ __noinline __weak int request_finish(__u64 req_id, __u32 flags, __u64 now)
 	r->id = 0;	/* the slot is free */
 	slot_freed(req_id);
 	return 0;
+}
+
+/* The running thread t now works for req (0: for nothing); counted in charge(). */
+static __always_inline void py_switch(struct thread *t, __u64 req)
+{
+	if (t->req_id == req)
+		return;
+	t->req_id = req;
+	t->inherited = 0;
+}
+
+/*
+ * At an attribution point of the running thread t: if the Context it runs
+ * changed since the last one, its CPU since then goes to the request of the
+ * unit it ran, and it works for the new unit's request from now. A unit
+ * with no binding makes an event loop (and a thread leaving a bound unit)
+ * work for nothing; any other thread keeps the thread rules' binding (a
+ * pool job handed over without a context: the wakeup's request). A global
+ * function, verified once.
+ */
+__noinline __weak int py_sync(struct thread *t, __u64 now)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), ctx, req;
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+
+	if (!t || t->py == PY_NONE)
+		return 0;
+	if (t->py == PY_UNSEEN && !py_find(t, tgid, tid))
+		return 0;
+	ctx = py_current_ctx(t);
+	if (ctx == t->py_unit)
+		return 0;
+	req = ctx ? py_unit_req(tgid, ctx) : 0;
+	/*
+	 * A binding to a finished request is none: the address may be a new
+	 * context's that no copy made (a thread's first, a pool thread's).
+	 */
+	if (req && !request_lookup(req)) {
+		py_unit_set(tgid, ctx, 0);
+		req = 0;
+	}
+	if (!req && !t->py_known && !t->py_loop) {
+		thread_charge_current(t, NULL, now);
+		t->py_unit = ctx;
+		return 0;
+	}
+	/*
+	 * A pool thread that took a job since its last sync: the time since
+	 * is the job's (taking it is a few lines of the pool's loop).
+	 * Otherwise it is the unit's that ran at the last sync: an event
+	 * loop's units start with a syscall or a task step's probe.
+	 */
+	if (req && !t->py_known && !t->py_loop)
+		py_switch(t, req);
+	thread_charge_current(t, NULL, now);
+	t->py_unit = ctx;
+	t->py_known = req != 0;
+	py_switch(t, req);
+	return 1;
+}
+
+/*
+ * The running thread t's own socket I/O is req_id's: so is the unit it
+ * runs, from now on (a global function, as py_sync()).
+ */
+__noinline __weak int py_bound(struct thread *t, __u64 req_id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), ctx;
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+
+	if (!t || t->py == PY_NONE)
+		return 0;
+	if (t->py == PY_UNSEEN && !py_find(t, tgid, tid))
+		return 0;
+	ctx = py_current_ctx(t);
+	t->py_unit = ctx;
+	if (!ctx)
+		return 0;
+	py_unit_set(tgid, ctx, req_id);
+	t->py_known = req_id != 0;
+	return 1;
+}
+
+/*
+ * A Python thread read the reply to a call of req_id (upstream_read()):
+ * the unit that reads it (the callback of that connection) works for
+ * req_id, without making the thread one that serves requests itself.
+ */
+static __always_inline void py_take(struct thread *t, __u64 req_id, __u64 now)
+{
+	thread_charge_current(t, NULL, now);
+	py_switch(t, req_id);
+	py_bound(t, req_id);
 }
 
 #endif /* AGENTPROF_ATTRIBUTION_BPF_H */

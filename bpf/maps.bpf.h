@@ -51,6 +51,7 @@ enum wait_kind {
 };
 
 /* Per-thread attribution state, keyed by tid. */
+#define PY_NOTES 4
 struct thread {
 	__u64 req_id;		/* request this thread works for, 0 if none */
 	__u64 acct_ns;		/* on-CPU time before this instant is accounted */
@@ -77,13 +78,28 @@ struct thread {
 	__u8 in_disk;		/* in a read or write of a file */
 	__u8 in_futex;		/* in futex() */
 	__u8 in_ssl;		/* in a libssl read or write (tls.bpf.h) */
-	__u8 pad[3];
+	__u8 py;		/* enum py_state: its CPython thread state found (python.bpf.h) */
+	__u8 py_loop;		/* runs asyncio task steps: an event loop */
+	__u8 py_known;		/* py_unit has a binding: the thread works for that */
 	/*
 	 * fd + 1 of the inbound connection this thread last wrote a response
 	 * on, until it reads a request: blocked reading it, the thread waits
 	 * for the next request (socket-tracepoint mode, sched.bpf.c).
 	 */
 	__u32 resp_fd;
+	__u8 futex_lock;	/* its futex() waits as a Python lock does (sched.bpf.c) */
+	__u8 py_tries;		/* looks for its thread state that found none */
+	__u8 pad2[2];
+	__u64 py_ctxp;		/* address of its PyThreadState's context field */
+	__u64 py_unit;		/* the contextvars.Context it ran at its last sync */
+	__u64 py_counted;	/* the last request counted among its threads' */
+	/*
+	 * An event loop's request heads read since it last blocked, oldest
+	 * first: the tasks they wake run in that order (python.bpf.c).
+	 */
+	__u64 py_notes[PY_NOTES];
+	__u8 py_nnotes;
+	__u8 pad3[7];
 };
 
 /* Syscall arguments saved at sys_enter for sys_exit, keyed by tid. */
@@ -261,6 +277,8 @@ extern const volatile bool thread_storage;	/* thread state in thread_store (tp_b
 extern const volatile __u32 sample_every;	/* trace one request in this many (--sample) */
 /* Reads and writes come from the socket tracepoints (tp_btf, 6.3+). */
 extern const volatile bool sock_tps;
+/* bpf_loop() is there (5.17+); defined in requests.bpf.c. */
+extern const volatile bool has_bpf_loop;
 
 /*
  * The thread entry of task (tid: its pid). With thread_storage, task must be

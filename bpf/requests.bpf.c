@@ -346,6 +346,8 @@ static __always_inline void io_lookup(struct io *io)
 		io->t = bpf_task_storage_get(&thread_store, io->me, NULL, 0);
 	else
 		io->t = thread_current();
+	if (io->t && io->t->py != PY_NONE)
+		py_sync(io->t, io->now);
 }
 
 static __always_inline bool sk_is_unix(const struct sock *sk)

@@ -107,8 +107,10 @@ static __always_inline void thread_switch_state(struct thread *t, struct task_st
 		t->block_ns = now;
 		t->wake_ns = 0;
 	}
-	if (!running)
+	if (!running) {
 		t->resume_req = 0;	/* an event loop blocks once all it read has run */
+		t->py_nnotes = 0;
+	}
 }
 
 /*
@@ -138,6 +140,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	if (prev_traced)
 		t = thread_get(prev, prev_tid);
 	if (t) {
+		if (t->py != PY_NONE)
+			py_sync(t, now);
 		thread_switch_out(t, prev, now, btf);
 		thread_switch_state(t, prev, now, btf);
 	}
@@ -196,6 +200,8 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	w = thread_current();
 	if (!w || w->tgid != (__u32)(pid_tgid >> 32))
 		return 0;
+	if (w->py != PY_NONE)
+		py_sync(w, now);
 	if (!w->req_id) {
 		/*
 		 * --sample: a thread that serves requests and works for nothing
@@ -218,7 +224,8 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		thread_snapshot(t, p, now, false, btf);
 		t->on_cpu = 0;
 		t->wake_ns = now;
-		request_count_thread(w->req_id);
+		if (py_first_time(w->req_id, tid))
+			request_count_thread(w->req_id);
 		return 0;
 	}
 	/*
@@ -229,9 +236,19 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	 */
 	if (t->sock_io || t->req_id == w->req_id)
 		return 0;
+	/*
+	 * A Python thread in a bound unit (a pool job run in its request's
+	 * context) or an event loop: its units say whose its work is.
+	 */
+	if (t->py_known || t->py_loop)
+		return 0;
+	/* A GIL hand-off is no transfer of work (ap_futex_e()). */
+	if (t->py == PY_FOUND && t->in_futex && !t->futex_lock)
+		return 0;
 	t->req_id = w->req_id;
 	t->inherited = 1;
-	request_count_thread(w->req_id);
+	if (t->py == PY_NONE || (t->py == PY_UNSEEN && py_first_time(w->req_id, tid)))
+		request_count_thread(w->req_id);
 	return 0;
 }
 
@@ -290,10 +307,26 @@ static __always_inline int in_syscall(bool futex, bool in)
 	return 0;
 }
 
+/*
+ * What a CPython thread blocked in futex() waits for. Python's locks and
+ * queues wait on semaphores: FUTEX_WAIT_BITSET with no timeout (unless the
+ * code asks for one). The GIL is a condition variable waited on with a
+ * timeout (the switch interval) and a mutex (FUTEX_WAIT): a hand-off of
+ * either is no transfer of work.
+ */
+#define FUTEX_CMD(op) ((op) & 0x7f)
+#define FUTEX_WAIT_BITSET_CMD 9
+
 SEC("tracepoint/syscalls/sys_enter_futex")
-int ap_futex_e(void *ctx)
+int ap_futex_e(struct trace_event_raw_sys_enter *ctx)
 {
-	return in_syscall(true, true);
+	struct thread *t = thread_current();
+
+	if (!t)
+		return 0;
+	t->in_futex = 1;
+	t->futex_lock = FUTEX_CMD((__u32)ctx->args[1]) == FUTEX_WAIT_BITSET_CMD && !ctx->args[3];
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_futex")

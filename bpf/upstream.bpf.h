@@ -237,6 +237,9 @@ static __always_inline __u64 call_owner(struct thread *t, __u32 tid, __u64 now)
 	__u64 resume = t->resume_req;
 
 	t->resume_req = 0;
+	/* A Python thread: the unit that makes the call says whose it is. */
+	if (t->py == PY_FOUND)
+		return t->req_id;
 	if (sample_every > 1 && resume == RESUME_UNSAMPLED) {
 		/* The call of a request not sampled: nobody's, and so its CPU. */
 		thread_drop_pending(t, NULL, now);
@@ -317,7 +320,9 @@ __noinline int upstream_read(struct conn *c, __u64 now, __u64 ret, __u64 answere
 	if (!c)
 		return 0;
 	r = bound_request(&c->req_id);
-	if (r) {
+	if (r && t && t->py == PY_FOUND) {
+		py_take(t, c->req_id, now);
+	} else if (r) {
 		t = thread_bind_to(t, NULL, tid, tgid, c->req_id, r, true, now);
 		if (answered)
 			thread_resume_note(t, c->req_id);

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The CPython runtime reader, kernel side (docs/python.md): which unit of
+ * work a thread of a Python process runs now, so that its CPU, waits and
+ * calls go to that unit's request rather than to the last socket it used.
+ *
+ * The unit is the contextvars.Context the thread runs in: asyncio runs every
+ * task step and every callback inside Context.run() of the task's or the
+ * callback's own context, and anyio (FastAPI's `def` endpoints) runs a
+ * thread-pool job inside Context.run() of a copy made by the submitting
+ * task. Context.run() sets PyThreadState.context, which the hooks read at
+ * each attribution point (a "sync"): the thread's entry caches the address
+ * of that field, found once by walking the runtime's thread states
+ * (_PyRuntime -> interpreters.head -> threads.head -> next) for the one
+ * whose native_thread_id is the thread's tid. Offsets per CPython version
+ * come from userspace (src/pyrt.c) in py_procs.
+ *
+ * A unit is bound to a request:
+ * - by its own socket I/O: reading a request's head or body, writing its
+ *   response, or reading a reply on a connection a request's call is using
+ *   (the callback that reads a PostgreSQL or upstream reply);
+ * - at its creation: a context copied (PyContext_CopyCurrent: a Task, a
+ *   callback, copy_context()) while the thread works for request R is R's
+ *   (python.bpf.c).
+ * Between two syncs the thread's CPU goes to the unit current at the first;
+ * task steps, which often end with no syscall, are bounded by uprobes on
+ * the call that resumes the coroutine (python.bpf.c).
+ */
+#ifndef AGENTPROF_PYTHON_BPF_H
+#define AGENTPROF_PYTHON_BPF_H
+
+#include "maps.bpf.h"
+#include "agentprof/python.h"
+
+enum py_state {
+	PY_UNSEEN,	/* not looked for yet */
+	PY_NONE,	/* no readable CPython thread state: the thread rules apply */
+	PY_FOUND,	/* py_ctxp is its PyThreadState's context field */
+};
+
+/* py_unit after a task step: between two units, the loop's own work. */
+#define PY_BETWEEN 1ULL
+/* Thread states walked at most to find a thread's (without bpf_loop: fewer). */
+#define PY_MAX_THREADS 1024
+#define PY_MAX_THREADS_NO_LOOP 24
+/* Looks for a thread's state before it counts as no CPython thread. */
+#define PY_MAX_TRIES 32
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AP_MAX_PROCS);
+	__type(key, __u32);	/* tgid */
+	__type(value, struct ap_py_proc);
+} py_procs SEC(".maps") __weak;
+
+struct py_unit_key {
+	__u64 ctx;		/* the Context object's address */
+	__u32 tgid;
+	__u32 pad;
+};
+
+/*
+ * The request each unit works for. LRU: contexts are freed with no hook to
+ * see it; a freed context's address reused by a copy is overwritten at the
+ * copy, and a stale binding to a finished request binds nothing.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct py_unit_key);
+	__type(value, __u64);
+} py_units SEC(".maps") __weak;
+
+struct py_seen_key {
+	__u64 req_id;
+	__u32 tid;
+	__u32 pad;
+};
+
+/*
+ * Which threads a request's units ran on, so a record's threads counts
+ * threads and not an event loop's switches between units.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct py_seen_key);
+	__type(value, __u8);
+} py_seen SEC(".maps") __weak;
+
+static __always_inline __u64 py_read_ptr(__u64 addr)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (const void *)addr))
+		return 0;
+	return v;
+}
+
+/* The walk of a process's thread states, for bpf_loop(). */
+struct py_walk {
+	const struct ap_py_proc *p;
+	__u64 ts;		/* the thread state to look at next; 0: the end */
+	__u64 found;		/* the one whose native_thread_id is tid */
+	__u32 tid;
+};
+
+static long py_walk_step(__u32 i, void *arg)
+{
+	struct py_walk *w = arg;
+
+	if (!w->ts)
+		return 1;
+	if (py_read_ptr(w->ts + w->p->ts_native_tid) == w->tid) {
+		w->found = w->ts;
+		return 1;
+	}
+	w->ts = py_read_ptr(w->ts + w->p->ts_next);
+	return 0;
+}
+
+/*
+ * Finds the running thread's PyThreadState (tgid, tid: the running
+ * thread's). A global function: the walk is verified once. Only the main
+ * interpreter's threads are looked at; without bpf_loop, the first few.
+ */
+__noinline __weak int py_find(struct thread *t, __u32 tgid, __u32 tid)
+{
+	struct py_walk w = { .tid = tid };
+	int i;
+
+	if (!t)
+		return 0;
+	w.p = bpf_map_lookup_elem(&py_procs, &tgid);
+	/*
+	 * A thread of a CPython process may be looked for before its thread
+	 * state has its tid (a pool thread just started): looked for again at
+	 * its next syncs, a few times.
+	 */
+	if (!w.p || ++t->py_tries >= PY_MAX_TRIES)
+		t->py = PY_NONE;
+	if (!w.p)
+		return 0;
+	w.ts = py_read_ptr(w.p->runtime + w.p->interp_head);
+	if (!w.ts)
+		return 0;
+	w.ts = py_read_ptr(w.ts + w.p->threads_head);
+	if (has_bpf_loop) {
+		bpf_loop(PY_MAX_THREADS, py_walk_step, &w, 0);
+	} else {
+		for (i = 0; i < PY_MAX_THREADS_NO_LOOP; i++)
+			if (py_walk_step(i, &w))
+				break;
+	}
+	if (!w.found)
+		return 0;
+	t->py_ctxp = w.found + w.p->ts_context;
+	t->py = PY_FOUND;
+	return 1;
+}
+
+static __always_inline __u64 py_unit_req(__u32 tgid, __u64 ctx)
+{
+	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+	__u64 *req = bpf_map_lookup_elem(&py_units, &k);
+
+	return req ? *req : 0;
+}
+
+static __always_inline void py_unit_set(__u32 tgid, __u64 ctx, __u64 req_id)
+{
+	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+
+	if (req_id)
+		bpf_map_update_elem(&py_units, &k, &req_id, BPF_ANY);
+	else
+		bpf_map_delete_elem(&py_units, &k);
+}
+
+/* True the first time thread tid works for req_id. */
+static __always_inline bool py_first_time(__u64 req_id, __u32 tid)
+{
+	struct py_seen_key k = { .req_id = req_id, .tid = tid };
+	__u8 one = 1;
+
+	return !bpf_map_update_elem(&py_seen, &k, &one, BPF_NOEXIST);
+}
+
+/* The running thread's current Context, 0 if none or unreadable. */
+static __always_inline __u64 py_current_ctx(const struct thread *t)
+{
+	return py_read_ptr(t->py_ctxp);
+}
+
+/* An event loop read req's head: the next unbound task to run is likely req's. */
+static __always_inline void py_note_push(struct thread *t, __u64 req)
+{
+	__u8 n = t->py_nnotes;
+
+	if (n < PY_NOTES) {
+		t->py_notes[n & (PY_NOTES - 1)] = req;
+		t->py_nnotes = n + 1;
+	}
+}
+
+/* The oldest note, 0 if none; notes of requests whose task ran are 0. */
+static __always_inline __u64 py_note_pop(struct thread *t)
+{
+	__u64 req = 0;
+	int i;
+
+	for (i = 0; i < PY_NOTES && !req; i++) {
+		if (!t->py_nnotes)
+			return 0;
+		req = t->py_notes[0];
+		t->py_notes[0] = t->py_notes[1];
+		t->py_notes[1] = t->py_notes[2];
+		t->py_notes[2] = t->py_notes[3];
+		t->py_notes[3] = 0;
+		t->py_nnotes--;
+	}
+	return req;
+}
+
+/* req's code runs in a unit bound to it: its note is no unbound task's. */
+static __always_inline void py_note_drop(struct thread *t, __u64 req)
+{
+	int i;
+
+	for (i = 0; i < PY_NOTES; i++)
+		if (t->py_notes[i] == req)
+			t->py_notes[i] = 0;
+}
+
+#endif /* AGENTPROF_PYTHON_BPF_H */

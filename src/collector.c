@@ -1,0 +1,536 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The collector (collector.h): load -> mark targets -> attach -> drain ->
+ * decode -> stop. One ring-buffer record arrives per finished request;
+ * requests still open when tracing stops are read from the requests map
+ * and closed off here.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agentprof/pgwire.h"
+#include "agentprof/request.h"
+#include "agentprof.skel.h"
+#include "collector.h"
+#include "links.h"
+#include "peers.h"
+#include "pg.h"
+#include "procs.h"
+#include "profile.h"
+#include "tracefs.h"
+
+/*
+ * How often the ring buffer is drained: every 100 ms, every 10 ms while
+ * records come faster than RB_FAST_RATE a second. BPF wakes the reader only
+ * when the buffer is half full (maps.bpf.h, ringbuf_flags()).
+ */
+#define RB_DRAIN_MS 100
+#define RB_DRAIN_FAST_MS 10
+#define RB_FAST_RATE 10000
+
+#define PROCS_BYTES (AP_PID_LIMIT / 8)
+
+static int drain_interval_ms(long long records, int interval_ms)
+{
+	return records * 1000 / interval_ms > RB_FAST_RATE ? RB_DRAIN_FAST_MS : RB_DRAIN_MS;
+}
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+bool collector__mapped_measured(const struct collector *c)
+{
+	return !c->loader.mode.sock_tps || c->opts.mmap;
+}
+
+static void collector__consume(struct collector *c, const struct ap_request_event *ev)
+{
+	struct pg_query *queries;
+	struct request req;
+	size_t nq;
+	uint32_t i;
+	int err;
+
+	c->counts.records++;
+	err = request__decode(&req, ev, &c->dopts);
+	queries = pg__take(c->pg, ev->id, err ? "(malformed)" : req.route, &nq);
+	if (err) {
+		if (err == REQUEST_OVERSIZED)
+			c->counts.oversized_heads++;
+		else
+			c->counts.malformed_heads++;
+		pg__free_queries(queries, nq);
+		return;
+	}
+	req.pg_queries = queries;
+	req.npg_queries = nq;
+	req.no_mapped = !collector__mapped_measured(c);
+	req.peers = c->peers;
+	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
+		peers__add_request(c->peers, &ev->peers[i], c->opts.sample_every ?: 1);
+	if (req.incomplete)
+		c->counts.incomplete++;
+	if (ev->flags & AP_REQ_FLUSHED)
+		c->counts.flushed++;
+	if (c->opts.on_request)
+		c->opts.on_request(c->opts.ctx, &req);
+	pg__free_queries(queries, nq);
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	struct collector *c = ctx;
+	const uint32_t *type = data;
+	struct ap_request_event ev;
+
+	if (size < sizeof(*type))
+		return 0;
+	if (c->opts.lock)
+		pthread_mutex_lock(c->opts.lock);
+	if (*type == AP_EV_REQUEST && !request__unpack(&ev, data, size))
+		collector__consume(c, &ev);
+	else if (*type == AP_EV_PG && size >= sizeof(struct ap_pg_event))
+		pg__add_round_trip(c->pg, data);
+	if (c->opts.lock)
+		pthread_mutex_unlock(c->opts.lock);
+	return 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)level;
+	return vfprintf(stderr, fmt, args);
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)fmt;
+	(void)args;
+	(void)level;
+	return 0;
+}
+
+int collector__init(struct collector *c, const struct collector_opts *o)
+{
+	memset(c, 0, sizeof(*c));
+	c->opts = *o;
+	c->interval_ms = RB_DRAIN_MS;
+	libbpf_set_print(o->verbose ? libbpf_print : libbpf_quiet);
+	c->pg = pg__new(o->pg_literals);
+	c->peers = peers__new();
+	if (!c->pg || !c->peers)
+		return -ENOMEM;
+	c->dopts.class_header = o->class_header;
+	c->dopts.page_size = sysconf(_SC_PAGESIZE);
+	return 0;
+}
+
+int collector__load(struct collector *c)
+{
+	const struct collector_opts *co = &c->opts;
+	struct loader_opts o = {
+		.trace_all = co->trace_all,
+		.mmap = co->mmap,
+		.verbose = co->verbose,
+		.sample_every = co->sample_every ?: 1,
+		.pg_ports = co->pg_ports,
+		.npg_ports = co->npg_ports,
+	};
+	const struct loader_prog *big;
+	int err;
+
+	o.tls_uprobes = tls__find(&c->tls, co->tls_pids, co->ntls_pids) > 0;
+	err = loader__load_best(&c->loader, &o);
+	if (!err) {
+		c->skel = c->loader.skel;
+		big = loader__largest(&c->loader);
+		/* -v leaves the verifier's log to libbpf: no figures of ours. */
+		if (co->verbose)
+			fprintf(stderr, "agentprof: %d BPF programs loaded in %.0f ms\n",
+				c->loader.nprogs, c->loader.load_ms);
+		else
+			fprintf(stderr,
+				"agentprof: %d BPF programs loaded in %.0f ms (%.0f ms in the "
+				"verifier; largest %s, %u instructions processed)\n",
+				c->loader.nprogs, c->loader.load_ms, c->loader.verify_ms,
+				big ? big->name : "-", big ? big->insns : 0);
+		return 0;
+	}
+	if (err == -EPERM && geteuid() != 0)
+		fprintf(stderr,
+			"agentprof: loading BPF programs failed: %s: run as root, or grant "
+			"CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN\n",
+			strerror(-err));
+	else
+		fprintf(stderr,
+			"agentprof: loading BPF programs failed: the kernel rejected %s: %s: run "
+			"`agentprof check -v` to see what this kernel lacks, and report it with the "
+			"output of `uname -r`\n",
+			c->loader.failed_prog, c->loader.failed_reason);
+	return err;
+}
+
+/* The BPF side sets bits of forked children at the same time: atomics on shared memory. */
+static int collector__map_procs(struct collector *c)
+{
+	void *words;
+
+	if (c->procs)
+		return 0;
+	words = mmap(NULL, PROCS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     bpf_map__fd(c->skel->maps.procs), 0);
+	if (words == MAP_FAILED) {
+		fprintf(stderr, "agentprof: mapping the traced-process bitmap failed: %s: the "
+				"kernel needs BPF_F_MMAPABLE arrays (5.5+)\n", strerror(errno));
+		return -errno;
+	}
+	c->procs = words;
+	return 0;
+}
+
+/* Set pid's bit in the procs bitmap (bpf/maps.bpf.h), mapped at ctx. */
+static void add_proc(pid_t pid, void *ctx)
+{
+	uint64_t *words = ctx;
+
+	if ((uint32_t)pid < AP_PID_LIMIT)
+		__atomic_fetch_or(&words[pid / 64], 1ULL << (pid % 64), __ATOMIC_RELAXED);
+}
+
+int collector__add_target(struct collector *c, pid_t pid)
+{
+	int err, n;
+
+	err = collector__map_procs(c);
+	if (err)
+		return err;
+	add_proc(pid, c->procs);
+	/* Workers forked before we started (gunicorn, node cluster) count too. */
+	n = procs__for_each_descendant(pid, add_proc, c->procs);
+	if (n < 0) {
+		fprintf(stderr, "agentprof: listing the children of pid %d failed: %s\n", (int)pid,
+			strerror(-n));
+		return n;
+	}
+	return n + 1;
+}
+
+void collector__remove_target(struct collector *c, pid_t pid)
+{
+	if (c->procs && (uint32_t)pid < AP_PID_LIMIT)
+		__atomic_fetch_and(&c->procs[pid / 64], ~(1ULL << (pid % 64)), __ATOMIC_RELAXED);
+}
+
+bool collector__traced(const struct collector *c, pid_t pid)
+{
+	if (!c->procs || (uint32_t)pid >= AP_PID_LIMIT)
+		return false;
+	return __atomic_load_n(&c->procs[pid / 64], __ATOMIC_RELAXED) & (1ULL << (pid % 64));
+}
+
+int collector__prune(struct collector *c)
+{
+	uint64_t w;
+	int i, bit, n = 0;
+
+	if (!c->procs)
+		return 0;
+	for (i = 0; i < (int)(AP_PID_LIMIT / 64); i++) {
+		w = __atomic_load_n(&c->procs[i], __ATOMIC_RELAXED);
+		for (; w; w &= w - 1) {
+			bit = __builtin_ctzll(w);
+			if (procs__exists(i * 64 + bit))
+				continue;
+			collector__remove_target(c, i * 64 + bit);
+			n++;
+		}
+	}
+	return n;
+}
+
+int collector__ntraced(const struct collector *c)
+{
+	int i, n = 0;
+
+	if (!c->procs)
+		return 0;
+	for (i = 0; i < (int)(AP_PID_LIMIT / 64); i++)
+		n += __builtin_popcountll(__atomic_load_n(&c->procs[i], __ATOMIC_RELAXED));
+	return n;
+}
+
+int collector__find_runtimes(struct collector *c)
+{
+	int before = c->pyrt.nprocs;
+	struct dirent *e;
+	DIR *d;
+	pid_t pid;
+
+	d = opendir("/proc");
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		pid = (pid_t)atoi(e->d_name);
+		if (pid <= 0 || pid == getpid())
+			continue;
+		if (c->opts.trace_all || collector__traced(c, pid))
+			pyrt__add(&c->pyrt, c->skel, pid);
+	}
+	closedir(d);
+	return c->pyrt.nprocs - before;
+}
+
+int collector__attach(struct collector *c)
+{
+	char tracefs[256] = "";
+	int err;
+
+	err = agentprof_bpf__attach(c->skel);
+	if (err) {
+		tracefs__mounted(tracefs, sizeof(tracefs));
+		fprintf(stderr,
+			"agentprof: attaching BPF programs failed: %s: run `agentprof "
+			"check` (tracefs at %s)\n",
+			strerror(-err), tracefs);
+		return err;
+	}
+	/* PostgreSQL over TLS: optional, so failures only lose plaintext. */
+	tls__attach(&c->tls, c->skel, c->opts.verbose);
+	/* Task-aware CPython: optional too; the front ends say who got it. */
+	collector__find_runtimes(c);
+	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), handle_event, c, NULL);
+	if (!c->rb) {
+		err = -errno;
+		fprintf(stderr, "agentprof: creating the ring buffer reader failed: %s\n",
+			strerror(errno));
+		return err;
+	}
+	c->dopts.mono_to_real_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	c->last_drain_ns = now_ns(CLOCK_MONOTONIC);
+	return 0;
+}
+
+/*
+ * Socket-tracepoint mode: the first inbound connection that is not TCP was
+ * found (bpf/requests.bpf.c, nontcp_inbound: HTTP over a unix socket). Its
+ * close() makes no TCP state change: attach the close syscall
+ * tracepoint, and with it the slow syscall path of every task on the host.
+ * The skeleton's link slot takes the link, so detaching and destroying
+ * handle it as any other.
+ */
+static void collector__watch_close(struct collector *c)
+{
+	struct bpf_link *link;
+
+	if (!c->loader.mode.sock_tps || c->close_tried || !c->skel->bss->nontcp_inbound)
+		return;
+	c->close_tried = true;
+	link = bpf_program__attach(c->skel->progs.ap_close_e);
+	if (!link) {
+		fprintf(stderr, "agentprof: attaching the close() tracepoint failed: %s: requests "
+				"on connections that are not TCP end at EOF, at the next request or "
+				"when their fd is reused; run `agentprof check`\n", strerror(errno));
+		return;
+	}
+	c->skel->links.ap_close_e = link;
+	fprintf(stderr, "agentprof: an HTTP connection that is not TCP (a unix socket): tracing "
+			"close() too, a syscall tracepoint (every syscall on the host pays for it)\n");
+}
+
+int collector__poll(struct collector *c)
+{
+	int err, woken;
+
+	/*
+	 * BPF seldom wakes the reader (maps.bpf.h): the poll is mostly
+	 * a sleep that signals cut short; the buffer is drained after it.
+	 */
+	err = ring_buffer__poll(c->rb, c->interval_ms);
+	if (err >= 0) {
+		/* The rate counts what a wakeup brought in too (a burst). */
+		woken = err;
+		err = ring_buffer__consume(c->rb);
+		if (err >= 0)
+			c->interval_ms = drain_interval_ms((long long)woken + err, c->interval_ms);
+	}
+	if (err == -EINTR)
+		return err;
+	if (err < 0) {
+		fprintf(stderr, "agentprof: reading the ring buffer failed: %s\n", strerror(-err));
+		return err;
+	}
+	__atomic_store_n(&c->last_drain_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	collector__watch_close(c);
+	return 0;
+}
+
+/* Stops the programs, side by side (links.h), with the libssl and CPython uprobes. */
+static void collector__detach(struct collector *c)
+{
+	struct bpf_object_skeleton *s = c->skel->skeleton;
+	int i, n = 0, max = s->prog_cnt + c->tls.nlinks + c->pyrt.nlinks;
+	struct bpf_link ***links = calloc(max, sizeof(*links));
+	struct bpf_prog_skeleton *p;
+
+	if (!links) {
+		agentprof_bpf__detach(c->skel);
+		tls__detach(&c->tls);
+		pyrt__detach(&c->pyrt);
+		return;
+	}
+	for (i = 0; i < s->prog_cnt; i++) {
+		p = (struct bpf_prog_skeleton *)((char *)s->progs + (size_t)i * s->prog_skel_sz);
+		links[n++] = p->link;
+	}
+	for (i = 0; i < c->tls.nlinks; i++)
+		links[n++] = &c->tls.links[i];
+	for (i = 0; i < c->pyrt.nlinks; i++)
+		links[n++] = &c->pyrt.links[i];
+	links__destroy(links, n);
+	c->tls.nlinks = 0;
+	c->pyrt.nlinks = 0;
+	free(links);
+}
+
+/* Slots read per syscall at exit: 8192 one by one took a second. */
+#define FLUSH_BATCH 256
+
+static void flush_one(struct collector *c, struct ap_request_event *ev, uint64_t now)
+{
+	if (!ev->id || ev->id == AP_REQ_ID_CLAIMED)
+		return;		/* a free slot */
+	ev->end_ns = now;
+	ev->flags |= procs__exists(ev->pid) ? AP_REQ_FLUSHED : AP_REQ_TASK_EXITED;
+	if (!ev->first_tx_ns)
+		ev->flags |= AP_REQ_INCOMPLETE;
+	if (c->opts.lock)
+		pthread_mutex_lock(c->opts.lock);
+	collector__consume(c, ev);
+	if (c->opts.lock)
+		pthread_mutex_unlock(c->opts.lock);
+}
+
+/* Requests still open when tracing stopped: close them off from the map. */
+static void collector__flush_open(struct collector *c)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int fd = bpf_map__fd(c->skel->maps.requests), err;
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	uint32_t keys[FLUSH_BATCH], count, batch, *in = NULL, i;
+	struct ap_request_event *evs;
+
+	evs = calloc(FLUSH_BATCH, sizeof(*evs));
+	if (!evs) {
+		fprintf(stderr, "agentprof: no memory to read the requests still open at exit\n");
+		return;
+	}
+	do {
+		count = FLUSH_BATCH;
+		err = bpf_map_lookup_batch(fd, in, &batch, keys, evs, &count, &opts);
+		if (err && errno != ENOENT) {
+			fprintf(stderr, "agentprof: reading the requests still open at exit failed: "
+					"%s: they are not in the output\n", strerror(errno));
+			break;
+		}
+		for (i = 0; i < count; i++)
+			flush_one(c, &evs[i], now);
+		in = &batch;
+	} while (!err);	/* ENOENT: that was the last batch */
+	free(evs);
+}
+
+void collector__stop(struct collector *c)
+{
+	if (!c->skel)
+		return;
+	/* Stop the programs first, so nothing races the final drain and flush. */
+	collector__detach(c);
+	if (c->rb)
+		ring_buffer__consume(c->rb);
+	collector__flush_open(c);
+}
+
+uint64_t collector__stat(struct collector *c, int idx)
+{
+	int ncpus = libbpf_num_possible_cpus(), i;
+	uint32_t key = idx;
+	uint64_t *vals, sum = 0;
+
+	if (ncpus <= 0 || !c->skel)
+		return 0;
+	vals = calloc(ncpus, sizeof(*vals));
+	if (!vals)
+		return 0;
+	if (!bpf_map__lookup_elem(c->skel->maps.stats, &key, sizeof(key), vals,
+				  ncpus * sizeof(*vals), 0))
+		for (i = 0; i < ncpus; i++)
+			sum += vals[i];
+	free(vals);
+	return sum;
+}
+
+void collector__read_stats(struct collector *c, struct profile_run *run)
+{
+	run->records = c->counts.records;
+	run->malformed_heads = c->counts.malformed_heads;
+	run->oversized_heads = c->counts.oversized_heads;
+	run->incomplete = c->counts.incomplete;
+	run->flushed = c->counts.flushed;
+	run->ringbuf_drops = collector__stat(c, AP_STAT_RINGBUF_DROPS);
+	run->requests_map_full = collector__stat(c, AP_STAT_REQ_MAP_FULL);
+	run->conns_map_full = collector__stat(c, AP_STAT_CONN_MAP_FULL);
+	run->threads_map_full = collector__stat(c, AP_STAT_THREAD_MAP_FULL);
+	run->procs_map_full = collector__stat(c, AP_STAT_PROC_MAP_FULL);
+	run->non_http_reads = collector__stat(c, AP_STAT_NON_HTTP);
+	run->stale_bindings = collector__stat(c, AP_STAT_STALE_REQ);
+	run->unsampled = collector__stat(c, AP_STAT_UNSAMPLED);
+	run->mapped_measured = collector__mapped_measured(c);
+	run->end_real_ns = now_ns(CLOCK_REALTIME);
+}
+
+void collector__read_peer_totals(struct collector *c)
+{
+	int fd = bpf_map__fd(c->skel->maps.peer_totals);
+	struct ap_peer_key key, next;
+	struct ap_peer_totals t;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(fd, &key, &t))
+			peers__add_totals(c->peers, &key, &t);
+	}
+}
+
+void collector__free(struct collector *c)
+{
+	tls__detach(&c->tls);
+	pyrt__detach(&c->pyrt);
+	ring_buffer__free(c->rb);
+	c->rb = NULL;
+	if (c->procs)
+		munmap(c->procs, PROCS_BYTES);
+	c->procs = NULL;
+	loader__free(&c->loader);
+	c->skel = NULL;
+	pg__free(c->pg);
+	peers__free(c->peers);
+	c->pg = NULL;
+	c->peers = NULL;
+}

@@ -9,7 +9,7 @@ Requests one at a time, on one keep-alive connection, costing 2 or 30 ms in
 turn in the pool thread. Each record's CPU must hold its own job's CPU (the
 pool thread's clock, 5% or 1 ms below at most) and no other job's: at most
 10% or 3 ms more, the 3 ms being the loop's share (routing, validation, the
-response). Under concurrency this does not hold (README "Limitations"):
+response). Under concurrency this does not hold (docs/limitations.md):
 `test_fastapi.py --clients 4` runs N requests on each of 4 connections at
 once, and shows by how much the checks then fail.
 """

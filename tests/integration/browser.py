@@ -20,6 +20,7 @@ Chromium comes from Debian's `chromium` package (tools/deps.sh).
 import base64
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -85,6 +86,9 @@ class Browser:
 
     def _recv(self):
         while b"\0" not in self._buf:
+            # A hung browser fails the test instead of stalling the suite.
+            if not select.select([self._evt_r], [], [], self.timeout)[0]:
+                raise RuntimeError("chromium sent nothing for %d s" % self.timeout)
             chunk = os.read(self._evt_r, 1 << 16)
             if not chunk:
                 raise RuntimeError("chromium closed the DevTools pipe: %s" % self._stderr())

@@ -124,7 +124,12 @@ def main():
         html = os.path.join(tmp, "diff.html")
         rc, _, err = diff(pa, pc, "--html", html)
         at.check("--html written, exit 1 still", rc == 1 and os.path.exists(html), err)
-        with browser.Browser(width=1366, height=768) as b:
+        try:
+            b = browser.Browser(width=1366, height=768)
+        except (RuntimeError, OSError) as e:
+            at.check("the diff page opens in headless Chromium", False, e)
+            at.report()
+        with b:
             b.open("file://" + html)
             page = b.eval("""({
               rows: Object.fromEntries([...document.querySelectorAll('tr.row')].map(

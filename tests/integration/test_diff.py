@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """End to end: `agentprof diff` (issue 18).
 
-Records tests/servers/diff_server.py three times with `agentprof record -o`:
-twice unchanged (A, B), once with two known changes (C: /items/:id 20 ms
+Records three instances of tests/servers/diff_server.py side by side, each
+with its own `agentprof record -o`, the requests to them interleaved (so a
+change of the host's load while the test runs weighs on all three alike):
+two unchanged (A, B), one with two known changes (C: /items/:id 20 ms
 slower, one more query on /users/:id). Then:
 
   - diff A B: exit 0, no route flagged worse or better;
@@ -73,10 +75,10 @@ def main():
     try:
         with pgtest.running():
             pgtest.setup_db()
-            pa, ta, _, _ = diffsrv.record(tmp, "a", PORTS["a"])
-            pb, _, _, _ = diffsrv.record(tmp, "b", PORTS["b"])
-            pc, tc, _, _ = diffsrv.record(tmp, "c", PORTS["c"], slow_ms=SLOW_MS,
-                                          extra_query=True)
+            runs = diffsrv.side_by_side(tmp, [("a", PORTS["a"], 0, False),
+                                              ("b", PORTS["b"], 0, False),
+                                              ("c", PORTS["c"], SLOW_MS, True)])
+        (pa, ta, _, _), (pb, _, _, _), (pc, tc, _, _) = runs["a"], runs["b"], runs["c"]
 
         rc, out, err = diff(pa, pb)
         print(out)

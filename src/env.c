@@ -414,6 +414,8 @@ int env__parse(struct env *env, int argc, char **argv)
 					      NULL,	 NULL,	     NULL};
 	const struct argp *argp;
 
+	/* A usage error exits 2 (argp's default is 64), as every other error: 1 is diff's regression. */
+	argp_err_exit_status = 2;
 	env__defaults(env);
 	if (argc < 2 || argv[1][0] == '-') {
 		argp_parse(&main_argp, argc, argv, 0, NULL, env);

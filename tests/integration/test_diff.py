@@ -17,7 +17,7 @@ slower, one more query on /users/:id). Then:
   - --threshold 1000: the same changes are no longer flagged, exit 0;
   - --format json carries the same verdicts; --html opens in headless
     Chromium without console errors and shows the rows and their verdicts;
-  - a missing profile exits 2 with a message.
+  - a missing profile, or a bad option, exits 2 with a message.
 
 Needs root (record).
 """
@@ -149,6 +149,9 @@ def main():
 
         rc, _, err = diff(pa, os.path.join(tmp, "missing.json"))
         at.check("missing profile: exit 2 and why", rc == 2 and "cannot read" in err, err)
+        rc, _, err = diff(pa, pc, "--threshold", "ten")
+        at.check("bad --threshold: exit 2 (not 1, a regression) and why",
+                 rc == 2 and "invalid --threshold" in err, "rc %s: %s" % (rc, err))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     at.report()

@@ -163,7 +163,11 @@ def main():
             prof_path, truth, table, _ = diffsrv.record(tmp, "report", PORT)
         check_table(table)
         os.chmod(prof_path, 0o644)
-        r = as_nobody([at.AGENTPROF, "report", prof_path], tmp)
+        # A copy the unprivileged user can reach, wherever the tree is (/root is 0700).
+        binary = os.path.join(tmp, "agentprof")
+        shutil.copy(at.AGENTPROF, binary)
+        os.chmod(binary, 0o755)
+        r = as_nobody([binary, "report", prof_path], tmp)
         html = prof_path[:-len(".json")] + ".html"
         at.check("report as an unprivileged user: exit 0, path printed",
                  r.returncode == 0 and r.stdout.strip() == html, "%s %r %r" % (

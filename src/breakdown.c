@@ -5,13 +5,14 @@
 #include "breakdown.h"
 
 static const char *const names[BD__COUNT] = {
-	[BD_CPU] = "CPU",	  [BD_RUNQ] = "run queue", [BD_PG] = "PostgreSQL",
-	[BD_UPSTREAM] = "upstreams", [BD_LOCK] = "locks",     [BD_DISK] = "disk",
+	[BD_CPU] = "CPU",	[BD_RUNQ] = "run queue",
+	[BD_PG] = "PostgreSQL", [BD_UPSTREAM] = "upstreams",
+	[BD_LOCK] = "locks",	[BD_DISK] = "disk",
 	[BD_OTHER] = "other",
 };
 
 static const char *const shorts[BD__COUNT] = {
-	[BD_CPU] = "cpu", [BD_RUNQ] = "runq", [BD_PG] = "pg",	   [BD_UPSTREAM] = "ups",
+	[BD_CPU] = "cpu",   [BD_RUNQ] = "runq", [BD_PG] = "pg",	     [BD_UPSTREAM] = "ups",
 	[BD_LOCK] = "lock", [BD_DISK] = "disk", [BD_OTHER] = "rest",
 };
 
@@ -28,8 +29,9 @@ const char *breakdown__short(enum bd_part part)
 void breakdown__of(const struct profile_group *g, struct breakdown *b)
 {
 	static const enum profile_metric measured[BD_OTHER] = {
-		[BD_CPU] = PM_CPU,		[BD_RUNQ] = PM_RUNQ,	     [BD_PG] = PM_PG_TIME,
-		[BD_UPSTREAM] = PM_UPSTREAM_WAIT, [BD_LOCK] = PM_OFFCPU_LOCK, [BD_DISK] = PM_OFFCPU_DISK,
+		[BD_CPU] = PM_CPU,	    [BD_RUNQ] = PM_RUNQ,
+		[BD_PG] = PM_PG_TIME,	    [BD_UPSTREAM] = PM_UPSTREAM_WAIT,
+		[BD_LOCK] = PM_OFFCPU_LOCK, [BD_DISK] = PM_OFFCPU_DISK,
 	};
 	double sum = 0;
 	int i;

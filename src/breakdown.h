@@ -11,13 +11,13 @@
 #include "profile.h"
 
 enum bd_part {
-	BD_CPU,		/* on a CPU */
-	BD_RUNQ,	/* runnable, waiting for a CPU */
-	BD_PG,		/* a PostgreSQL round trip open (pg_time_ns) */
-	BD_UPSTREAM,	/* waiting on upstream replies (upstream_wait_ns) */
-	BD_LOCK,	/* blocked in futex() */
-	BD_DISK,	/* blocked in file I/O */
-	BD_OTHER,	/* the rest of the latency: sleeps, an event loop's other work */
+	BD_CPU,	     /* on a CPU */
+	BD_RUNQ,     /* runnable, waiting for a CPU */
+	BD_PG,	     /* a PostgreSQL round trip open (pg_time_ns) */
+	BD_UPSTREAM, /* waiting on upstream replies (upstream_wait_ns) */
+	BD_LOCK,     /* blocked in futex() */
+	BD_DISK,     /* blocked in file I/O */
+	BD_OTHER,    /* the rest of the latency: sleeps, an event loop's other work */
 	BD__COUNT,
 };
 

@@ -12,19 +12,19 @@
 #include "diff.h"
 
 const struct diff_metric_def diff_metrics[DIFF_NMETRICS] = {
-	{"lat_p50", "latency p50", PM_DURATION, DS_QUANTILE, 0.50, DU_NS},
-	{"lat_p95", "latency p95", PM_DURATION, DS_QUANTILE, 0.95, DU_NS},
-	{"lat_p99", "latency p99", PM_DURATION, DS_QUANTILE, 0.99, DU_NS},
-	{"cpu_mean", "CPU per request", PM_CPU, DS_MEAN, 0, DU_NS},
-	{"cpu_p95", "CPU p95", PM_CPU, DS_QUANTILE, 0.95, DU_NS},
-	{"pg_round_trips", "PG round trips per request", PM_PG_ROUND_TRIPS, DS_MEAN, 0, DU_COUNT},
-	{"pg_time", "PG time per request", PM_PG_TIME, DS_MEAN, 0, DU_NS},
-	{"upstream_wait", "upstream wait per request", PM_UPSTREAM_WAIT, DS_MEAN, 0, DU_NS},
+	{ "lat_p50", "latency p50", PM_DURATION, DS_QUANTILE, 0.50, DU_NS },
+	{ "lat_p95", "latency p95", PM_DURATION, DS_QUANTILE, 0.95, DU_NS },
+	{ "lat_p99", "latency p99", PM_DURATION, DS_QUANTILE, 0.99, DU_NS },
+	{ "cpu_mean", "CPU per request", PM_CPU, DS_MEAN, 0, DU_NS },
+	{ "cpu_p95", "CPU p95", PM_CPU, DS_QUANTILE, 0.95, DU_NS },
+	{ "pg_round_trips", "PG round trips per request", PM_PG_ROUND_TRIPS, DS_MEAN, 0, DU_COUNT },
+	{ "pg_time", "PG time per request", PM_PG_TIME, DS_MEAN, 0, DU_NS },
+	{ "upstream_wait", "upstream wait per request", PM_UPSTREAM_WAIT, DS_MEAN, 0, DU_NS },
 };
 
 static const char *const verdict_names[] = {
-	[DV_SAME] = "same",	[DV_SMALL] = "small",	[DV_BETTER] = "better",
-	[DV_WORSE] = "worse", [DV_NEW] = "new",	[DV_GONE] = "gone",
+	[DV_SAME] = "same",   [DV_SMALL] = "small", [DV_BETTER] = "better",
+	[DV_WORSE] = "worse", [DV_NEW] = "new",	    [DV_GONE] = "gone",
 };
 
 const char *diff__verdict_name(enum diff_verdict v)
@@ -37,8 +37,8 @@ static uint64_t weight(const struct profile *p)
 	return profile__run((struct profile *)p)->sample_every ?: 1;
 }
 
-static void metric_ci(const struct diff_metric_def *def, const struct profile_group *g,
-		      uint64_t w, double z, struct diff_ci *ci)
+static void metric_ci(const struct diff_metric_def *def, const struct profile_group *g, uint64_t w,
+		      double z, struct diff_ci *ci)
 {
 	if (!g)
 		*ci = (struct diff_ci){};
@@ -63,7 +63,8 @@ static void compare(struct diff_metric *m, const struct diff_opts *o)
 
 	m->change = m->after.value - m->before.value;
 	m->relative = m->before.value > 0 ? m->change / m->before.value
-					  : m->change > 0 ? INFINITY : 0;
+		      : m->change > 0	  ? INFINITY
+					  : 0;
 	if (!m->judged)
 		m->significant = false;
 	else if (m->def->stat == DS_QUANTILE)
@@ -81,7 +82,7 @@ static void compare(struct diff_metric *m, const struct diff_opts *o)
 /* A row's verdict: its worst metric's, in the order worse, better, small, same. */
 static enum diff_verdict row_verdict(const struct diff_row *r)
 {
-	static const enum diff_verdict order[] = {DV_WORSE, DV_BETTER, DV_SMALL};
+	static const enum diff_verdict order[] = { DV_WORSE, DV_BETTER, DV_SMALL };
 	size_t i;
 	int k;
 
@@ -132,8 +133,8 @@ static bool same_group(const struct profile_group *x, const struct profile_group
 /* Where a verdict sorts: flagged rows first, unchanged ones last. */
 static int rank(enum diff_verdict v)
 {
-	static const int r[] = {[DV_WORSE] = 0, [DV_BETTER] = 1, [DV_SMALL] = 2,
-				[DV_NEW] = 3,	[DV_GONE] = 4,	 [DV_SAME] = 5};
+	static const int r[] = { [DV_WORSE] = 0, [DV_BETTER] = 1, [DV_SMALL] = 2,
+				 [DV_NEW] = 3,	 [DV_GONE] = 4,	  [DV_SAME] = 5 };
 	return r[v];
 }
 
@@ -151,8 +152,8 @@ static int cmp_rows(const void *x, const void *y)
 
 static void count(struct diff *d, enum diff_verdict v)
 {
-	size_t *n[] = {[DV_SAME] = &d->same, [DV_SMALL] = &d->changed, [DV_BETTER] = &d->better,
-		       [DV_WORSE] = &d->worse, [DV_NEW] = &d->added,	 [DV_GONE] = &d->gone};
+	size_t *n[] = { [DV_SAME] = &d->same,	[DV_SMALL] = &d->changed, [DV_BETTER] = &d->better,
+			[DV_WORSE] = &d->worse, [DV_NEW] = &d->added,	  [DV_GONE] = &d->gone };
 	(*n[v])++;
 }
 
@@ -224,7 +225,8 @@ static int load_side(struct diff_side *s, const char *path)
 	s->path = path;
 	s->p = profile__load(path, err, sizeof(err));
 	if (!s->p) {
-		fprintf(stderr, "agentprof: %s: pass files that `agentprof record -o` wrote\n", err);
+		fprintf(stderr, "agentprof: %s: pass files that `agentprof record -o` wrote\n",
+			err);
 		return -EINVAL;
 	}
 	return 0;
@@ -252,8 +254,10 @@ static int write_html(const struct diff *d, const char *path)
 int diff__run(const struct env *env)
 {
 	struct diff d = {
-		.o = {.threshold = env->threshold_pct / 100, .min_ns = env->min_ms * 1e6,
-		      .min_count = 0.5, .z = DIFF_Z},
+		.o = { .threshold = env->threshold_pct / 100,
+		       .min_ns = env->min_ms * 1e6,
+		       .min_count = 0.5,
+		       .z = DIFF_Z },
 	};
 	int ret = 2;
 

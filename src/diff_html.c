@@ -21,10 +21,10 @@ static void ci_plot(FILE *out, const struct diff_metric *m)
 {
 	double lo = fmin(m->before.lo, m->after.lo), hi = fmax(m->before.hi, m->after.hi);
 	double span = hi > lo ? hi - lo : 1;
-	const struct diff_ci *ci[2] = {&m->before, &m->after};
-	const char *color[2] = {"#999", m->verdict == DV_WORSE	  ? "#b00020"
-					: m->verdict == DV_BETTER ? "#0a7d28"
-								  : "#4e79a7"};
+	const struct diff_ci *ci[2] = { &m->before, &m->after };
+	const char *color[2] = { "#999", m->verdict == DV_WORSE	   ? "#b00020"
+					 : m->verdict == DV_BETTER ? "#0a7d28"
+								   : "#4e79a7" };
 	int i;
 
 	fprintf(out, "<svg class=\"ci\" width=\"%d\" height=\"18\" viewBox=\"0 0 %d 18\">", CI_W,
@@ -34,17 +34,20 @@ static void ci_plot(FILE *out, const struct diff_metric *m)
 		double x1 = 4 + (ci[i]->hi - lo) / span * (CI_W - 8);
 		double xv = 4 + (ci[i]->value - lo) / span * (CI_W - 8);
 
-		fprintf(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" "
-			     "stroke-width=\"3\"/><circle cx=\"%.1f\" cy=\"%d\" r=\"3\" fill=\"%s\"/>",
-			x0, fmax(x1, x0 + 1), 5 + 8 * i, 5 + 8 * i, color[i], xv, 5 + 8 * i, color[i]);
+		fprintf(out,
+			"<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" "
+			"stroke-width=\"3\"/><circle cx=\"%.1f\" cy=\"%d\" r=\"3\" fill=\"%s\"/>",
+			x0, fmax(x1, x0 + 1), 5 + 8 * i, 5 + 8 * i, color[i], xv, 5 + 8 * i,
+			color[i]);
 	}
 	fputs("</svg>", out);
 }
 
 static void metric_row(FILE *out, const struct diff_metric *m)
 {
-	fprintf(out, "<tr class=\"metric\" data-metric=\"%s\" data-verdict=\"%s\"><td></td>"
-		     "<td class=\"l\" colspan=\"3\">%s</td><td>",
+	fprintf(out,
+		"<tr class=\"metric\" data-metric=\"%s\" data-verdict=\"%s\"><td></td>"
+		"<td class=\"l\" colspan=\"3\">%s</td><td>",
 		m->def->key, diff__verdict_name(m->verdict), m->def->name);
 	value(out, m, m->before.value);
 	fputs("</td><td>", out);
@@ -53,8 +56,8 @@ static void metric_row(FILE *out, const struct diff_metric *m)
 		fputs("</td><td>from 0", out);
 	else
 		fprintf(out, "</td><td>%+.0f%%", m->relative * 100);
-	fprintf(out, "</td><td class=\"l %s\">%s</td><td class=\"l\">", diff__verdict_name(m->verdict),
-		diff__verdict_name(m->verdict));
+	fprintf(out, "</td><td class=\"l %s\">%s</td><td class=\"l\">",
+		diff__verdict_name(m->verdict), diff__verdict_name(m->verdict));
 	ci_plot(out, m);
 	fputs("</td></tr>\n", out);
 }
@@ -66,8 +69,8 @@ static void row(FILE *out, const struct diff_row *r)
 	fprintf(out, "<tr class=\"row\" data-verdict=\"%s\" data-route=\"",
 		diff__verdict_name(r->verdict));
 	html__esc(out, r->route);
-	fprintf(out, "\"><td class=\"l %s\">%s</td><td class=\"l\">", diff__verdict_name(r->verdict),
-		diff__verdict_name(r->verdict));
+	fprintf(out, "\"><td class=\"l %s\">%s</td><td class=\"l\">",
+		diff__verdict_name(r->verdict), diff__verdict_name(r->verdict));
 	html__esc(out, r->method);
 	fputs("</td><td class=\"l route\">", out);
 	html__esc(out, r->route);
@@ -90,19 +93,22 @@ int diff__write_html(const struct diff *d, FILE *out)
 	html__begin(out, "agentprof diff");
 	fputs("<h1>agentprof diff</h1><p class=\"note\">before: ", out);
 	html__esc(out, d->before.path);
-	fprintf(out, " (%llu requests, %.1f s) &middot; after: ",
-		(unsigned long long)d->before.requests, d->before.seconds);
+	fprintf(out,
+		" (%llu requests, %.1f s) &middot; after: ", (unsigned long long)d->before.requests,
+		d->before.seconds);
 	html__esc(out, d->after.path);
-	fprintf(out, " (%llu requests, %.1f s)</p><p id=\"summary\"><b class=\"worse\">%zu worse"
-		     "</b>, <b class=\"better\">%zu better</b>, %zu small changes, %zu same, %zu "
-		     "new, %zu gone</p>",
+	fprintf(out,
+		" (%llu requests, %.1f s)</p><p id=\"summary\"><b class=\"worse\">%zu worse"
+		"</b>, <b class=\"better\">%zu better</b>, %zu small changes, %zu same, %zu "
+		"new, %zu gone</p>",
 		(unsigned long long)d->after.requests, d->after.seconds, d->worse, d->better,
 		d->changed, d->same, d->added, d->gone);
-	fprintf(out, "<p class=\"note\">A metric is flagged when the 99.9%% intervals of the two "
-		     "profiles are apart (quantiles: order statistics of the histograms; means: "
-		     "Welch) and it moved by more than %.0f%% and %.2f ms (round trips: %.1f). "
-		     "The bars: before (grey) and after, each interval with its estimate. Impact: "
-		     "requests after &times; change of the mean latency.</p>",
+	fprintf(out,
+		"<p class=\"note\">A metric is flagged when the 99.9%% intervals of the two "
+		"profiles are apart (quantiles: order statistics of the histograms; means: "
+		"Welch) and it moved by more than %.0f%% and %.2f ms (round trips: %.1f). "
+		"The bars: before (grey) and after, each interval with its estimate. Impact: "
+		"requests after &times; change of the mean latency.</p>",
 		d->o.threshold * 100, d->o.min_ns / 1e6, d->o.min_count);
 	fputs("<table id=\"diff-table\"><thead><tr><th class=\"l\">verdict</th><th class=\"l\">"
 	      "method</th><th class=\"l\">route</th><th class=\"l\">class</th><th>before</th>"

@@ -46,7 +46,8 @@ static struct json_object *row_json(const struct diff_row *r)
 	json_object_object_add(o, "method", json_object_new_string(r->method));
 	json_object_object_add(o, "route", json_object_new_string(r->route));
 	json_object_object_add(o, "class", json_object_new_string(r->class));
-	json_object_object_add(o, "verdict", json_object_new_string(diff__verdict_name(r->verdict)));
+	json_object_object_add(o, "verdict",
+			       json_object_new_string(diff__verdict_name(r->verdict)));
 	json_object_object_add(o, "requests_before", json_object_new_uint64(r->requests_before));
 	json_object_object_add(o, "requests_after", json_object_new_uint64(r->requests_after));
 	json_object_object_add(o, "impact_ns", json_object_new_double(r->impact_ns));
@@ -88,7 +89,7 @@ int diff__print_json(const struct diff *d, FILE *out)
 	json_object_object_add(root, "better", json_object_new_uint64(d->better));
 	if (fprintf(out, "%s\n",
 		    json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-							     JSON_C_TO_STRING_SPACED)) < 0)
+								 JSON_C_TO_STRING_SPACED)) < 0)
 		err = -EIO;
 	json_object_put(root);
 	return err;

@@ -57,8 +57,9 @@ void diff__print_text(const struct diff *d, FILE *out)
 	fprintf(out, "before: %s (%llu requests, %.1f s)\nafter:  %s (%llu requests, %.1f s)\n",
 		d->before.path, (unsigned long long)d->before.requests, d->before.seconds,
 		d->after.path, (unsigned long long)d->after.requests, d->after.seconds);
-	fprintf(out, "flagged (worse, better): beyond noise (99.9%% intervals apart) and by more "
-		     "than %.0f%% and %.2f ms (round trips: %.1f)\n\n",
+	fprintf(out,
+		"flagged (worse, better): beyond noise (99.9%% intervals apart) and by more "
+		"than %.0f%% and %.2f ms (round trips: %.1f)\n\n",
 		d->o.threshold * 100, d->o.min_ns / 1e6, d->o.min_count);
 	fprintf(out, "%-7s %-10s %-6s %-*s %-8s %7s %7s %10s\n", "VERDICT", "SERVICE", "METHOD",
 		TABLE_ROUTE_W, "ROUTE", "CLASS", "REQS_B", "REQS_A", "IMPACT_S");

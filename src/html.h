@@ -29,8 +29,7 @@ struct html_bar_part {
  * One horizontal stacked bar, scaled so that full is width px; each part
  * gets a <title> with its label and value in ms.
  */
-void html__stacked_bar(FILE *out, const struct html_bar_part *parts, int n, double full,
-		       int width);
+void html__stacked_bar(FILE *out, const struct html_bar_part *parts, int n, double full, int width);
 /*
  * The distribution in h drawn as bars over log-spaced bins, with p50, p95
  * and p99 marked; unit_ns: values are nanoseconds (axis in ms), else counts.

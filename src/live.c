@@ -13,9 +13,9 @@ struct live {
 	FILE *out;
 	bool tty;
 	uint64_t sample_every;
-	struct profile *cur;	/* requests finished in the current interval */
-	uint64_t started_ns;	/* when the current interval started; 0: not yet */
-	uint64_t total;		/* requests since the start */
+	struct profile *cur; /* requests finished in the current interval */
+	uint64_t started_ns; /* when the current interval started; 0: not yet */
+	uint64_t total;	     /* requests since the start */
 };
 
 static struct profile *interval_profile(uint64_t sample_every)
@@ -74,8 +74,8 @@ static void print_rows(struct live *l, const struct profile_group **v, size_t n,
 			table__fit(g->service, 15, svc), g->method, TABLE_ROUTE_W,
 			table__fit(g->route, TABLE_ROUTE_W, route),
 			table__fit(g->class[0] ? g->class : "-", 8, cls), g->requests / secs,
-			profile__q(g, PM_DURATION, 0.50) / 1e6, profile__q(g, PM_DURATION, 0.95) / 1e6,
-			hist__mean(&g->h[PM_CPU]) / 1e6);
+			profile__q(g, PM_DURATION, 0.50) / 1e6,
+			profile__q(g, PM_DURATION, 0.95) / 1e6, hist__mean(&g->h[PM_CPU]) / 1e6);
 	}
 }
 
@@ -88,13 +88,15 @@ static void print_interval(struct live *l, double secs)
 	clock_str(when, sizeof(when));
 	v = profile__sorted(l->cur, &n);
 	if (l->tty)
-		fprintf(l->out, LIVE_HOME_CLEAR "agentprof record --live  %s  last %.1f s: %zu "
-				"routes; %llu requests since the start (Ctrl-C: stop, full table)\n\n",
+		fprintf(l->out,
+			LIVE_HOME_CLEAR
+			"agentprof record --live  %s  last %.1f s: %zu "
+			"routes; %llu requests since the start (Ctrl-C: stop, full table)\n\n",
 			when, secs, n, (unsigned long long)l->total);
 	if (l->tty || n)
-		fprintf(l->out, "%s%-15s %-6s %-*s %-8s %8s %9s %9s %9s\n", l->tty ? "" : "TIME     ",
-			"SERVICE", "METHOD", TABLE_ROUTE_W, "ROUTE", "CLASS", "REQ/S", "LAT_P50",
-			"LAT_P95", "CPU/REQ");
+		fprintf(l->out, "%s%-15s %-6s %-*s %-8s %8s %9s %9s %9s\n",
+			l->tty ? "" : "TIME     ", "SERVICE", "METHOD", TABLE_ROUTE_W, "ROUTE",
+			"CLASS", "REQ/S", "LAT_P50", "LAT_P95", "CPU/REQ");
 	if (!n && !l->tty)
 		fprintf(l->out, "%s no requests in the last %.1f s\n", when, secs);
 	print_rows(l, v, n, secs, when);

@@ -26,9 +26,8 @@ static double ms(double ns)
 
 static double run_seconds(const struct profile_run *run)
 {
-	return run->end_real_ns > run->start_real_ns
-		       ? (run->end_real_ns - run->start_real_ns) / 1e9
-		       : 0;
+	return run->end_real_ns > run->start_real_ns ? (run->end_real_ns - run->start_real_ns) / 1e9
+						     : 0;
 }
 
 /* A number tests read back: its raw value in data-v, shown as text. */
@@ -93,8 +92,9 @@ static void write_header(FILE *out, struct profile *p, const char *source, size_
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	fputs("<h1>agentprof report</h1><p class=\"note\" id=\"run\">", out);
 	html__esc(out, source);
-	fprintf(out, " &middot; recorded %s for <span data-k=\"seconds\">%.1f</span> s &middot; "
-		     "<span data-k=\"records\">%llu</span> request records &middot; %zu routes",
+	fprintf(out,
+		" &middot; recorded %s for <span data-k=\"seconds\">%.1f</span> s &middot; "
+		"<span data-k=\"records\">%llu</span> request records &middot; %zu routes",
 		when, run_seconds(run), (unsigned long long)run->records, ngroups);
 	if (run->sample_every > 1)
 		fprintf(out, " &middot; sampled 1 in %llu: counts are estimates",
@@ -120,7 +120,8 @@ static void write_routes(FILE *out, const struct profile_group **v, size_t n, do
 		fputc('>', out);
 		group_name_cells(out, g);
 		td_u64(out, "requests", g->requests);
-		fprintf(out, "<td data-k=\"rate\">%.2f</td>", seconds > 0 ? g->requests / seconds : 0);
+		fprintf(out, "<td data-k=\"rate\">%.2f</td>",
+			seconds > 0 ? g->requests / seconds : 0);
 		td_u64(out, "status_5xx", g->status_5xx);
 		td_ms(out, "lat_p50", hist__quantile(&g->h[PM_DURATION], 0.50));
 		td_ms(out, "lat_p95", hist__quantile(&g->h[PM_DURATION], 0.95));
@@ -147,17 +148,17 @@ static int upstream_parts(const struct profile_group *g, const struct breakdown 
 		if (g->peers[i].kind != AP_PEER_PG)
 			total += g->peers[i].wait_ns;
 	if (!total) {
-		parts[0] = (struct html_bar_part){"upstreams", html__part_color(BD_UPSTREAM),
-						  b->mean_ns[BD_UPSTREAM]};
+		parts[0] = (struct html_bar_part){ "upstreams", html__part_color(BD_UPSTREAM),
+						   b->mean_ns[BD_UPSTREAM] };
 		return 1;
 	}
 	for (i = 0; i < g->npeers; i++) {
 		if (g->peers[i].kind == AP_PEER_PG)
 			continue;
 		snprintf(labels[n], sizeof(labels[n]), "upstream %s", g->peers[i].name);
-		parts[n] = (struct html_bar_part){labels[n], html__peer_color(n),
-						  b->mean_ns[BD_UPSTREAM] * g->peers[i].wait_ns /
-						      (double)total};
+		parts[n] = (struct html_bar_part){ labels[n], html__peer_color(n),
+						   b->mean_ns[BD_UPSTREAM] * g->peers[i].wait_ns /
+							   (double)total };
 		n++;
 	}
 	return n;
@@ -193,8 +194,8 @@ static void write_where(FILE *out, const struct profile_group **v, size_t n)
 				np += upstream_parts(g, &b, parts + np, labels);
 				continue;
 			}
-			parts[np++] = (struct html_bar_part){breakdown__name(k), html__part_color(k),
-							     b.mean_ns[k]};
+			parts[np++] = (struct html_bar_part){ breakdown__name(k),
+							      html__part_color(k), b.mean_ns[k] };
 		}
 		fputs("<tr", out);
 		group_key_attr(out, g);
@@ -229,8 +230,10 @@ static void write_group_peers(FILE *out, const struct profile_group *g)
 
 		fputs("<tr><td class=\"l\">", out);
 		html__esc(out, gp->name);
-		fprintf(out, "</td><td class=\"l\">%s</td><td>%llu</td><td>%.1f</td><td>%.2f</td></tr>",
-			gp->kind == AP_PEER_PG ? "pg" : "upstream", (unsigned long long)gp->requests,
+		fprintf(out,
+			"</td><td class=\"l\">%s</td><td>%llu</td><td>%.1f</td><td>%.2f</td></tr>",
+			gp->kind == AP_PEER_PG ? "pg" : "upstream",
+			(unsigned long long)gp->requests,
 			gp->requests ? (double)gp->calls / gp->requests : 0,
 			gp->requests ? ms((double)gp->wait_ns / gp->requests) : 0);
 	}
@@ -324,7 +327,8 @@ static void td_known(FILE *out, struct json_object *o, const char *key)
 	if (json_object_object_get_ex(o, key, &v) && v)
 		td_u64(out, key, json_object_get_uint64(v));
 	else
-		fprintf(out, "<td data-k=\"%s\" title=\"not seen: no bpf_loop, or TLS\">?</td>", key);
+		fprintf(out, "<td data-k=\"%s\" title=\"not seen: no bpf_loop, or TLS\">?</td>",
+			key);
 }
 
 static void write_statements(FILE *out, struct json_object *stmts)
@@ -355,12 +359,14 @@ static void write_statements(FILE *out, struct json_object *stmts)
 		fputs("<td class=\"stmt\">", out);
 		html__esc(out, jget_str(s, "fingerprint"));
 		fputs("</td><td class=\"l route\">", out);
-		nr = json_object_object_get_ex(s, "routes", &routes) ? json_object_array_length(routes)
-								       : 0;
+		nr = json_object_object_get_ex(s, "routes", &routes)
+			     ? json_object_array_length(routes)
+			     : 0;
 		for (r = 0; r < nr; r++) {
 			if (r)
 				fputs(", ", out);
-			html__esc(out, json_object_get_string(json_object_array_get_idx(routes, r)));
+			html__esc(out,
+				  json_object_get_string(json_object_array_get_idx(routes, r)));
 		}
 		fputs("</td></tr>\n", out);
 	}
@@ -421,7 +427,8 @@ static void write_losses(FILE *out, const struct profile_run *r)
 	      "</p><table id=\"losses-table\"><thead><tr><th class=\"l\">counter</th><th>count</th>"
 	      "<th class=\"l\">meaning</th></tr></thead><tbody>\n",
 	      out);
-	loss_row(out, "ringbuf_drops", r->ringbuf_drops, "request records dropped: ring buffer full");
+	loss_row(out, "ringbuf_drops", r->ringbuf_drops,
+		 "request records dropped: ring buffer full");
 	loss_row(out, "malformed_heads", r->malformed_heads, "heads that were not HTTP/1.x");
 	loss_row(out, "oversized_heads", r->oversized_heads,
 		 "request lines longer than the capture");
@@ -488,7 +495,8 @@ int report__run(const struct env *env)
 
 	p = profile__load(env->inputs[0], err, sizeof(err));
 	if (!p) {
-		fprintf(stderr, "agentprof: %s: pass a file that `agentprof record -o` wrote\n", err);
+		fprintf(stderr, "agentprof: %s: pass a file that `agentprof record -o` wrote\n",
+			err);
 		return 1;
 	}
 	path = env->out_path ? strdup(env->out_path) : default_output(env->inputs[0]);

@@ -53,10 +53,11 @@ static void print_narrow(const struct profile_group **v, size_t n, FILE *out)
 			ms(profile__q(g, PM_CPU, 0.95)), WHERE_W,
 			breakdown__top(&b, 3, 0.05, top, sizeof(top)));
 	}
-	fprintf(out, "(times in ms; LAT: first request byte read to last response byte written; "
-		     "CPU: on a CPU, per request;\n WHERE: shares of the mean latency: cpu, runq "
-		     "(waiting for a CPU), pg (PostgreSQL round trips), ups (upstream\n replies), "
-		     "lock, disk, rest (sleeps, an event loop's other work); --wide: every column)\n");
+	fprintf(out,
+		"(times in ms; LAT: first request byte read to last response byte written; "
+		"CPU: on a CPU, per request;\n WHERE: shares of the mean latency: cpu, runq "
+		"(waiting for a CPU), pg (PostgreSQL round trips), ups (upstream\n replies), "
+		"lock, disk, rest (sleeps, an event loop's other work); --wide: every column)\n");
 }
 
 static void print_wide(const struct profile_group **v, size_t n, FILE *out)
@@ -68,12 +69,13 @@ static void print_wide(const struct profile_group **v, size_t n, FILE *out)
 		"%-12s %-6s %-34s %-9s %6s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s %6s %6s %8s "
 		"%8s %8s %8s\n",
 		"SERVICE", "METHOD", "ROUTE", "CLASS", "REQS", "LAT_P50", "LAT_P95", "LAT_P99",
-		"CPU_P50", "CPU_P95", "CPU_P99", "RUNQ_P95", "OFFC_P50", "UPS_P50", "PG_RT", "RT_P95",
-		"RT_MAX", "PG_P50", "LOCK_P95", "DISK_P95", "FLT_MB");
+		"CPU_P50", "CPU_P95", "CPU_P99", "RUNQ_P95", "OFFC_P50", "UPS_P50", "PG_RT",
+		"RT_P95", "RT_MAX", "PG_P50", "LOCK_P95", "DISK_P95", "FLT_MB");
 	for (i = 0; i < n; i++) {
 		g = v[i];
 		fprintf(out,
-			"%-12s %-6s %-34s %-9s %6llu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f "
+			"%-12s %-6s %-34s %-9s %6llu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f "
+			"%8.2f "
 			"%8.2f %6.0f %6.0f %6.0f %8.2f %8.2f %8.2f %8.2f\n",
 			g->service, g->method, g->route, g->class[0] ? g->class : "-",
 			(unsigned long long)g->requests, ms(profile__q(g, PM_DURATION, 0.5)),
@@ -81,15 +83,18 @@ static void print_wide(const struct profile_group **v, size_t n, FILE *out)
 			ms(profile__q(g, PM_CPU, 0.5)), ms(profile__q(g, PM_CPU, 0.95)),
 			ms(profile__q(g, PM_CPU, 0.99)), ms(profile__q(g, PM_RUNQ, 0.95)),
 			ms(profile__q(g, PM_OFFCPU, 0.5)), ms(profile__q(g, PM_UPSTREAM_WAIT, 0.5)),
-			profile__q(g, PM_PG_ROUND_TRIPS, 0.5), profile__q(g, PM_PG_ROUND_TRIPS, 0.95),
+			profile__q(g, PM_PG_ROUND_TRIPS, 0.5),
+			profile__q(g, PM_PG_ROUND_TRIPS, 0.95),
 			profile__q(g, PM_PG_ROUND_TRIPS, 1.0), ms(profile__q(g, PM_PG_TIME, 0.5)),
-			ms(profile__q(g, PM_OFFCPU_LOCK, 0.95)), ms(profile__q(g, PM_OFFCPU_DISK, 0.95)),
+			ms(profile__q(g, PM_OFFCPU_LOCK, 0.95)),
+			ms(profile__q(g, PM_OFFCPU_DISK, 0.95)),
 			profile__q(g, PM_MINOR_FAULTS, 0.5) * 4096 / 1048576.0);
 	}
-	fprintf(out, "(times in ms, p50 unless named; LAT: first request byte read to last response "
-		     "byte written; RUNQ: waiting for a CPU; OFFC: blocked; UPS: waiting on "
-		     "upstreams; PG_RT, RT_P95, RT_MAX: PostgreSQL round trips; PG: time in them; "
-		     "LOCK, DISK: blocked in futex(), in file I/O; FLT_MB: page faults x 4 KiB)\n");
+	fprintf(out,
+		"(times in ms, p50 unless named; LAT: first request byte read to last response "
+		"byte written; RUNQ: waiting for a CPU; OFFC: blocked; UPS: waiting on "
+		"upstreams; PG_RT, RT_P95, RT_MAX: PostgreSQL round trips; PG: time in them; "
+		"LOCK, DISK: blocked in futex(), in file I/O; FLT_MB: page faults x 4 KiB)\n");
 }
 
 void table__print(struct profile *p, FILE *out, bool wide)

@@ -42,7 +42,7 @@ static inline void fixture__request(struct ap_request_event *ev, struct request 
 	memcpy(ev->head, head, ev->head_len);
 	ev->resp_len = 17;
 	memcpy(ev->resp, "HTTP/1.1 200 OK\r\n", 17);
-	request__decode(req, ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
+	request__decode(req, ev, &(struct request_decode_opts){ "X-Request-Class", 0, 4096 });
 }
 
 #endif /* AGENTPROF_TEST_REQUEST_FIXTURE_H */

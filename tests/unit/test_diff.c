@@ -32,9 +32,11 @@ static void add(struct profile *p, const char *path, uint64_t dur_ns, uint32_t r
 	struct ap_request_event ev;
 	struct request req;
 
-	fixture__request(&ev, &req, &(struct fixture){.path = path, .dur_ns = dur_ns,
-						       .cpu_ns = dur_ns / 4,
-						       .pg_round_trips = round_trips});
+	fixture__request(&ev, &req,
+			 &(struct fixture){ .path = path,
+					    .dur_ns = dur_ns,
+					    .cpu_ns = dur_ns / 4,
+					    .pg_round_trips = round_trips });
 	profile__add(p, &req);
 }
 
@@ -100,8 +102,9 @@ static struct diff_row *row(struct diff *d, const char *route)
 
 static void test_verdicts(void)
 {
-	struct diff d = {.o = {.threshold = 0.10, .min_ns = 1e6, .min_count = 0.5, .z = DIFF_Z},
-			 .before = {.path = "b"}, .after = {.path = "a"}};
+	struct diff d = { .o = { .threshold = 0.10, .min_ns = 1e6, .min_count = 0.5, .z = DIFF_Z },
+			  .before = { .path = "b" },
+			  .after = { .path = "a" } };
 	struct diff_row *r;
 
 	d.before.p = profile__new();
@@ -109,14 +112,14 @@ static void test_verdicts(void)
 	fill(d.before.p, "/same", 400, 10, 1);
 	fill(d.after.p, "/same", 400, 10, 1);
 	fill(d.before.p, "/slow", 400, 10, 1);
-	fill(d.after.p, "/slow", 400, 30, 1);	/* 20 ms slower */
+	fill(d.after.p, "/slow", 400, 30, 1); /* 20 ms slower */
 	fill(d.before.p, "/query", 400, 5, 2);
-	fill(d.after.p, "/query", 400, 5, 3);	/* one query more */
+	fill(d.after.p, "/query", 400, 5, 3); /* one query more */
 	fill(d.before.p, "/tiny", 400, 10, 1);
 	fill(d.after.p, "/tiny", 400, 10.5, 1); /* beyond noise, below the thresholds */
 	fill(d.before.p, "/few", 50, 10, 1);
 	fill(d.after.p, "/few", 50, 10, 1);
-	add(d.before.p, "/few", 500e6, 1);	/* one outlier: p95 cannot be judged on 51 */
+	add(d.before.p, "/few", 500e6, 1); /* one outlier: p95 cannot be judged on 51 */
 	fill(d.after.p, "/added", 10, 1, 0);
 	ASSERT_EQ(diff__compute(&d), 0, "computed");
 	r = row(&d, "/same");

@@ -19,8 +19,8 @@ static void add(struct live *l, const char *path, uint64_t dur_ns, uint64_t cpu_
 	struct ap_request_event ev;
 	struct request req;
 
-	fixture__request(&ev, &req, &(struct fixture){.path = path, .dur_ns = dur_ns,
-						       .cpu_ns = cpu_ns});
+	fixture__request(&ev, &req,
+			 &(struct fixture){ .path = path, .dur_ns = dur_ns, .cpu_ns = cpu_ns });
 	live__add(l, &req);
 }
 

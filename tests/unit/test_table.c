@@ -21,8 +21,12 @@ static void add(struct profile *p, const char *head, const char *comm, uint64_t 
 	struct ap_request_event ev;
 	struct request req;
 
-	fixture__request(&ev, &req, &(struct fixture){.head = head, .comm = comm, .dur_ns = dur_ns,
-						       .cpu_ns = cpu_ns, .pg_time_ns = pg_ns});
+	fixture__request(&ev, &req,
+			 &(struct fixture){ .head = head,
+					    .comm = comm,
+					    .dur_ns = dur_ns,
+					    .cpu_ns = cpu_ns,
+					    .pg_time_ns = pg_ns });
 	profile__add(p, &req);
 }
 

@@ -56,8 +56,10 @@ static void metric_row(FILE *out, const struct diff_metric *m)
 		fputs("</td><td>from 0", out);
 	else
 		fprintf(out, "</td><td>%+.0f%%", m->relative * 100);
+	/* A quantile with too few requests beyond it is shown, never judged (diff.h). */
 	fprintf(out, "</td><td class=\"l %s\">%s</td><td class=\"l\">",
-		diff__verdict_name(m->verdict), diff__verdict_name(m->verdict));
+		diff__verdict_name(m->verdict),
+		m->judged ? diff__verdict_name(m->verdict) : "too few requests");
 	ci_plot(out, m);
 	fputs("</td></tr>\n", out);
 }

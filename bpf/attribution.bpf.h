@@ -58,8 +58,8 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
 {
 	__u64 min_flt = TASK_FIELD(btf, task, min_flt), maj_flt = TASK_FIELD(btf, task, maj_flt);
 	__u64 dmin = min_flt - t->min_flt, dmaj = maj_flt - t->maj_flt;
-	/* A Python thread's units say whose its CPU is as it goes (python.bpf.h). */
-	bool pend = t->sock_io && t->py != PY_FOUND;
+	/* A Python thread's units say whose its CPU is (python.bpf.h). */
+	bool pend = (t->sock_io && t->py != PY_FOUND) || py_pends(t);
 	struct ap_request_event *r;
 
 	t->min_flt = min_flt;
@@ -454,16 +454,16 @@ static __always_inline void py_switch(struct thread *t, __u64 req)
 
 /*
  * At an attribution point of the running thread t: if the Context it runs
- * changed since the last one, its CPU since then goes to the request of the
- * unit it ran, and it works for the new unit's request from now. A unit
- * with no binding makes an event loop (and a thread leaving a bound unit)
- * work for nothing; any other thread keeps the thread rules' binding (a
- * pool job handed over without a context: the wakeup's request). A global
- * function, verified once.
+ * changed since the last one, its CPU since then goes to the unit it ran,
+ * and from now on it works for the new unit's request. An event loop in a
+ * unit bound to nothing works for nothing, and that unit's CPU waits for
+ * its binding (py_pends()); a pool thread there keeps what its wakeup
+ * handed it (a job handed over without a context). A global function,
+ * verified once.
  */
 __noinline __weak int py_sync(struct thread *t, __u64 now)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid(), ctx, req;
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), ctx, req, guess;
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 
 	if (!t || t->py == PY_NONE)
@@ -474,6 +474,10 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	if (ctx == t->py_unit)
 		return 0;
 	req = ctx ? py_unit_req(tgid, ctx) : 0;
+	if (req & PY_UNIT_FRESH)
+		req = 0;
+	guess = req & PY_UNIT_GUESS;
+	req &= ~PY_UNIT_GUESS;
 	/*
 	 * A binding to a finished request is none: the address may be a new
 	 * context's that no copy made (a thread's first, a pool thread's).
@@ -484,6 +488,7 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	}
 	if (!req && !t->py_known && !t->py_loop) {
 		thread_charge_current(t, NULL, now);
+		py_leave(t, tgid);
 		t->py_unit = ctx;
 		return 0;
 	}
@@ -496,8 +501,9 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	if (req && !t->py_known && !t->py_loop)
 		py_switch(t, req);
 	thread_charge_current(t, NULL, now);
+	py_leave(t, tgid);
 	t->py_unit = ctx;
-	t->py_known = req != 0;
+	t->py_known = req && !guess;
 	py_switch(t, req);
 	return 1;
 }

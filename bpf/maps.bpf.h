@@ -33,6 +33,11 @@ struct conn {
 	__u8 unsampled_tx;	/* inbound: and its response has begun */
 	__u8 pad;
 	__u64 cgroup_id;	/* inbound: of its first request's thread (0 until then) */
+	/*
+	 * inbound, in a CPython event loop: the unit (a connection's handler
+	 * task) that wrote its last response, which handles its next request.
+	 */
+	__u64 py_task;
 };
 
 enum call_phase {
@@ -93,11 +98,13 @@ struct thread {
 	__u64 py_ctxp;		/* address of its PyThreadState's context field */
 	__u64 py_unit;		/* the contextvars.Context it ran at its last sync */
 	__u64 py_counted;	/* the last request counted among its threads' */
+	__u64 py_last;		/* an event loop: the request of the last task step it ran */
 	/*
 	 * An event loop's request heads read since it last blocked, oldest
 	 * first: the tasks they wake run in that order (python.bpf.c).
 	 */
 	__u64 py_notes[PY_NOTES];
+	__u64 py_note_ns[PY_NOTES];	/* when each head was read */
 	__u8 py_nnotes;
 	__u8 pad3[7];
 };

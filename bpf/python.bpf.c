@@ -38,8 +38,12 @@ int BPF_KRETPROBE(ap_py_copy, void *ctx_new)
 		if (t->py == PY_FOUND)
 			req = t->req_id;
 	}
-	/* Always written: the address may be a freed context's, bound to its request. */
-	py_unit_set(tgid, (__u64)ctx_new, req);
+	/*
+	 * Always written: the address may be a freed context's, bound to its
+	 * request. An unbound copy is marked fresh: the first step of a task
+	 * made of it takes no request head (ap_py_step()).
+	 */
+	py_unit_set(tgid, (__u64)ctx_new, req ?: PY_UNIT_FRESH | bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -47,6 +51,7 @@ SEC("uprobe")
 int BPF_KPROBE(ap_py_step)
 {
 	struct thread *t;
+	__u32 tgid;
 	__u64 req;
 
 	if (!traced(bpf_get_current_pid_tgid() >> 32))
@@ -65,16 +70,28 @@ int BPF_KPROBE(ap_py_step)
 		return 0;
 	}
 	/*
-	 * A task no request's copy made, resumed: a connection's handler
-	 * task (asyncio streams, aiohttp), woken by the head its
-	 * connection's callback read. Those callbacks ran in the order the
-	 * loop read the heads, and each woke its task in that order.
+	 * A task no request's copy made: a connection's handler task
+	 * (asyncio streams, aiohttp). Its connection's next requests bind it
+	 * when their heads are read (request_open()). For its first, the
+	 * heads the loop read: the handler tasks they wake run in the order
+	 * the heads were read. In its first step it may find its
+	 * connection's first head read already: only one read since it was
+	 * made (one read before is another connection's, whose task existed
+	 * already). These are guesses (PY_UNIT_GUESS): its CPU waits for its
+	 * own I/O to say whose it is (py_pends()).
 	 */
-	req = py_note_pop(t);
-	if (!req || !request_lookup(req))
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	req = py_unit_req(tgid, t->py_unit);
+	if (req & PY_UNIT_FRESH)
+		req = py_note_take(t, req & ~PY_UNIT_FRESH);
+	else
+		req = py_note_pop(t);
+	if (!req || !request_lookup(req)) {
+		py_unit_unbind(tgid, t->py_unit);
 		return 0;
-	py_unit_set(bpf_get_current_pid_tgid() >> 32, t->py_unit, req);
-	t->py_known = 1;
+	}
+	/* A guess: the calls it makes are req's, its CPU waits for its response. */
+	py_unit_set(tgid, t->py_unit, req | PY_UNIT_GUESS);
 	py_switch(t, req);
 	return 0;
 }
@@ -89,8 +106,12 @@ int BPF_KRETPROBE(ap_py_step_ret)
 	t = thread_current();
 	if (!t || t->py != PY_FOUND)
 		return 0;
-	/* The step's CPU is its task's; what the loop runs next is nobody's yet. */
+	/* The step's CPU is its task's. */
 	thread_charge_current(t, NULL, bpf_ktime_get_ns());
+	py_leave(t, bpf_get_current_pid_tgid() >> 32);
+	if (t->req_id)
+		t->py_last = t->req_id;
+	/* What the loop runs next is nobody's until a unit says whose. */
 	t->py_unit = PY_BETWEEN;
 	t->py_known = 0;
 	py_switch(t, 0);

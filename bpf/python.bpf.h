@@ -38,6 +38,20 @@ enum py_state {
 	PY_FOUND,	/* py_ctxp is its PyThreadState's context field */
 };
 
+/*
+ * A py_units value: a context copied while the thread worked for no
+ * request, never run by a task step yet; with when it was made, in the low
+ * bits (python.bpf.c).
+ */
+#define PY_UNIT_FRESH (1ULL << 63)
+/*
+ * A py_units value: a request the unit likely works for, guessed from the
+ * heads the loop read (python.bpf.c). Its calls and the work it hands over
+ * go to that request; its CPU waits for the unit's own I/O to say whose it
+ * is (py_pends()).
+ */
+#define PY_UNIT_GUESS (1ULL << 62)
+#define PY_UNIT_FLAGS (PY_UNIT_FRESH | PY_UNIT_GUESS)
 /* py_unit after a task step: between two units, the loop's own work. */
 #define PY_BETWEEN 1ULL
 /* Thread states walked at most to find a thread's (without bpf_loop: fewer). */
@@ -64,11 +78,21 @@ struct py_unit_key {
  * see it; a freed context's address reused by a copy is overwritten at the
  * copy, and a stale binding to a finished request binds nothing.
  */
+struct py_unit_val {
+	__u64 req_id;		/* 0, a request, PY_UNIT_GUESS | a request, PY_UNIT_FRESH | when made */
+	/*
+	 * An event loop's CPU in the unit while it was bound to nothing:
+	 * the request it binds to next gets it (a connection's handler task,
+	 * whose CPU leads to the response it writes).
+	 */
+	__u64 pending_ns;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct py_unit_key);
-	__type(value, __u64);
+	__type(value, struct py_unit_val);
 } py_units SEC(".maps") __weak;
 
 struct py_seen_key {
@@ -162,19 +186,76 @@ __noinline __weak int py_find(struct thread *t, __u32 tgid, __u32 tid)
 static __always_inline __u64 py_unit_req(__u32 tgid, __u64 ctx)
 {
 	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-	__u64 *req = bpf_map_lookup_elem(&py_units, &k);
+	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k);
 
-	return req ? *req : 0;
+	return v ? v->req_id : 0;
 }
 
+/*
+ * Binds unit ctx to req_id (0: forgets it); the CPU it ran unbound is
+ * req_id's.
+ */
 static __always_inline void py_unit_set(__u32 tgid, __u64 ctx, __u64 req_id)
 {
 	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+	struct py_unit_val *v, nv = { .req_id = req_id };
+	struct ap_request_event *r;
+	__u64 pending = 0;
 
-	if (req_id)
-		bpf_map_update_elem(&py_units, &k, &req_id, BPF_ANY);
-	else
+	if (!req_id) {
 		bpf_map_delete_elem(&py_units, &k);
+		return;
+	}
+	v = bpf_map_lookup_elem(&py_units, &k);
+	if (!v) {
+		bpf_map_update_elem(&py_units, &k, &nv, BPF_ANY);
+		return;
+	}
+	pending = v->pending_ns;
+	v->req_id = req_id;
+	v->pending_ns = 0;
+	if (pending && !(req_id & PY_UNIT_FLAGS)) {
+		r = request_lookup(req_id);
+		if (r)
+			__sync_fetch_and_add(&r->cpu_ns, pending);
+	}
+}
+
+/* Unit ctx is bound to nothing, and no longer fresh; its pending CPU stays. */
+static __always_inline void py_unit_unbind(__u32 tgid, __u64 ctx)
+{
+	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k);
+
+	if (v)
+		v->req_id = 0;
+}
+
+/* An event loop ran ns of CPU in unit ctx while it was bound to nothing. */
+static __always_inline void py_unit_pend(__u32 tgid, __u64 ctx, __u64 ns)
+{
+	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k), nv = { .pending_ns = ns };
+
+	if (v)
+		__sync_fetch_and_add(&v->pending_ns, ns);
+	else
+		bpf_map_update_elem(&py_units, &k, &nv, BPF_NOEXIST);
+}
+
+/* An event loop runs a unit bound to nothing: its CPU waits for a binding. */
+static __always_inline bool py_pends(const struct thread *t)
+{
+	return t->py == PY_FOUND && t->py_loop && !t->py_known && t->py_unit > PY_BETWEEN;
+}
+
+/* The thread leaves the unit it ran: what it ran unbound stays with the unit. */
+static __always_inline void py_leave(struct thread *t, __u32 tgid)
+{
+	if (t->pending_ns && py_pends(t))
+		py_unit_pend(tgid, t->py_unit, t->pending_ns);
+	if (t->py == PY_FOUND)
+		t->pending_ns = 0;
 }
 
 /* True the first time thread tid works for req_id. */
@@ -199,11 +280,40 @@ static __always_inline void py_note_push(struct thread *t, __u64 req)
 
 	if (n < PY_NOTES) {
 		t->py_notes[n & (PY_NOTES - 1)] = req;
+		t->py_note_ns[n & (PY_NOTES - 1)] = bpf_ktime_get_ns();
 		t->py_nnotes = n + 1;
 	}
 }
 
-/* The oldest note, 0 if none; notes of requests whose task ran are 0. */
+/*
+ * For an unbound task's step: the one note of a head read after since, 0
+ * if none or several (which head wakes which task is then unknown: the
+ * task's CPU waits for its response, py_pends()). For a new task's first
+ * step, since is when it was made: a head read before is another
+ * connection's, whose task existed already.
+ */
+static __always_inline __u64 py_note_take(struct thread *t, __u64 since)
+{
+	__u64 req = 0;
+	int i, at = -1;
+
+	for (i = 0; i < PY_NOTES; i++) {
+		if (i >= t->py_nnotes)
+			break;
+		if (!t->py_notes[i] || t->py_note_ns[i] <= since)
+			continue;
+		/* Two heads read since: which is its connection's is unknown. */
+		if (req)
+			return 0;
+		req = t->py_notes[i];
+		at = i;
+	}
+	if (at >= 0 && at < PY_NOTES)
+		t->py_notes[at] = 0;
+	return req;
+}
+
+/* The oldest note, 0 if none (notes of requests whose task ran are 0). */
 static __always_inline __u64 py_note_pop(struct thread *t)
 {
 	__u64 req = 0;
@@ -217,6 +327,9 @@ static __always_inline __u64 py_note_pop(struct thread *t)
 		t->py_notes[1] = t->py_notes[2];
 		t->py_notes[2] = t->py_notes[3];
 		t->py_notes[3] = 0;
+		t->py_note_ns[0] = t->py_note_ns[1];
+		t->py_note_ns[1] = t->py_note_ns[2];
+		t->py_note_ns[2] = t->py_note_ns[3];
 		t->py_nnotes--;
 	}
 	return req;

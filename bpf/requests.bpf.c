@@ -286,6 +286,15 @@ __noinline int request_open(struct conn *c, __u64 buf, __u64 len, __u64 rx, __u6
 		thread_settle_now(t, NULL, prev, now);
 	t = thread_bind_to(t, NULL, (__u32)pid_tgid, pid_tgid >> 32, c->req_id, r, true, now);
 	thread_resume_note(t, c->req_id);
+	/*
+	 * The task that answered the connection's last request answers this
+	 * one, if it still works for that one: a connection's handler task
+	 * (asyncio streams), not a task made for that request alone (aiohttp,
+	 * uvicorn), whose context's address a later request's task may have.
+	 */
+	if (c->py_task && prev && t && t->py == PY_FOUND &&
+	    (py_unit_req(pid_tgid >> 32, c->py_task) & ~PY_UNIT_GUESS) == prev)
+		py_unit_set(pid_tgid >> 32, c->py_task, c->req_id);
 	if (prev)
 		request_finish(prev, 0, now);
 	return 1;
@@ -728,6 +737,8 @@ static __always_inline void write_exit(struct io *io, long ret)
 	r->last_tx_ns = io->now;
 	if (io->t)
 		io->t->resp_fd = io->a.fd + 1;
+	if (io->t && io->t->py_loop && io->t->py_unit > PY_BETWEEN)
+		c->py_task = io->t->py_unit;
 	__sync_fetch_and_add(&r->tx_bytes, ret);
 	/* The request's memory is what the process holds when it answers. */
 	r->rss_delta_pages = process_rss_pages(io->me) - r->rss_start_pages;

@@ -109,7 +109,15 @@ static __always_inline void thread_switch_state(struct thread *t, struct task_st
 	}
 	if (!running) {
 		t->resume_req = 0;	/* an event loop blocks once all it read has run */
-		t->py_nnotes = 0;
+		/* Not for the GIL, which it may wait for with heads still to run. */
+		if (!t->in_futex)
+			t->py_nnotes = 0;
+		/*
+		 * An event loop blocked between units waits for what its last
+		 * task step awaits (one request at a time: exactly that).
+		 */
+		if (t->py_loop && !t->py_known && !t->req_id)
+			t->req_id = t->py_last;
 	}
 }
 

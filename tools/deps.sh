@@ -13,6 +13,8 @@ PKGS=(
 	# tests: a real browser opens agentprof report's HTML (test_report, test_diff);
 	# tmux gives `record --live` a terminal (test_live)
 	chromium tmux
+	# test_pyrt_offsets: CPython 3.11's headers, internal ones included
+	python3.11-dev
 	# benchmarks
 	wrk bpftrace
 	# the kernel matrix (tests/vm): boots Debian's kernels with a busybox initramfs

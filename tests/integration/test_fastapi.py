@@ -9,9 +9,9 @@ Requests one at a time, on one keep-alive connection, costing 2 or 30 ms in
 turn in the pool thread. Each record's CPU must hold its own job's CPU (the
 pool thread's clock, 5% or 1 ms below at most) and no other job's: at most
 10% or 3 ms more, the 3 ms being the loop's share (routing, validation, the
-response). Under concurrency this does not hold (docs/limitations.md):
-`test_fastapi.py --clients 4` runs N requests on each of 4 connections at
-once, and shows by how much the checks then fail.
+response). `test_fastapi.py --clients 4` runs N requests on each of 4
+connections at once: the CPU runtime reader (docs/python.md) keeps each job
+its request's, as anyio runs it in a copy of the request task's context.
 """
 
 import argparse
@@ -90,7 +90,14 @@ def main():
         at.check("each request's CPU is its pool job's (+ the loop's share)", not bad,
                  "%d bad (id, agentprof ms, pool thread ms): %s" % (len(bad), bad[:4]))
         threads = [r["threads"] for r, _ in pairs]
-        at.check("threads: the loop and the pool thread", threads and set(threads) == {2}, threads)
+        if clients == 1:
+            at.check("threads: the loop and the pool thread", threads and set(threads) == {2},
+                     threads)
+        else:
+            # Overlapping, a pool thread that took a job and another
+            # request's hand-over before it ran may count for both.
+            at.check("threads: the loop and the pool thread at least",
+                     threads and min(threads) >= 2, threads)
     at.report()
 
 

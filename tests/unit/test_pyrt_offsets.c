@@ -314,6 +314,36 @@ static uint64_t read_context(pid_t pid, uint64_t tstate, const struct pyrt_offse
 	return ctx;
 }
 
+/*
+ * 3.13 describes itself: _PyRuntime starts with _Py_DebugOffsets, and four of our five offsets
+ * are in it (tools/pyrt-offsets.sh prints where; the layout holds within 3.13 only).
+ */
+static void check_debug_offsets(const char *python, pid_t pid, uint64_t runtime,
+				const struct pyrt_offsets *o)
+{
+	const struct {
+		const char *name;
+		unsigned int at;   /* in _Py_DebugOffsets (3.13) */
+		unsigned int want; /* the table's */
+	} fields[] = {
+	    {"runtime_state.interpreters_head", 40, o->runtime_interp_head},
+	    {"interpreter_state.threads_head", 72, o->interp_threads_head},
+	    {"thread_state.next", 168, o->tstate_next},
+	    {"thread_state.native_thread_id", 200, o->tstate_native_tid},
+	};
+	uint64_t cookie = 0, v;
+
+	peek(pid, runtime, &cookie);
+	ASSERT_EQ(memcmp(&cookie, "xdebugpy", 8), 0, "%s: _PyRuntime starts with the debug cookie",
+		  python);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		v = 0;
+		peek(pid, runtime + fields[i].at, &v);
+		ASSERT_EQ(v, fields[i].want, "%s: _Py_DebugOffsets.%s agrees with the table", python,
+			  fields[i].name);
+	}
+}
+
 /* The walk and the context reads on one running interpreter. */
 static void check_live(const char *python, bool need_headers)
 {
@@ -346,6 +376,8 @@ static void check_live(const char *python, bool need_headers)
 	ASSERT_EQ(err, 0, "%s: _PyRuntime in a file it maps", python);
 	if (!o || err || !expect_line(&c, "outside"))
 		goto cleanup;
+	if (major == 3 && minor == 13)
+		check_debug_offsets(python, c.pid, runtime, o);
 
 	ts = find_tstate(c.pid, runtime, o, other_tid);
 	ASSERT_NE(ts, 0, "%s: the walk from _PyRuntime finds the thread state of tid %llu "

@@ -6,7 +6,8 @@ for `agentprof report` and `agentprof diff` (test_report.py, test_diff.py).
 Usage: diff_server.py --port N [--truth FILE] [--slow-ms MS] [--extra-query]
 
 Thread per connection (keep-alive), psycopg2 (libpq: one Query and one
-ReadyForQuery per execute) on a pool opened before tracing starts.
+ReadyForQuery per execute) on a pool opened before tracing starts: the
+server of tests/pg/pg_server.py with handlers of its own.
 
 Endpoints (<id> is any path segment):
   GET /items/<id>     1 SELECT, then 4 ms asleep; --slow-ms MS sleeps MS more
@@ -19,19 +20,16 @@ request: {request_id, path, route, round_trips, wall_ns, cpu_ns}.
 """
 
 import argparse
-import json
 import os
-import queue
 import signal
 import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import psycopg2
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pg"))
+import pg_server  # noqa: E402
 import pgtest  # noqa: E402
 
 
@@ -99,27 +97,14 @@ class Handler(BaseHTTPRequestHandler):
                          "cpu_ns": time.thread_time_ns() - cpu0})
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class Server(pg_server.Server):
+    """pg_server's: the pool opened at start-up, the truth file; our handler."""
 
-    def __init__(self, addr, truth, slow_ms, extra_query, pool_size=4):
-        super().__init__(addr, Handler)
-        self.truth_lock = threading.Lock()
-        self.truth = open(truth, "a") if truth else None
+    def __init__(self, addr, truth, slow_ms, extra_query):
+        super().__init__(addr, truth, pgtest.PG_PORT, 4)
+        self.RequestHandlerClass = Handler
         self.slow_ms = slow_ms
         self.extra_query = extra_query
-        self.pool = queue.Queue()
-        for _ in range(pool_size):
-            c = psycopg2.connect(pgtest.dsn())
-            c.autocommit = True
-            self.pool.put(c)
-
-    def write_truth(self, obj):
-        if self.truth:
-            with self.truth_lock:
-                self.truth.write(json.dumps(obj) + "\n")
-                self.truth.flush()
 
 
 def main():

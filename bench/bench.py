@@ -57,6 +57,12 @@ TRACING_PROG_TYPES = {"tracepoint", "raw_tracepoint", "tracing", "kprobe", "perf
 
 CONFIGS = ("A", "B", "C")
 CONFIG_NAMES = {"A": "untraced", "B": "agentprof", "C": "bpftrace"}
+# --baseline BINARY: C is that agentprof (an earlier build) instead of bpftrace.
+BINARIES = {"B": AGENTPROF}
+
+
+def is_agentprof(cfg):
+    return cfg in BINARIES
 
 
 def round_order(rnd):
@@ -668,11 +674,11 @@ def start_tracer(procs, cfg, pid, tmp, tag, bt_ok, ap_args=()):
     """Start tracer cfg ('B' or 'C') on pid; return (proc, info) once attached.
     ap_args: more options for `agentprof record` (--agentprof-args)."""
     info = {"attach_s": None}
-    if cfg == "B":
+    if is_agentprof(cfg):
         prof = os.path.join(tmp, f"profile_{tag}.json")
         err = os.path.join(tmp, f"agentprof_{tag}.err")
         ef = open(err, "w")
-        p = procs.start([AGENTPROF, "record", "-p", str(pid), "-q", "-o", prof, *ap_args],
+        p = procs.start([BINARIES[cfg], "record", "-p", str(pid), "-q", "-o", prof, *ap_args],
                         stdout=subprocess.DEVNULL, stderr=ef)
         ef.close()
         info.update(profile=prof, err=err)
@@ -696,9 +702,9 @@ def start_tracer(procs, cfg, pid, tmp, tag, bt_ok, ap_args=()):
         i = text.find(ready[1])
         # stderr is unbuffered and record writes its tracing line in pieces:
         # the line is whole once its newline is there.
-        if i >= 0 and (cfg != "B" or "\n" in text[i:]):
+        if i >= 0 and (not is_agentprof(cfg) or "\n" in text[i:]):
             info["attach_s"] = round(time.monotonic() - t0, 3)
-            if cfg == "B":
+            if is_agentprof(cfg):
                 info.update(parse_startup(text))
             break
         if p.poll() is not None:
@@ -717,7 +723,7 @@ def finish_tracer(procs, cfg, p, info):
     res = {"exit_code": rc}
     with open(info["err"], errors="replace") as f:
         err = f.read()
-    if cfg == "B":
+    if is_agentprof(cfg):
         m = re.search(r"agentprof: (\d+) requests recorded", err)
         res["requests_recorded"] = int(m.group(1)) if m else None
         # After the tracing line: what happened while tracing (the startup
@@ -778,7 +784,7 @@ def one_run(procs, wl, cfg, tag, tmp, bt_ok, duration=None, trace_pid=None):
     tracer = tinfo = None
     if cfg != "A":
         if not trace_pid:
-            trace_pid = wl.bpftrace_pid() if cfg == "C" else wl.pid
+            trace_pid = wl.bpftrace_pid() if not is_agentprof(cfg) else wl.pid
         tracer, tinfo = start_tracer(procs, cfg, trace_pid, tmp, tag, bt_ok,
                                      shlex.split(wl.args.agentprof_args))
         if tracer is None:
@@ -786,7 +792,7 @@ def one_run(procs, wl, cfg, tag, tmp, bt_ok, duration=None, trace_pid=None):
             return res
         res["attach_s"] = tinfo["attach_s"]
         res.update({k: tinfo[k] for k in STARTUP_KEYS if k in tinfo})
-        if cfg == "B":
+        if is_agentprof(cfg):
             log(f"   agentprof attached in {tinfo['attach_s']:.2f} s ({tinfo['hooks']}): "
                 f"{tinfo['nprogs']} programs loaded in {fmt(tinfo['load_ms'], '{:.0f}')} ms, "
                 f"{fmt(tinfo['verify_ms'], '{:.0f}')} ms in the verifier")
@@ -939,7 +945,7 @@ def paced_run(procs, wl, cfg, tmp, rate, seconds, bt_ok):
            "tracer_cpu_pct": (n1 - n0) / 1e9 / wall * 100,
            "tracer_hwm_kb": proc_hwm_kb(tracer.pid)}
     fin = finish_tracer(procs, cfg, tracer, tinfo)
-    res["drops"] = fin.get("ringbuf_drops") if cfg == "B" else fin.get("lost_events")
+    res["drops"] = fin.get("ringbuf_drops") if is_agentprof(cfg) else fin.get("lost_events")
     return res
 
 
@@ -1274,6 +1280,9 @@ def parse_args(argv):
                    help="req/s of the paced run that measures userspace CPU (1000; 0 = skip)")
     p.add_argument("--paced-seconds", type=int, default=5)
     p.add_argument("--no-bpftrace", action="store_true", help="skip config C")
+    p.add_argument("--baseline", metavar="BINARY",
+                   help="config C traces with this agentprof (an earlier build) instead of "
+                        "bpftrace: a change's cost side by side")
     p.add_argument("--agentprof-args", default="", metavar="ARGS",
                    help="more options for agentprof record in B, e.g. '--sample 4'")
     p.add_argument("--no-host-tax", dest="host_tax", action="store_false",
@@ -1287,6 +1296,11 @@ def parse_args(argv):
         a.rounds, a.tiny_seconds, a.demo_seconds, a.nginx_seconds, a.paced_seconds = 1, 5, 5, 5, 3
     if a.rounds < 1 or min(a.tiny_seconds, a.demo_seconds, a.nginx_seconds) < 1:
         p.error("rounds and durations must be >= 1")
+    if a.baseline:
+        if not os.access(a.baseline, os.X_OK):
+            p.error(f"--baseline {a.baseline}: not an executable")
+        BINARIES["C"] = os.path.abspath(a.baseline)
+        CONFIG_NAMES["C"] = "baseline"
     a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
     for w in a.workloads:
         if w not in WORKLOADS:

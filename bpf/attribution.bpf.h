@@ -474,8 +474,6 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	if (ctx == t->py_unit)
 		return 0;
 	req = ctx ? py_unit_req(tgid, ctx) : 0;
-	if (req & PY_UNIT_FRESH)
-		req = 0;
 	guess = req & PY_UNIT_GUESS;
 	req &= ~PY_UNIT_GUESS;
 	/*

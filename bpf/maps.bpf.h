@@ -38,6 +38,7 @@ struct conn {
 	 * task) that wrote its last response, which handles its next request.
 	 */
 	__u64 py_task;
+	__u64 py_task_parent;	/* the unit that made py_task, if known */
 };
 
 enum call_phase {

@@ -9,12 +9,13 @@
  *   hands it to the pool thread). It works for the request the copying
  *   thread works for: "a task created while a request is dispatched
  *   inherits it".
- * - ap_py_step / ap_py_step_ret: asyncio's C Task step resumes the task's
- *   coroutine with PyIter_Send(). The probe sits on the call site's PLT
- *   entry in _asyncio's shared object, so it fires once per step, not at
- *   each level of the await chain (each of which calls PyIter_Send too).
- *   A step that ends by awaiting a future makes no syscall: without these,
- *   the CPU of the next unit would be charged to it.
+ * - ap_py_step: asyncio's C Task step resumes the task's coroutine with
+ *   PyIter_Send(). The probe sits on the call site's PLT entry in
+ *   _asyncio's shared object, so it fires once per step, not at each level
+ *   of the await chain (each of which calls PyIter_Send too). A step that
+ *   ends by awaiting a future makes no syscall: without it, the CPU of the
+ *   next task's step would be charged to it. The next step's probe ends
+ *   it; no return probe (a uretprobe costs a second trap per step).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -35,15 +36,22 @@ int BPF_KRETPROBE(ap_py_copy, void *ctx_new)
 	t = thread_current();
 	if (t && t->py != PY_NONE) {
 		py_sync(t, bpf_ktime_get_ns());
-		if (t->py == PY_FOUND)
-			req = t->req_id;
+		/* A copy of a guess (or of a thread rule's binding) is a guess. */
+		if (t->py == PY_FOUND && t->req_id)
+			req = t->req_id | (t->py_known ? 0 : PY_UNIT_GUESS);
 	}
 	/*
-	 * Always written: the address may be a freed context's, bound to its
-	 * request. An unbound copy is marked fresh: the first step of a task
-	 * made of it takes no request head (ap_py_step()).
+	 * Always written when the copy is a request's; otherwise the address
+	 * may be a freed context's, bound to its request: forgotten. The
+	 * loop's own copies are most: a lookup first spares them an update.
 	 */
-	py_unit_set(tgid, (__u64)ctx_new, req ?: PY_UNIT_FRESH | bpf_ktime_get_ns());
+	if (req) {
+		py_unit_set(tgid, (__u64)ctx_new, req);
+		/* A connection's handler task makes a task per request (aiohttp). */
+		py_unit_parent(tgid, (__u64)ctx_new, t->py_unit);
+	} else {
+		py_unit_forget(tgid, (__u64)ctx_new);
+	}
 	return 0;
 }
 
@@ -64,6 +72,8 @@ int BPF_KPROBE(ap_py_step)
 	if (t->py != PY_FOUND || t->py_unit <= PY_BETWEEN)
 		return 0;
 	/* A task of the request runs: its head is no unbound task's. */
+	if (t->req_id)
+		t->py_last = t->req_id;
 	if (t->py_known) {
 		if (t->py_nnotes)
 			py_note_drop(t, t->req_id);
@@ -74,18 +84,11 @@ int BPF_KPROBE(ap_py_step)
 	 * (asyncio streams, aiohttp). Its connection's next requests bind it
 	 * when their heads are read (request_open()). For its first, the
 	 * heads the loop read: the handler tasks they wake run in the order
-	 * the heads were read. In its first step it may find its
-	 * connection's first head read already: only one read since it was
-	 * made (one read before is another connection's, whose task existed
-	 * already). These are guesses (PY_UNIT_GUESS): its CPU waits for its
-	 * own I/O to say whose it is (py_pends()).
+	 * the heads were read. These are guesses (PY_UNIT_GUESS): its CPU
+	 * waits for its own I/O to say whose it is (py_pends()).
 	 */
 	tgid = bpf_get_current_pid_tgid() >> 32;
-	req = py_unit_req(tgid, t->py_unit);
-	if (req & PY_UNIT_FRESH)
-		req = py_note_take(t, req & ~PY_UNIT_FRESH);
-	else
-		req = py_note_pop(t);
+	req = py_note_pop(t);
 	if (!req || !request_lookup(req)) {
 		py_unit_unbind(tgid, t->py_unit);
 		return 0;
@@ -93,28 +96,6 @@ int BPF_KPROBE(ap_py_step)
 	/* A guess: the calls it makes are req's, its CPU waits for its response. */
 	py_unit_set(tgid, t->py_unit, req | PY_UNIT_GUESS);
 	py_switch(t, req);
-	return 0;
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(ap_py_step_ret)
-{
-	struct thread *t;
-
-	if (!traced(bpf_get_current_pid_tgid() >> 32))
-		return 0;
-	t = thread_current();
-	if (!t || t->py != PY_FOUND)
-		return 0;
-	/* The step's CPU is its task's. */
-	thread_charge_current(t, NULL, bpf_ktime_get_ns());
-	py_leave(t, bpf_get_current_pid_tgid() >> 32);
-	if (t->req_id)
-		t->py_last = t->req_id;
-	/* What the loop runs next is nobody's until a unit says whose. */
-	t->py_unit = PY_BETWEEN;
-	t->py_known = 0;
-	py_switch(t, 0);
 	return 0;
 }
 

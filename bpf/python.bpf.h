@@ -39,20 +39,14 @@ enum py_state {
 };
 
 /*
- * A py_units value: a context copied while the thread worked for no
- * request, never run by a task step yet; with when it was made, in the low
- * bits (python.bpf.c).
- */
-#define PY_UNIT_FRESH (1ULL << 63)
-/*
  * A py_units value: a request the unit likely works for, guessed from the
  * heads the loop read (python.bpf.c). Its calls and the work it hands over
  * go to that request; its CPU waits for the unit's own I/O to say whose it
  * is (py_pends()).
  */
 #define PY_UNIT_GUESS (1ULL << 62)
-#define PY_UNIT_FLAGS (PY_UNIT_FRESH | PY_UNIT_GUESS)
-/* py_unit after a task step: between two units, the loop's own work. */
+#define PY_UNIT_FLAGS PY_UNIT_GUESS
+/* py_unit values below this name no context. */
 #define PY_BETWEEN 1ULL
 /* Thread states walked at most to find a thread's (without bpf_loop: fewer). */
 #define PY_MAX_THREADS 1024
@@ -79,13 +73,14 @@ struct py_unit_key {
  * copy, and a stale binding to a finished request binds nothing.
  */
 struct py_unit_val {
-	__u64 req_id;		/* 0, a request, PY_UNIT_GUESS | a request, PY_UNIT_FRESH | when made */
+	__u64 req_id;		/* 0, a request, or PY_UNIT_GUESS | a request */
 	/*
 	 * An event loop's CPU in the unit while it was bound to nothing:
 	 * the request it binds to next gets it (a connection's handler task,
 	 * whose CPU leads to the response it writes).
 	 */
 	__u64 pending_ns;
+	__u64 parent;		/* the unit that made it (a task's creator), 0 if unknown */
 };
 
 struct {
@@ -221,7 +216,35 @@ static __always_inline void py_unit_set(__u32 tgid, __u64 ctx, __u64 req_id)
 	}
 }
 
-/* Unit ctx is bound to nothing, and no longer fresh; its pending CPU stays. */
+/* Unit ctx was made by unit parent (a copy while parent ran). */
+static __always_inline void py_unit_parent(__u32 tgid, __u64 ctx, __u64 parent)
+{
+	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k);
+
+	if (v)
+		v->parent = parent;
+}
+
+/* The unit that made unit ctx, 0 if unknown. */
+static __always_inline __u64 py_unit_parent_of(__u32 tgid, __u64 ctx)
+{
+	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k);
+
+	return v ? v->parent : 0;
+}
+
+/* A new context at ctx: a binding a freed one left there is none. */
+static __always_inline void py_unit_forget(__u32 tgid, __u64 ctx)
+{
+	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+
+	if (bpf_map_lookup_elem(&py_units, &k))
+		bpf_map_delete_elem(&py_units, &k);
+}
+
+/* Unit ctx is bound to nothing (a wrong guess); its pending CPU stays. */
 static __always_inline void py_unit_unbind(__u32 tgid, __u64 ctx)
 {
 	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
@@ -283,34 +306,6 @@ static __always_inline void py_note_push(struct thread *t, __u64 req)
 		t->py_note_ns[n & (PY_NOTES - 1)] = bpf_ktime_get_ns();
 		t->py_nnotes = n + 1;
 	}
-}
-
-/*
- * For an unbound task's step: the one note of a head read after since, 0
- * if none or several (which head wakes which task is then unknown: the
- * task's CPU waits for its response, py_pends()). For a new task's first
- * step, since is when it was made: a head read before is another
- * connection's, whose task existed already.
- */
-static __always_inline __u64 py_note_take(struct thread *t, __u64 since)
-{
-	__u64 req = 0;
-	int i, at = -1;
-
-	for (i = 0; i < PY_NOTES; i++) {
-		if (i >= t->py_nnotes)
-			break;
-		if (!t->py_notes[i] || t->py_note_ns[i] <= since)
-			continue;
-		/* Two heads read since: which is its connection's is unknown. */
-		if (req)
-			return 0;
-		req = t->py_notes[i];
-		at = i;
-	}
-	if (at >= 0 && at < PY_NOTES)
-		t->py_notes[at] = 0;
-	return req;
 }
 
 /* The oldest note, 0 if none (notes of requests whose task ran are 0). */

@@ -251,6 +251,27 @@ release:
 #define HEAD_CHECK (1ULL << 63)
 
 /*
+ * The head of c's next request was read (prev: its last one). The task
+ * that answered prev answers this one, if it still works for prev: a
+ * connection's handler task (asyncio streams), not a task made for prev
+ * alone (aiohttp, uvicorn), whose context's address a later request's task
+ * may have. The unit that made that one, bound to nothing or to prev, is
+ * the connection's handler task that makes a task per request (aiohttp).
+ */
+static __always_inline void py_next_request(struct conn *c, __u32 tgid, __u64 prev)
+{
+	__u64 req;
+
+	if ((py_unit_req(tgid, c->py_task) & ~PY_UNIT_GUESS) == prev)
+		py_unit_set(tgid, c->py_task, c->req_id);
+	if (!c->py_task_parent)
+		return;
+	req = py_unit_req(tgid, c->py_task_parent) & ~PY_UNIT_GUESS;
+	if (!req || req == prev)
+		py_unit_set(tgid, c->py_task_parent, c->req_id);
+}
+
+/*
  * A head on inbound connection c, sampled, len bytes at buf (| HEAD_CHECK:
  * see that it begins with a method first) of the rx the read returned:
  * close off the connection's last request and open the next, the running
@@ -286,15 +307,9 @@ __noinline int request_open(struct conn *c, __u64 buf, __u64 len, __u64 rx, __u6
 		thread_settle_now(t, NULL, prev, now);
 	t = thread_bind_to(t, NULL, (__u32)pid_tgid, pid_tgid >> 32, c->req_id, r, true, now);
 	thread_resume_note(t, c->req_id);
-	/*
-	 * The task that answered the connection's last request answers this
-	 * one, if it still works for that one: a connection's handler task
-	 * (asyncio streams), not a task made for that request alone (aiohttp,
-	 * uvicorn), whose context's address a later request's task may have.
-	 */
-	if (c->py_task && prev && t && t->py == PY_FOUND &&
-	    (py_unit_req(pid_tgid >> 32, c->py_task) & ~PY_UNIT_GUESS) == prev)
-		py_unit_set(pid_tgid >> 32, c->py_task, c->req_id);
+	/* A connection's handler task answers its next request too. */
+	if (c->py_task && prev && t && t->py == PY_FOUND)
+		py_next_request(c, pid_tgid >> 32, prev);
 	if (prev)
 		request_finish(prev, 0, now);
 	return 1;
@@ -737,8 +752,10 @@ static __always_inline void write_exit(struct io *io, long ret)
 	r->last_tx_ns = io->now;
 	if (io->t)
 		io->t->resp_fd = io->a.fd + 1;
-	if (io->t && io->t->py_loop && io->t->py_unit > PY_BETWEEN)
+	if (io->t && io->t->py_loop && io->t->py_unit > PY_BETWEEN && c->py_task != io->t->py_unit) {
 		c->py_task = io->t->py_unit;
+		c->py_task_parent = py_unit_parent_of((__u32)(io->pid_tgid >> 32), c->py_task);
+	}
 	__sync_fetch_and_add(&r->tx_bytes, ret);
 	/* The request's memory is what the process holds when it answers. */
 	r->rss_delta_pages = process_rss_pages(io->me) - r->rss_start_pages;

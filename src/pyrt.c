@@ -249,78 +249,47 @@ static void asyncio_default(int minor, char *out, size_t sz)
 	}
 }
 
-static struct pyrt_file *file_get(struct pyrt_file *files, int *n, const char *path)
-{
-	int i;
-
-	for (i = 0; i < *n; i++)
-		if (!strcmp(files[i].path, path))
-			return &files[i];
-	if (*n == PYRT_MAX_FILES)
-		return NULL;
-	snprintf(files[*n].path, sizeof(files[*n].path), "%s", path);
-	files[*n].ok = false;
-	return &files[(*n)++];
-}
-
-static int attach(struct pyrt *rt, struct bpf_program *prog, const char *path, const char *func,
-		  size_t off, bool ret)
+static int attach(struct pyrt *rt, struct bpf_program *prog, pid_t pid, const char *path,
+		  const char *func, size_t off, bool ret)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func, .retprobe = ret);
 	struct bpf_link *link;
 
 	if (rt->nlinks == PYRT_MAX_LINKS)
 		return -ENOSPC;
-	/* Every process: a worker forked later runs the same file. */
-	link = bpf_program__attach_uprobe_opts(prog, -1, path, off, &opts);
+	/*
+	 * This process only: the probes of a file every Python on the host
+	 * maps would cost each of them a trap per task step.
+	 */
+	link = bpf_program__attach_uprobe_opts(prog, pid, path, off, &opts);
 	if (!link)
 		return -errno;
 	rt->links[rt->nlinks++] = link;
 	return 0;
 }
 
-/* PyContext_CopyCurrent's return in the runtime file path (once per file). */
-static int attach_runtime(struct pyrt *rt, struct agentprof_bpf *skel, const char *path)
+/* The file offset of _asyncio's PLT entry for PyIter_Send (cached per file); 0 if none. */
+static size_t step_offset(struct pyrt *rt, const char *path)
 {
-	struct pyrt_file *f = file_get(rt->runtimes, &rt->nruntimes, path);
-	int err;
-
-	if (!f)
-		return -ENOSPC;
-	if (f->ok)
-		return 0;
-	err = attach(rt, skel->progs.ap_py_copy, path, "PyContext_CopyCurrent", 0, true);
-	f->ok = !err;
-	return err;
-}
-
-/* The task-step probes on _asyncio's PLT entry of PyIter_Send (once per file). */
-static int attach_steps(struct pyrt *rt, struct agentprof_bpf *skel, const char *path)
-{
-	struct pyrt_file *f = file_get(rt->asyncios, &rt->nasyncios, path);
 	struct elf_file ef;
 	GElf_Addr slot;
 	size_t off = 0;
-	int err;
+	int i;
 
-	if (!f)
-		return -ENOSPC;
-	if (f->ok)
+	for (i = 0; i < rt->nasyncios; i++)
+		if (!strcmp(rt->asyncios[i].path, path))
+			return rt->asyncios[i].step_off;
+	if (elf_open(path, &ef))
 		return 0;
-	err = elf_open(path, &ef);
-	if (err)
-		return err;
 	slot = plt_slot(ef.e, "PyIter_Send");
 	if (slot)
 		off = plt_stub_offset(ef.e, slot);
 	elf_close(&ef);
-	if (!off)
-		return -ENOENT;
-	err = attach(rt, skel->progs.ap_py_step, path, NULL, off, false);
-	if (!err)
-		err = attach(rt, skel->progs.ap_py_step_ret, path, NULL, off, true);
-	f->ok = !err;
-	return err;
+	if (rt->nasyncios < PYRT_MAX_FILES) {
+		snprintf(rt->asyncios[rt->nasyncios].path, sizeof(rt->asyncios[0].path), "%s", path);
+		rt->asyncios[rt->nasyncios++].step_off = off;
+	}
+	return off;
 }
 
 /* Fills p from pid's runtime file: the BPF side's description of it. */
@@ -374,6 +343,7 @@ int pyrt__add(struct pyrt *rt, struct agentprof_bpf *skel, pid_t pid)
 	struct ap_py_proc desc;
 	struct pyrt_proc *p = proc_find(rt, pid);
 	__u32 key = (__u32)pid;
+	size_t off;
 	int err;
 
 	if (p)
@@ -389,7 +359,7 @@ int pyrt__add(struct pyrt *rt, struct agentprof_bpf *skel, pid_t pid)
 	*p = (struct pyrt_proc){ .pid = pid, .kind = PYRT_HEURISTIC, .minor = version_of(run.path) };
 	if (describe(p, &run, &desc))
 		return p->kind;
-	err = attach_runtime(rt, skel, run.path);
+	err = attach(rt, skel->progs.ap_py_copy, pid, run.path, "PyContext_CopyCurrent", 0, true);
 	if (err) {
 		snprintf(p->why, sizeof(p->why), "uprobe on %s:PyContext_CopyCurrent failed: %s",
 			 run.path, strerror(-err));
@@ -403,7 +373,8 @@ int pyrt__add(struct pyrt *rt, struct agentprof_bpf *skel, pid_t pid)
 	p->kind = PYRT_TASK_AWARE;
 	if (!aio.path[0])
 		asyncio_default(p->minor, aio.path, sizeof(aio.path));
-	err = aio.path[0] ? attach_steps(rt, skel, aio.path) : -ENOENT;
+	off = aio.path[0] ? step_offset(rt, aio.path) : 0;
+	err = off ? attach(rt, skel->progs.ap_py_step, pid, aio.path, NULL, off, false) : -ENOENT;
 	p->steps = !err;
 	if (err)
 		snprintf(p->why, sizeof(p->why),

@@ -18,8 +18,8 @@
 
 #define PYRT_MAX_PROCS 256
 #define PYRT_MAX_FILES 8
-/* Per runtime file one probe; per _asyncio file two. */
-#define PYRT_MAX_LINKS (PYRT_MAX_FILES * 3)
+/* Per process: PyContext_CopyCurrent's return, and the task step. */
+#define PYRT_MAX_LINKS (PYRT_MAX_PROCS * 2)
 
 struct agentprof_bpf;
 struct bpf_link;
@@ -38,27 +38,25 @@ struct pyrt_proc {
 	char why[160];		/* heuristic: the reason; task-aware: what is missing */
 };
 
+/* An _asyncio extension file and where its task-step probe goes. */
 struct pyrt_file {
 	char path[PATH_MAX];
-	bool ok;		/* its probes attached */
+	size_t step_off;	/* file offset of its PLT entry for PyIter_Send; 0: none */
 };
 
 struct pyrt {
 	struct pyrt_proc procs[PYRT_MAX_PROCS];
 	int nprocs;
-	struct pyrt_file runtimes[PYRT_MAX_FILES];	/* PyContext_CopyCurrent probed */
-	int nruntimes;
-	struct pyrt_file asyncios[PYRT_MAX_FILES];	/* task-step probes */
+	struct pyrt_file asyncios[PYRT_MAX_FILES];
 	int nasyncios;
 	struct bpf_link *links[PYRT_MAX_LINKS];
 	int nlinks;
-	bool verbose;
 };
 
 /*
  * Looks at process pid once (later calls for it return at once): when it
  * runs a CPython agentprof can read, describes it to the BPF side and
- * attaches the runtime's probes (once per file). Returns its kind, or
+ * attaches its probes. Returns its kind, or
  * -errno when it could not be looked at (it exited: try again later).
  */
 int pyrt__add(struct pyrt *rt, struct agentprof_bpf *skel, pid_t pid);

@@ -3,9 +3,19 @@
 # make            build build/agentprof (BPF objects, skeleton, userspace)
 # make deps       install the Debian packages needed to build, test and demo
 # make test       build and run every test (needs root for the BPF tests)
+# make test SANITIZE=1  the same against an ASan+UBSan build (build-san/)
 # make test-kernels  the guest test on each kernel of KERNELS, in qemu (root; tests/vm/run)
 # make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
+# make fuzz       every libFuzzer target for FUZZ_SECONDS each (tests/fuzz/run)
+# make soak       record (SOAK_MINUTES, 30) against the demo agent, then export 30 min at 1,000 req/s
 
+# SANITIZE=1: the userspace (agentprof, unit tests) with ASan and UBSan, in
+# build-san/ unless BUILD says otherwise; `make test SANITIZE=1` runs every
+# test against it.
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
 BUILD ?= build
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -15,13 +25,13 @@ PYTHON ?= /usr/bin/python3
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' \
 	-e 's/s390x/s390/' -e 's/riscv64/riscv/')
 
-PKGS := libbpf json-c
+PKGS := libbpf json-c libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c -lmicrohttpd)
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 $(WARN) -Iinclude -Isrc -I$(BUILD) $(PKG_CFLAGS) -D_GNU_SOURCE
+CFLAGS += -std=gnu11 $(WARN) -Iinclude -Isrc -I$(BUILD) $(PKG_CFLAGS) -D_GNU_SOURCE $(SAN_FLAGS)
 LDLIBS += $(PKG_LIBS) -lelf -lz -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-parameter \
 	-Ivmlinux -Iinclude -Ibpf
@@ -38,7 +48,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # Unit tests link every userspace module but main.
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps test test-kernels unit vmlinux clean demo bench install
+.PHONY: all deps test test-kernels unit vmlinux clean demo bench install fuzz fuzz-build soak
 all: $(BUILD)/agentprof $(BUILD)/tests/cpu_server
 
 $(BUILD)/bpf $(BUILD)/obj $(BUILD)/tests:
@@ -76,6 +86,9 @@ $(BUILD)/bench/bpf_lines: bench/bpf_lines.c
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(wildcard tests/unit/*.h) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 
+# The fuzz targets' code, replayed over tests/fuzz/regress/ by a unit test.
+$(BUILD)/tests/test_fuzz_replay: $(wildcard tests/fuzz/*.c tests/fuzz/*.h tests/unit/*.h)
+
 # test_pyrt_offsets: the CPython offsets table against the headers of each CPython in
 # /usr/include (python3.X-dev; debug builds' python3.Xd left out), one object per version
 # (tests/unit/pyrt_headers.h says why). With none installed the test builds and fails.
@@ -94,11 +107,43 @@ $(BUILD)/tests/test_pyrt_offsets: tests/unit/test_pyrt_offsets.c $(PY_HDR_OBJS) 
 
 unit: $(UNIT_BINS)
 
+# libFuzzer targets (tests/fuzz/): the parsers that see outside bytes, built
+# with clang, ASan and UBSan into build/fuzz/, each with the modules it needs.
+FUZZ_TARGETS := http pg fingerprint profile request
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -fno-sanitize-recover=all -Iinclude -Isrc -Itests/unit \
+	-Itests/fuzz $(PKG_CFLAGS) -D_GNU_SOURCE $(WARN)
+FUZZ_MODS_http := http route
+FUZZ_MODS_fingerprint := fingerprint
+FUZZ_MODS_pg := pg fingerprint hist profile outfile peers
+FUZZ_MODS_profile := profile hist outfile peers table breakdown report html diff diff_stats \
+	diff_text diff_json diff_html
+FUZZ_MODS_request := request http route peers pg fingerprint hist profile outfile
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+
+$(BUILD)/fuzz/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+define FUZZ_RULE
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/fuzz.h $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_MODS_$(1)))
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $$(filter %.c %.o,$$^) \
+		$(PKG_LIBS) -lm -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULE,$(t))))
+
+fuzz-build: $(FUZZ_BINS)
+
+# Each target for FUZZ_SECONDS from its seeds (the unit tests' inputs) and
+# regression inputs; a crash is saved under build/fuzz/crashes/.
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) ./tests/fuzz/run $(FUZZ_TARGETS)
+
 # The README's test command: installs what is missing, builds, runs everything.
 test:
 	./tools/deps.sh
-	$(MAKE) all unit
-	./tests/run
+	$(MAKE) all unit fuzz-build
+	BUILD=$(BUILD) ./tests/run
 
 # The kernel matrix: Debian packages booted in qemu, and "host" (tests/vm/run).
 KERNELS ?= linux-image-amd64 host
@@ -123,9 +168,20 @@ demo:
 bench: all
 	./tools/deps.sh --bench
 	./bench/run.sh $(BENCH_ARGS)
+	$(PYTHON) bench/export.py
+
+# Soak (root): record left on for SOAK_MINUTES against the demo agent under
+# Locust, its RSS, descriptors and map fill sampled every minute
+# (bench/soak.py); then agentprof export's RSS over 30 minutes at 1,000
+# requests/s (bench/export.py). bench/README.md.
+SOAK_MINUTES ?= 30
+soak: all $(BUILD)/bench/tiny_server
+	./tools/deps.sh
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PYTHON) bench/soak.py
+	$(PYTHON) bench/export.py --soak
 
 install: $(BUILD)/agentprof
 	install -D -m 0755 $< $(DESTDIR)/usr/local/sbin/agentprof
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-san

@@ -261,6 +261,11 @@ static __always_inline void thread_unsampled_io(struct thread *t, struct task_st
 	if (!t)
 		return;
 	thread_drop_pending(t, me, now);
+	/* Its unit's CPU so far and until its next binding is nobody's too. */
+	if (t->py == PY_FOUND && t->py_unit > PY_BETWEEN) {
+		py_unit_set(t->tgid, t->py_unit, PY_UNIT_UNSAMPLED);
+		t->py_known = 1;
+	}
 	t->req_id = 0;
 	t->sock_io = 1;
 	t->inherited = 0;
@@ -465,6 +470,7 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid(), ctx, req, guess;
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	bool unsampled;
 
 	if (!t || t->py == PY_NONE)
 		return 0;
@@ -474,6 +480,9 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	if (ctx == t->py_unit)
 		return 0;
 	req = ctx ? py_unit_req(tgid, ctx) : 0;
+	unsampled = req == PY_UNIT_UNSAMPLED;
+	if (unsampled)
+		req = 0;
 	guess = req & PY_UNIT_GUESS;
 	req &= ~PY_UNIT_GUESS;
 	/*
@@ -484,7 +493,7 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 		py_unit_set(tgid, ctx, 0);
 		req = 0;
 	}
-	if (!req && !t->py_known && !t->py_loop) {
+	if (!req && !unsampled && !t->py_known && !t->py_loop) {
 		thread_charge_current(t, NULL, now);
 		py_leave(t, tgid);
 		t->py_unit = ctx;
@@ -501,7 +510,7 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	thread_charge_current(t, NULL, now);
 	py_leave(t, tgid);
 	t->py_unit = ctx;
-	t->py_known = req && !guess;
+	t->py_known = unsampled || (req && !guess);
 	py_switch(t, req);
 	return 1;
 }

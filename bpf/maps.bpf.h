@@ -366,6 +366,19 @@ static __always_inline bool proc_add(__u32 tgid)
 	return true;
 }
 
+/*
+ * A traced process is gone (its last thread exited): its pid may be given to
+ * another process next, which nobody asked to trace.
+ */
+static __always_inline void proc_del(__u32 tgid)
+{
+	__u32 word = tgid / 64;
+	__u64 *w = bpf_map_lookup_elem(&procs, &word);
+
+	if (w)
+		__sync_fetch_and_and(w, ~(1ULL << (tgid % 64)));
+}
+
 /* The slot of request id, whatever it holds now. */
 static __always_inline struct ap_request_event *request_slot(__u64 id)
 {

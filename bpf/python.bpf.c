@@ -46,9 +46,8 @@ int BPF_KRETPROBE(ap_py_copy, void *ctx_new)
 	 * loop's own copies are most: a lookup first spares them an update.
 	 */
 	if (req) {
-		py_unit_set(tgid, (__u64)ctx_new, req);
-		/* A connection's handler task makes a task per request (aiohttp). */
-		py_unit_parent(tgid, (__u64)ctx_new, t->py_unit);
+		/* The parent: a connection's handler task makes a task per request (aiohttp). */
+		py_unit_new(tgid, (__u64)ctx_new, req, t->py_unit);
 	} else {
 		py_unit_forget(tgid, (__u64)ctx_new);
 	}
@@ -74,7 +73,8 @@ int BPF_KPROBE(ap_py_step)
 	/* A task of the request runs: its head is no unbound task's. */
 	if (t->req_id)
 		t->py_last = t->req_id;
-	if (t->py_known) {
+	/* (Known and bound to nothing: it answered a request not traced.) */
+	if (t->py_known && t->req_id) {
 		if (t->py_nnotes)
 			py_note_drop(t, t->req_id);
 		return 0;
@@ -95,6 +95,7 @@ int BPF_KPROBE(ap_py_step)
 	}
 	/* A guess: the calls it makes are req's, its CPU waits for its response. */
 	py_unit_set(tgid, t->py_unit, req | PY_UNIT_GUESS);
+	t->py_known = 0;
 	py_switch(t, req);
 	return 0;
 }

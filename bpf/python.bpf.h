@@ -45,6 +45,11 @@ enum py_state {
  * is (py_pends()).
  */
 #define PY_UNIT_GUESS (1ULL << 62)
+/*
+ * A py_units value: the unit answered a request not traced (--sample): it
+ * works for nothing, and its CPU is nobody's, until its next binding.
+ */
+#define PY_UNIT_UNSAMPLED (1ULL << 61)
 #define PY_UNIT_FLAGS PY_UNIT_GUESS
 /* py_unit values below this name no context. */
 #define PY_BETWEEN 1ULL
@@ -206,25 +211,31 @@ static __always_inline void py_unit_set(__u32 tgid, __u64 ctx, __u64 req_id)
 		bpf_map_update_elem(&py_units, &k, &nv, BPF_ANY);
 		return;
 	}
-	pending = v->pending_ns;
 	v->req_id = req_id;
+	/* A guess keeps the CPU waiting: the unit's own I/O says whose it is. */
+	if (req_id & PY_UNIT_FLAGS)
+		return;
+	pending = v->pending_ns;
 	v->pending_ns = 0;
-	if (pending && !(req_id & PY_UNIT_FLAGS)) {
+	if (pending && req_id != PY_UNIT_UNSAMPLED) {
 		r = request_lookup(req_id);
 		if (r)
 			__sync_fetch_and_add(&r->cpu_ns, pending);
 	}
 }
 
-/* Unit ctx was made by unit parent (a copy while parent ran). */
-static __always_inline void py_unit_parent(__u32 tgid, __u64 ctx, __u64 parent)
+/*
+ * A new unit at ctx, made by unit parent while the thread worked for
+ * req_id: nothing of a freed context at that address carries over.
+ */
+static __always_inline void py_unit_new(__u32 tgid, __u64 ctx, __u64 req_id, __u64 parent)
 {
 	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k);
+	struct py_unit_val v = { .req_id = req_id, .parent = parent };
 
-	if (v)
-		v->parent = parent;
+	bpf_map_update_elem(&py_units, &k, &v, BPF_ANY);
 }
+
 
 /* The unit that made unit ctx, 0 if unknown. */
 static __always_inline __u64 py_unit_parent_of(__u32 tgid, __u64 ctx)

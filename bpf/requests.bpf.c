@@ -258,17 +258,17 @@ release:
  * may have. The unit that made that one, bound to nothing or to prev, is
  * the connection's handler task that makes a task per request (aiohttp).
  */
-static __always_inline void py_next_request(struct conn *c, __u32 tgid, __u64 prev)
+static __always_inline void py_next_request(struct conn *c, __u32 tgid, __u64 prev, __u64 next)
 {
 	__u64 req;
 
 	if ((py_unit_req(tgid, c->py_task) & ~PY_UNIT_GUESS) == prev)
-		py_unit_set(tgid, c->py_task, c->req_id);
+		py_unit_set(tgid, c->py_task, next);
 	if (!c->py_task_parent)
 		return;
 	req = py_unit_req(tgid, c->py_task_parent) & ~PY_UNIT_GUESS;
 	if (!req || req == prev)
-		py_unit_set(tgid, c->py_task_parent, c->req_id);
+		py_unit_set(tgid, c->py_task_parent, next);
 }
 
 /*
@@ -293,8 +293,10 @@ __noinline int request_open(struct conn *c, __u64 buf, __u64 len, __u64 rx, __u6
 	 */
 	if (c->unsampled && t && !t->req_id)
 		thread_unsampled_io(t, NULL, now);
+	/* The connection's handler task answered a request not traced. */
+	prev = c->unsampled ? PY_UNIT_UNSAMPLED : 0;
 	c->unsampled = 0;
-	prev = c->req_id;
+	prev = c->req_id ?: prev;
 	r = request_start(c, buf, len & ~HEAD_CHECK, len & HEAD_CHECK, rx, now);
 	if (!r)
 		return 0;
@@ -309,8 +311,8 @@ __noinline int request_open(struct conn *c, __u64 buf, __u64 len, __u64 rx, __u6
 	thread_resume_note(t, c->req_id);
 	/* A connection's handler task answers its next request too. */
 	if (c->py_task && prev && t && t->py == PY_FOUND)
-		py_next_request(c, pid_tgid >> 32, prev);
-	if (prev)
+		py_next_request(c, pid_tgid >> 32, prev, c->req_id);
+	if (prev && prev != PY_UNIT_UNSAMPLED)
 		request_finish(prev, 0, now);
 	return 1;
 }
@@ -431,11 +433,23 @@ static __always_inline void inbound_forget(struct io *io)
  * response, after which the connection's next read is its next head. Reads
  * are left to read_exit().
  */
+/* An event loop's unit wrote c's response: c's handler task, for its next head. */
+static __always_inline void py_response_writer(struct io *io, struct conn *c)
+{
+	struct thread *t = io->t;
+
+	if (!t || !t->py_loop || t->py_unit <= PY_BETWEEN || c->py_task == t->py_unit)
+		return;
+	c->py_task = t->py_unit;
+	c->py_task_parent = py_unit_parent_of((__u32)(io->pid_tgid >> 32), c->py_task);
+}
+
 static __always_inline bool unsampled_io(struct io *io)
 {
 	if (is_read_op(io->a.op))
 		return true;
 	io->c->unsampled_tx = 1;
+	py_response_writer(io, io->c);
 	/* An inbound write: the loop ran what it read (see io_begin()). */
 	if (io->t)
 		io->t->resume_req = 0;
@@ -652,6 +666,10 @@ static __always_inline void request_skip(struct io *io, struct conn *c)
 		thread_settle_now(io->t, io->me, prev, io->now);
 	thread_unsampled_io(io->t, io->me, io->now);
 	thread_resume_note(io->t, RESUME_UNSAMPLED);
+	/* Its handler task answers a request not traced: no head of another's. */
+	if (c->py_task && io->t && io->t->py == PY_FOUND)
+		py_next_request(c, io->pid_tgid >> 32, prev ?: (c->unsampled ? PY_UNIT_UNSAMPLED : 0),
+				PY_UNIT_UNSAMPLED);
 	if (prev)
 		request_finish(prev, 0, io->now);
 	c->req_id = 0;
@@ -752,10 +770,7 @@ static __always_inline void write_exit(struct io *io, long ret)
 	r->last_tx_ns = io->now;
 	if (io->t)
 		io->t->resp_fd = io->a.fd + 1;
-	if (io->t && io->t->py_loop && io->t->py_unit > PY_BETWEEN && c->py_task != io->t->py_unit) {
-		c->py_task = io->t->py_unit;
-		c->py_task_parent = py_unit_parent_of((__u32)(io->pid_tgid >> 32), c->py_task);
-	}
+	py_response_writer(io, c);
 	__sync_fetch_and_add(&r->tx_bytes, ret);
 	/* The request's memory is what the process holds when it answers. */
 	r->rss_delta_pages = process_rss_pages(io->me) - r->rss_start_pages;

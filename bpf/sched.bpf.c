@@ -275,11 +275,17 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 
 static __always_inline int on_exit(struct task_struct *p, bool btf)
 {
-	__u32 tid = TASK_FIELD(btf, p, pid);
+	__u32 tid = TASK_FIELD(btf, p, pid), tgid = TASK_FIELD(btf, p, tgid);
 	__u64 now = bpf_ktime_get_ns();
 	struct ap_request_event *r;
 	struct thread *t;
 
+	/*
+	 * The process's last thread: do_exit() counted signal->live down before
+	 * this tracepoint. Its pid is free for another process from now on.
+	 */
+	if (proc_traced(tgid) && !BPF_CORE_READ(p, signal, live.counter))
+		proc_del(tgid);
 	t = thread_get(p, tid);
 	if (!t)
 		return 0;

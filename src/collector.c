@@ -130,6 +130,7 @@ int collector__init(struct collector *c, const struct collector_opts *o)
 	memset(c, 0, sizeof(*c));
 	c->opts = *o;
 	c->interval_ms = RB_DRAIN_MS;
+	c->stats_fd = -1;
 	libbpf_set_print(o->verbose ? libbpf_print : libbpf_quiet);
 	c->pg = pg__new(o->pg_literals);
 	c->peers = peers__new();
@@ -230,6 +231,28 @@ int collector__add_target(struct collector *c, pid_t pid)
 	return n + 1;
 }
 
+int collector__add_pid(struct collector *c, pid_t pid)
+{
+	int err = collector__map_procs(c);
+
+	if (!err)
+		add_proc(pid, c->procs);
+	return err;
+}
+
+void collector__for_each_target(const struct collector *c, void (*fn)(pid_t pid, void *ctx),
+				void *ctx)
+{
+	uint64_t w;
+	int i;
+
+	if (!c->procs)
+		return;
+	for (i = 0; i < (int)(AP_PID_LIMIT / 64); i++)
+		for (w = __atomic_load_n(&c->procs[i], __ATOMIC_RELAXED); w; w &= w - 1)
+			fn(i * 64 + __builtin_ctzll(w), ctx);
+}
+
 void collector__remove_target(struct collector *c, pid_t pid)
 {
 	if (c->procs && (uint32_t)pid < AP_PID_LIMIT)
@@ -263,6 +286,23 @@ int collector__prune(struct collector *c)
 	return n;
 }
 
+int collector__nattached(const struct collector *c)
+{
+	const struct bpf_object_skeleton *s;
+	const struct bpf_prog_skeleton *p;
+	int i, n = 0;
+
+	if (!c->skel)
+		return 0;
+	s = c->skel->skeleton;
+	for (i = 0; i < s->prog_cnt; i++) {
+		p = (const struct bpf_prog_skeleton *)((const char *)s->progs +
+							(size_t)i * s->prog_skel_sz);
+		n += *p->link != NULL;
+	}
+	return n;
+}
+
 int collector__ntraced(const struct collector *c)
 {
 	int i, n = 0;
@@ -281,6 +321,22 @@ int collector__find_runtimes(struct collector *c)
 	DIR *d;
 	pid_t pid;
 
+	/* The thread rules alone, as before the runtime reader (comparisons). */
+	if (getenv("AGENTPROF_NO_RUNTIME"))
+		return 0;
+	/*
+	 * A unit that answers requests traced and not (a connection's handler
+	 * task) would carry one's CPU to the other: not followed yet.
+	 */
+	if (c->opts.sample_every > 1) {
+		if (!c->runtime_note) {
+			fprintf(stderr, "agentprof: --sample: CPython processes keep the thread rules "
+					"(not task-aware); requests that overlap may be charged each "
+					"other's work (README \"Limitations\")\n");
+			c->runtime_note = true;
+		}
+		return 0;
+	}
 	d = opendir("/proc");
 	if (!d)
 		return 0;
@@ -361,6 +417,11 @@ int collector__poll(struct collector *c)
 	 * a sleep that signals cut short; the buffer is drained after it.
 	 */
 	err = ring_buffer__poll(c->rb, c->interval_ms);
+	/* Cut short by a signal: drain what arrived all the same, then say so. */
+	if (err == -EINTR) {
+		ring_buffer__consume(c->rb);
+		return -EINTR;
+	}
 	if (err >= 0) {
 		/* The rate counts what a wakeup brought in too (a burst). */
 		woken = err;
@@ -518,8 +579,116 @@ void collector__read_peer_totals(struct collector *c)
 	}
 }
 
+int collector__enable_stats(struct collector *c)
+{
+	if (c->stats_fd >= 0)
+		return 0;
+	c->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	return c->stats_fd < 0 ? -errno : 0;
+}
+
+size_t collector__prog_stats(struct collector *c, struct collector_figure *out, size_t max)
+{
+	struct bpf_prog_info info;
+	struct bpf_program *prog;
+	__u32 len;
+	size_t n = 0;
+
+	if (!c->skel)
+		return 0;
+	bpf_object__for_each_program(prog, c->skel->obj) {
+		if (n == max || bpf_program__fd(prog) < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			continue;
+		snprintf(out[n].name, sizeof(out[n].name), "%s", bpf_program__name(prog));
+		out[n].value = info.run_time_ns;
+		out[n].limit = info.run_cnt;
+		n++;
+	}
+	return n;
+}
+
+/* Entries of a hash map, by walking its keys. */
+static uint64_t count_keys(struct bpf_map *map)
+{
+	uint8_t key[256], next[256];
+	int fd = bpf_map__fd(map);
+	void *prev = NULL;
+	uint64_t n = 0;
+
+	if (fd < 0 || bpf_map__key_size(map) > sizeof(key))
+		return 0;
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(key, next, bpf_map__key_size(map));
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
+/* Open requests in the slots array, read in batches as at exit. */
+static uint64_t count_open(struct collector *c, void (*open_fn)(pid_t pid, void *ctx), void *ctx)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int fd = bpf_map__fd(c->skel->maps.requests), err;
+	uint32_t keys[FLUSH_BATCH], count, batch, *in = NULL, i;
+	struct ap_request_event *evs;
+	uint64_t n = 0;
+
+	evs = malloc(FLUSH_BATCH * sizeof(*evs));
+	if (!evs)
+		return 0;
+	do {
+		count = FLUSH_BATCH;
+		err = bpf_map_lookup_batch(fd, in, &batch, keys, evs, &count, &opts);
+		if (err && errno != ENOENT)
+			break;
+		for (i = 0; i < count; i++) {
+			if (!evs[i].id || evs[i].id == AP_REQ_ID_CLAIMED)
+				continue;
+			n++;
+			if (open_fn)
+				open_fn(evs[i].pid, ctx);
+		}
+		in = &batch;
+	} while (!err);
+	free(evs);
+	return n;
+}
+
+size_t collector__map_fill(struct collector *c, struct collector_figure *out, size_t max,
+			   void (*open_fn)(pid_t pid, void *ctx), void *ctx)
+{
+	struct bpf_map *maps[3];
+	size_t n = 0, i;
+
+	if (!c->skel || max < 1)
+		return 0;
+	maps[0] = c->skel->maps.conns;
+	maps[1] = c->skel->maps.peer_totals;
+	maps[2] = c->skel->maps.threads;
+	snprintf(out[n].name, sizeof(out[n].name), "requests");
+	out[n].value = count_open(c, open_fn, ctx);
+	out[n++].limit = bpf_map__max_entries(c->skel->maps.requests);
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]) && n < max; i++) {
+		/* threads has one entry when task storage holds the thread state. */
+		if (bpf_map__max_entries(maps[i]) <= 1)
+			continue;
+		snprintf(out[n].name, sizeof(out[n].name), "%s", bpf_map__name(maps[i]));
+		out[n].value = count_keys(maps[i]);
+		out[n++].limit = bpf_map__max_entries(maps[i]);
+	}
+	return n;
+}
+
 void collector__free(struct collector *c)
 {
+	if (c->stats_fd >= 0)
+		close(c->stats_fd);
+	c->stats_fd = -1;
 	tls__detach(&c->tls);
 	pyrt__detach(&c->pyrt);
 	ring_buffer__free(c->rb);

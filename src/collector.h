@@ -74,7 +74,9 @@ struct collector {
 	uint64_t *procs;     /* the traced-process bitmap (bpf/maps.bpf.h), mapped */
 	int interval_ms;     /* the next poll's timeout */
 	bool close_tried;    /* collector__watch_close() attached ap_close_e, or failed to */
+	bool runtime_note;   /* said why the runtime reader is off */
 	uint64_t last_drain_ns; /* CLOCK_MONOTONIC of the last successful drain */
+	int stats_fd;	     /* BPF_ENABLE_STATS, or -1 */
 };
 
 /* Sets up c (pg and peers tables); 0 or -ENOMEM. */
@@ -87,6 +89,11 @@ int collector__load(struct collector *c);
  * number of processes marked, or -errno.
  */
 int collector__add_target(struct collector *c, pid_t pid);
+/* Traces pid alone from now on (its later forks too); 0 or -errno. */
+int collector__add_pid(struct collector *c, pid_t pid);
+/* Calls fn for every marked pid. */
+void collector__for_each_target(const struct collector *c, void (*fn)(pid_t pid, void *ctx),
+				void *ctx);
 /* Stops tracing pid (its descendants keep their marks). */
 void collector__remove_target(struct collector *c, pid_t pid);
 bool collector__traced(const struct collector *c, pid_t pid);
@@ -95,6 +102,8 @@ bool collector__traced(const struct collector *c, pid_t pid);
  * not traced by mistake; returns how many were cleared.
  */
 int collector__prune(struct collector *c);
+/* Programs attached now (their links), libssl and CPython probes left out. */
+int collector__nattached(const struct collector *c);
 /* Counts the processes marked. */
 int collector__ntraced(const struct collector *c);
 /*
@@ -124,6 +133,27 @@ void collector__read_peer_totals(struct collector *c);
 uint64_t collector__stat(struct collector *c, int idx);
 /* mmap()/brk() are hooked: in the syscall-tracepoint modes, or with --mmap. */
 bool collector__mapped_measured(const struct collector *c);
+/* A named figure read from the kernel: a program's run time, a map's fill. */
+struct collector_figure {
+	char name[32];
+	uint64_t value; /* run time ns; entries in use */
+	uint64_t limit; /* runs; max_entries */
+};
+
+/*
+ * Turns on the kernel's BPF run-time statistics (BPF_ENABLE_STATS, needs
+ * CAP_SYS_ADMIN) for as long as the collector lives; 0 or -errno.
+ */
+int collector__enable_stats(struct collector *c);
+/* Run time and run count of each attached program; how many written to out. */
+size_t collector__prog_stats(struct collector *c, struct collector_figure *out, size_t max);
+/*
+ * Fill of the maps whose entries can be counted (the requests slots, the
+ * hash maps); how many written to out. Calls open_fn(pid) for each open
+ * request, if not NULL.
+ */
+size_t collector__map_fill(struct collector *c, struct collector_figure *out, size_t max,
+			   void (*open_fn)(pid_t pid, void *ctx), void *ctx);
 void collector__free(struct collector *c);
 
 #endif /* AGENTPROF_COLLECTOR_H */

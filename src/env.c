@@ -25,6 +25,20 @@ enum {
 	OPT_HTML,
 	OPT_THRESHOLD,
 	OPT_MIN_MS,
+	OPT_LISTEN,
+	OPT_SERVICE,
+	OPT_MAX_ROUTES,
+	OPT_MAX_SERVICES,
+	OPT_MAX_CLASSES,
+	OPT_MAX_PEERS,
+	OPT_MAX_STATEMENTS,
+	OPT_MAX_GROUPS,
+	OPT_DURATION_BUCKETS,
+	OPT_CPU_BUCKETS,
+	OPT_RESCAN,
+	OPT_FORGET,
+	OPT_SAMPLE_INTERVAL,
+	OPT_LOGS_ROOT,
 };
 
 static const char main_doc[] =
@@ -37,6 +51,7 @@ static const char main_doc[] =
     "  record    trace the HTTP requests of processes and profile them\n"
     "  report    write a profile as one HTML page\n"
     "  diff      compare two profiles: what changed per route, beyond noise\n"
+    "  export    serve live profiles to Prometheus (/metrics, /profile)\n"
     "\n"
     "Run `agentprof COMMAND --help` for the options of a command.";
 
@@ -104,6 +119,68 @@ static const char diff_doc[] =
     "  agentprof diff before.json after.json\n"
     "  agentprof diff before.json after.json --threshold 5 --html diff.html\n"
     "  agentprof diff before.json after.json --format json | jq '.rows[0]'\n";
+static const char export_doc[] =
+    "Trace the HTTP services of this host and serve their live profile:\n"
+    "/metrics for Prometheus (text 0.0.4, or OpenMetrics when asked), /profile\n"
+    "(the agentprof-profile JSON of `record -o`), /healthz and /readyz.\n"
+    "\n"
+    "USAGE: agentprof export [--listen ADDR:PORT] [-p PID ...] [OPTIONS]\n"
+    "\n"
+    "Without -p, every process with a listening TCP socket is traced, and the\n"
+    "host is looked at again every --rescan seconds for new ones (new pods).\n"
+    "\n"
+    "EXAMPLES:\n"
+    "  agentprof export                              # every HTTP server, on :9464\n"
+    "  agentprof export --listen 127.0.0.1:9464 -p $(pgrep -f uvicorn)\n"
+    "  agentprof export --service agent=comm:uvicorn --max-routes 50\n";
+
+static const struct argp_option export_opts[] = {
+    {NULL, 0, NULL, 0, "What to trace:", 1},
+    {"pid", 'p', "PID", 0, "Trace this process, its threads and children (repeatable)", 1},
+    {"rescan", OPT_RESCAN, "SECONDS", 0,
+     "Without -p: look for new listening processes every SECONDS (default 5)", 1},
+    {"class-header", OPT_CLASS_HEADER, "NAME", 0,
+     "Request header that names the request class (default X-Request-Class)", 1},
+    {"sample", OPT_SAMPLE, "N", 0, "Trace one request in N (default 1: every request)", 1},
+    {"pg-port", OPT_PG_PORT, "PORT", 0, "A PostgreSQL server port (repeatable; default 5432)",
+     1},
+    {"mmap", OPT_MMAP, NULL, 0, "Also count mmap()/brk() per request (syscall tracepoints)",
+     1},
+    {NULL, 0, NULL, 0, "Serving:", 2},
+    {"listen", OPT_LISTEN, "ADDR:PORT", 0, "Serve HTTP on ADDR:PORT (default 0.0.0.0:9464)", 2},
+    {"service", OPT_SERVICE, "NAME=SELECTOR", 0,
+     "Name the service of matching processes: SELECTOR is comm:NAME, pid:N or "
+     "cgroup:SUBSTRING (repeatable; first match wins)",
+     2},
+    {"peer-name", OPT_PEER_NAME, "ADDR:PORT=NAME", 0, "Call the peer ADDR:PORT NAME (repeatable)",
+     2},
+    {"duration-buckets", OPT_DURATION_BUCKETS, "S,S,...", 0,
+     "Request duration histogram bounds, seconds (default "
+     "0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120)",
+     2},
+    {"cpu-buckets", OPT_CPU_BUCKETS, "S,S,...", 0,
+     "CPU per request histogram bounds, seconds (default "
+     "0.0001,0.00025,0.0005,0.001,0.0025,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1)",
+     2},
+    {"forget", OPT_FORGET, "SECONDS", 0,
+     "Drop a service's series SECONDS after its last traced process exited (default 300)", 2},
+    {"sample-interval", OPT_SAMPLE_INTERVAL, "SECONDS", 0,
+     "Sample RSS, in-flight requests and map fill every SECONDS (default 5)", 2},
+    {"k8s-logs", OPT_LOGS_ROOT, "DIR", 0,
+     "Where the kubelet's pods/ and containers/ log directories are (default /var/log)", 2},
+    {NULL, 0, NULL, 0, "Cardinality caps (the rest goes to one (other) series, counted):", 3},
+    {"max-routes", OPT_MAX_ROUTES, "N", 0, "Routes per service (default 100)", 3},
+    {"max-classes", OPT_MAX_CLASSES, "N", 0, "Request classes per service (default 16)", 3},
+    {"max-services", OPT_MAX_SERVICES, "N", 0, "Services (default 64)", 3},
+    {"max-peers", OPT_MAX_PEERS, "N", 0, "Upstream peers (default 100)", 3},
+    {"max-statements", OPT_MAX_STATEMENTS, "N", 0, "PostgreSQL statements (default 50)", 3},
+    {"max-groups", OPT_MAX_GROUPS, "N", 0,
+     "(service, route, method, status, class) groups on the node, ~160 KiB of RSS each "
+     "(default 300)",
+     3},
+    {"verbose", 'v', NULL, 0, "Print libbpf's log and debug output", 4},
+    {},
+};
 
 static const struct argp_option common_opts[] = {
     {"verbose", 'v', NULL, 0, "Print libbpf's log and debug output", 0},
@@ -369,6 +446,87 @@ static error_t parse_diff(int key, char *arg, struct argp_state *state)
 	return ARGP_ERR_UNKNOWN;
 }
 
+static const char *option_name(const struct argp_option *opts, int key)
+{
+	for (; opts->name || opts->key || opts->doc; opts++)
+		if (opts->key == key && opts->name)
+			return opts->name;
+	return "?";
+}
+
+static error_t parse_export(int key, char *arg, struct argp_state *state)
+{
+	struct env_export *ex = &((struct env *)state->input)->ex;
+	unsigned int *cap = NULL, *secs = NULL;
+	unsigned long v;
+
+	switch (key) {
+	case OPT_LISTEN:
+		if (!strrchr(arg, ':')) {
+			argp_error(state, "invalid --listen '%s': expected ADDR:PORT", arg);
+			return EINVAL;
+		}
+		ex->listen = arg;
+		return 0;
+	case OPT_SERVICE:
+		if (ex->nservice_rules == ENV_MAX_SERVICE_RULES) {
+			argp_error(state, "too many --service (at most %d)", ENV_MAX_SERVICE_RULES);
+			return EINVAL;
+		}
+		ex->service_rules[ex->nservice_rules++] = arg;
+		return 0;
+	case OPT_DURATION_BUCKETS:
+		ex->duration_buckets = arg;
+		return 0;
+	case OPT_CPU_BUCKETS:
+		ex->cpu_buckets = arg;
+		return 0;
+	case OPT_LOGS_ROOT:
+		ex->logs_root = arg;
+		return 0;
+	case OPT_MAX_ROUTES:
+		cap = &ex->max_routes;
+		break;
+	case OPT_MAX_SERVICES:
+		cap = &ex->max_services;
+		break;
+	case OPT_MAX_CLASSES:
+		cap = &ex->max_classes;
+		break;
+	case OPT_MAX_PEERS:
+		cap = &ex->max_peers;
+		break;
+	case OPT_MAX_STATEMENTS:
+		cap = &ex->max_statements;
+		break;
+	case OPT_MAX_GROUPS:
+		cap = &ex->max_groups;
+		break;
+	case OPT_RESCAN:
+		secs = &ex->rescan_s;
+		break;
+	case OPT_FORGET:
+		secs = &ex->forget_s;
+		break;
+	case OPT_SAMPLE_INTERVAL:
+		secs = &ex->sample_s;
+		break;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s'", arg);
+		return EINVAL;
+	default:
+		/* The options export shares with record (-p, --class-header, ...). */
+		return parse_record(key, arg, state);
+	}
+	if (parse_uint(arg, 100000, &v) || v == 0) {
+		argp_error(state, "invalid --%s '%s': expected a whole number from 1 to 100000",
+			   option_name(export_opts, key), arg);
+		return EINVAL;
+	}
+	*(cap ?: secs) = v;
+	return 0;
+}
+
 static void env__defaults(struct env *env)
 {
 	memset(env, 0, sizeof(*env));
@@ -376,12 +534,33 @@ static void env__defaults(struct env *env)
 	env->sample_every = 1;
 	env->threshold_pct = 10;
 	env->min_ms = 1;
+	env->ex.listen = "0.0.0.0:9464";
+	env->ex.max_routes = 100;
+	env->ex.max_services = 64;
+	env->ex.max_classes = 16;
+	env->ex.max_peers = 100;
+	env->ex.max_statements = 50;
+	env->ex.max_groups = 300;
+	env->ex.duration_buckets = "0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120";
+	env->ex.cpu_buckets = "0.0001,0.00025,0.0005,0.001,0.0025,0.005,0.01,0.025,0.05,0.1,0.25,"
+			      "0.5,1";
+	env->ex.rescan_s = 5;
+	env->ex.forget_s = 300;
+	env->ex.sample_s = 5;
+	env->ex.logs_root = "/var/log";
 }
+
+/*
+ * The argv of the subcommand: env->command points into it for the process's
+ * life. Kept here so that it stays reachable (no leak for LeakSanitizer).
+ */
+static char **sub_argv __attribute__((used));
 
 /* argp names the program after argv[0]: make it "agentprof record" in messages. */
 static int env__parse_sub(struct env *env, const struct argp *argp, int argc, char **argv)
 {
-	char name[64], **sub;
+	static char name[64];
+	char **sub;
 	int err, i;
 
 	sub = calloc(argc, sizeof(*sub));
@@ -392,11 +571,11 @@ static int env__parse_sub(struct env *env, const struct argp *argp, int argc, ch
 	for (i = 2; i < argc; i++)
 		sub[i - 1] = argv[i];
 	err = argp_parse(argp, argc - 1, sub, 0, NULL, env);
-	/* env->command points into sub: keep it for the process's life. */
 	if (err) {
 		free(sub);
 		return 2;
 	}
+	sub_argv = sub;
 	return 0;
 }
 
@@ -412,6 +591,8 @@ int env__parse(struct env *env, int argc, char **argv)
 						NULL,	     NULL,	   NULL};
 	static const struct argp diff_argp = {diff_opts, parse_diff, "BEFORE AFTER", diff_doc,
 					      NULL,	 NULL,	     NULL};
+	static const struct argp export_argp = {export_opts, parse_export, NULL, export_doc,
+						NULL,	     NULL,	   NULL};
 	const struct argp *argp;
 
 	/* A usage error exits 2 (argp's default is 64), as every other error: 1 is diff's regression. */
@@ -435,6 +616,9 @@ int env__parse(struct env *env, int argc, char **argv)
 	} else if (!strcmp(argv[1], "diff")) {
 		env->cmd = CMD_DIFF;
 		argp = &diff_argp;
+	} else if (!strcmp(argv[1], "export")) {
+		env->cmd = CMD_EXPORT;
+		argp = &export_argp;
 	} else {
 		fprintf(stderr, "agentprof: unknown command '%s': try `agentprof --help`\n",
 			argv[1]);

@@ -9,6 +9,7 @@
 #define ENV_MAX_PIDS 64
 #define ENV_MAX_PG_PORTS 16
 #define ENV_MAX_PEER_NAMES 64
+#define ENV_MAX_SERVICE_RULES 64
 
 enum env_cmd {
 	CMD_NONE,
@@ -16,11 +17,31 @@ enum env_cmd {
 	CMD_RECORD,
 	CMD_REPORT,
 	CMD_DIFF,
+	CMD_EXPORT,
 };
 
 enum env_format {
 	FORMAT_TEXT,
 	FORMAT_JSON,
+};
+
+/* `agentprof export` only. */
+struct env_export {
+	const char *listen;	     /* --listen ADDR:PORT */
+	const char *service_rules[ENV_MAX_SERVICE_RULES]; /* --service NAME=SELECTOR */
+	int nservice_rules;
+	unsigned int max_routes;     /* per service */
+	unsigned int max_services;
+	unsigned int max_classes;    /* per service */
+	unsigned int max_peers;
+	unsigned int max_statements;
+	unsigned int max_groups;     /* (service, route, method, status, class) on the node */
+	const char *duration_buckets; /* seconds, comma-separated */
+	const char *cpu_buckets;
+	unsigned int rescan_s;	     /* listening processes looked for again */
+	unsigned int forget_s;	     /* a service with no live process leaves the series */
+	unsigned int sample_s;	     /* RSS, in-flight requests, map fill sampled */
+	const char *logs_root;	     /* the kubelet's pods/ and containers/ log dirs */
 };
 
 struct env {
@@ -53,6 +74,7 @@ struct env {
 	enum env_format format;	   /* diff --format */
 	double threshold_pct;	   /* diff --threshold: a change smaller is not flagged */
 	double min_ms;		   /* diff --min-ms: nor a change of a time below this */
+	struct env_export ex;
 };
 
 /* Parses argv into env; returns 0, or a non-zero exit code after printing why. */

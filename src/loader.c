@@ -21,6 +21,7 @@
 #include "agentprof.skel.h"
 #include "feature.h"
 #include "loader.h"
+#include "privileges.h"
 
 /*
  * Per-program log at BPF_LOG_STATS: the verifier's errors and its closing
@@ -320,8 +321,19 @@ int loader__load(struct loader *l, const struct loader_mode *m, const struct loa
 	char **logs = NULL;
 	int n = 0, i, err;
 
+	LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+
+	/*
+	 * Without CAP_SYS_ADMIN (a container granted CAP_BPF and CAP_PERFMON),
+	 * the kernel refuses to list module BTFs (BPF_BTF_GET_NEXT_ID), and
+	 * libbpf lists them for any type vmlinux lacks, such as the
+	 * ___old flavours of core_fixes.bpf.h: name vmlinux's BTF as the only
+	 * one, which also stops that search.
+	 */
+	if (!privileges__have(21 /* CAP_SYS_ADMIN */))
+		open_opts.btf_custom_path = "/sys/kernel/btf/vmlinux";
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	l->skel = agentprof_bpf__open();
+	l->skel = agentprof_bpf__open_opts(&open_opts);
 	if (!l->skel)
 		return -errno;
 	l->mode = *m;

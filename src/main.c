@@ -4,6 +4,7 @@
 
 #include "diff.h"
 #include "env.h"
+#include "export.h"
 #include "feature.h"
 #include "record.h"
 #include "report.h"
@@ -25,6 +26,8 @@ int main(int argc, char **argv)
 		return report__run(&env);
 	case CMD_DIFF:
 		return diff__run(&env);
+	case CMD_EXPORT:
+		return export__run(&env);
 	default:
 		return 2;
 	}

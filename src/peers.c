@@ -158,6 +158,7 @@ void peers__add_request(struct peers *ps, const struct ap_peer *p, uint64_t weig
 	s->calls += p->calls * weight;
 	s->requests += weight;
 	s->connects += p->connects * weight;
+	s->connect_ns += p->connect_ns * weight;
 	hist__add_n(&s->wait, p->wait_ns, weight);
 }
 
@@ -178,6 +179,21 @@ void peers__add_totals(struct peers *ps, const struct ap_peer_key *k,
 	s->srtt_samples += t->srtt_samples;
 	if (t->srtt_max_us > s->srtt_max_us)
 		s->srtt_max_us = t->srtt_max_us;
+}
+
+void peers__clear_totals(struct peers *ps)
+{
+	struct peer_stats *s;
+
+	for (s = ps->list; s; s = s->next) {
+		s->connect_failures = s->resets = s->retransmits = 0;
+		s->srtt_sum_us = s->srtt_samples = s->srtt_max_us = 0;
+	}
+}
+
+const struct peer_stats *peers__list(const struct peers *ps)
+{
+	return ps->list;
 }
 
 static double srtt_avg(const struct peer_stats *s)

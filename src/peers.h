@@ -26,6 +26,7 @@ struct peer_stats {
 	uint64_t calls;
 	uint64_t requests;
 	uint64_t connects;
+	uint64_t connect_ns;	/* handshake time, summed */
 	struct hist wait;	/* per request: wait_ns on this peer */
 	uint64_t connect_failures, resets, retransmits;
 	uint64_t srtt_sum_us, srtt_samples, srtt_max_us;
@@ -45,6 +46,10 @@ void peers__add_request(struct peers *ps, const struct ap_peer *p, uint64_t weig
 /* Folds in the kernel's per-peer totals at the end of the run. */
 void peers__add_totals(struct peers *ps, const struct ap_peer_key *k,
 		       const struct ap_peer_totals *t);
+/* Forgets the kernel's totals folded in so far, to fold in a fresh read (export). */
+void peers__clear_totals(struct peers *ps);
+/* Every peer, in no particular order (the list's next). */
+const struct peer_stats *peers__list(const struct peers *ps);
 void peers__print(struct peers *ps, FILE *out);
 struct json_object *peers__json(struct peers *ps);
 

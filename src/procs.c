@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "procs.h"
@@ -126,6 +127,7 @@ int procs__for_each_descendant(pid_t root, void (*fn)(pid_t pid, void *ctx), voi
 
 int procs__launch(char **argv, struct launched *l)
 {
+	pid_t parent = getpid();
 	int fds[2], errfds[2], err;
 	char c;
 
@@ -150,12 +152,19 @@ int procs__launch(char **argv, struct launched *l)
 	if (l->pid == 0) {
 		/* Its own process group: stopping it stops what it starts (sh -c ...). */
 		setpgid(0, 0);
+		/*
+		 * Tracing stops when agentprof does, also when it is killed: COMMAND
+		 * gets SIGTERM then (its own children, if any, are not reached).
+		 */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		close(fds[1]);
 		close(errfds[0]);
-		/* Wait until the parent traces us; EOF means go (or the parent died). */
+		/* Wait until the parent traces us; EOF means go, or that it died. */
 		while (read(fds[0], &c, 1) < 0 && errno == EINTR)
 			;
 		close(fds[0]);
+		if (getppid() != parent)
+			_exit(127);	/* agentprof is gone: never run untraced */
 		execvp(argv[0], argv);
 		err = errno;
 		if (write(errfds[1], &err, sizeof(err)) < 0)

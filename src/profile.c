@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agentprof/request.h"
+#include "outfile.h"
 #include "peers.h"
 #include "profile.h"
 
@@ -16,6 +19,8 @@ struct profile {
 	struct profile_run run;
 	const struct profile_group **sorted;
 	struct json_object *loaded; /* the file profile__load read: its other sections */
+	size_t sorted_cap;
+	bool by_status; /* groups split by response status (export) */
 };
 
 static const char *const metric_names[PM__COUNT] = {
@@ -73,6 +78,31 @@ size_t profile__ngroups(const struct profile *p)
 	return p->ngroups;
 }
 
+void profile__set_by_status(struct profile *p, bool on)
+{
+	p->by_status = on;
+}
+
+size_t profile__remove_service(struct profile *p, const char *service)
+{
+	struct profile_group **link, *g;
+	size_t i, n = 0;
+
+	for (i = 0; i < PROFILE_BUCKETS; i++) {
+		for (link = &p->buckets[i]; (g = *link);) {
+			if (strcmp(g->service, service)) {
+				link = &g->next;
+				continue;
+			}
+			*link = g->next;
+			free(g);
+			n++;
+		}
+	}
+	p->ngroups -= n;
+	return n;
+}
+
 static uint64_t fnv1a(uint64_t h, const char *s)
 {
 	for (; *s; s++)
@@ -85,24 +115,42 @@ static void copy_name(char *dst, size_t sz, const char *src)
 	snprintf(dst, sz, "%s", src);
 }
 
-static struct profile_group *group_get(struct profile *p, const char *service, const char *method,
-				       const char *route, const char *class)
+/*
+ * The names as a group keeps them, cut to their fields: a longer name (a
+ * class header of 100 bytes, a profile from elsewhere) compared uncut would
+ * never match its group and make a new one each time.
+ */
+static struct profile_group *group_get(struct profile *p, const char *service_in,
+				       const char *method_in, const char *route_in,
+				       const char *class_in, int status)
 {
+	char service[PROFILE_NAME_MAX], method[PROFILE_NAME_MAX], route[ROUTE_MAX],
+	    class[PROFILE_NAME_MAX];
 	uint64_t h = 0xcbf29ce484222325ULL;
 	struct profile_group *g;
 	size_t b;
-	int i;
 
-	h = fnv1a(fnv1a(fnv1a(fnv1a(h, service), method), route), class);
+	if (!p->by_status)
+		status = 0;
+	copy_name(service, sizeof(service), service_in);
+	copy_name(method, sizeof(method), method_in);
+	copy_name(route, sizeof(route), route_in);
+	copy_name(class, sizeof(class), class_in);
+	h = fnv1a(fnv1a(fnv1a(fnv1a(h, service), method), route), class) + (uint64_t)status;
 	b = h % PROFILE_BUCKETS;
 	for (g = p->buckets[b]; g; g = g->next) {
 		if (!strcmp(g->route, route) && !strcmp(g->method, method) &&
-		    !strcmp(g->class, class) && !strcmp(g->service, service))
+		    !strcmp(g->class, class) && !strcmp(g->service, service) && g->status == status)
 			return g;
 	}
 	/* Past the cap every new group lands in one catch-all, so memory stays bounded. */
 	if (p->ngroups >= PROFILE_MAX_GROUPS && strcmp(route, "(other)"))
-		return group_get(p, "(other)", "*", "(other)", "");
+		return group_get(p, "(other)", "*", "(other)", "", 0);
+	/*
+	 * calloc's zeroes are the empty histograms (hist__init): the pages of
+	 * buckets no value reaches are never touched, so a group costs its
+	 * few used pages of RSS, not the 240 KiB of its struct.
+	 */
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return NULL;
@@ -110,8 +158,7 @@ static struct profile_group *group_get(struct profile *p, const char *service, c
 	copy_name(g->method, sizeof(g->method), method);
 	copy_name(g->route, sizeof(g->route), route);
 	copy_name(g->class, sizeof(g->class), class);
-	for (i = 0; i < PM__COUNT; i++)
-		hist__init(&g->h[i]);
+	g->status = status;
 	g->next = p->buckets[b];
 	p->buckets[b] = g;
 	p->ngroups++;
@@ -165,7 +212,8 @@ int profile__add(struct profile *p, const struct request *req)
 
 	memcpy(service, ev->comm, AP_COMM_LEN);
 	service[AP_COMM_LEN] = '\0';
-	g = group_get(p, service, req->head.method, req->route, req->head.request_class);
+	g = group_get(p, req->service ?: service, req->head.method, req->route,
+		      req->head.request_class, req->status);
 	if (!g)
 		return -ENOMEM;
 	/* Sampled one in w: this request stands for w, in counts and sums alike. */
@@ -220,12 +268,17 @@ const struct profile_group **profile__sorted(struct profile *p, size_t *n)
 	struct profile_group *g;
 	size_t i, k = 0;
 
-	v = realloc(p->sorted, (p->ngroups + 1) * sizeof(*v));
-	if (!v) {
-		*n = 0;
-		return NULL;
+	/* Grown only when groups were added: a caller's array stays valid until then. */
+	if (p->ngroups + 1 > p->sorted_cap) {
+		v = realloc(p->sorted, (p->ngroups + 1) * sizeof(*v));
+		if (!v) {
+			*n = 0;
+			return NULL;
+		}
+		p->sorted = v;
+		p->sorted_cap = p->ngroups + 1;
 	}
-	p->sorted = v;
+	v = p->sorted;
 	for (i = 0; i < PROFILE_BUCKETS; i++)
 		for (g = p->buckets[i]; g; g = g->next)
 			v[k++] = g;
@@ -295,7 +348,7 @@ static struct json_object *group_peers_json(const struct profile_group *g)
 	return a;
 }
 
-static struct json_object *group_json(const struct profile_group *g)
+static struct json_object *group_json(const struct profile *p, const struct profile_group *g)
 {
 	struct json_object *o = json_object_new_object(), *m = json_object_new_object();
 	int i;
@@ -304,6 +357,8 @@ static struct json_object *group_json(const struct profile_group *g)
 	json_object_object_add(o, "method", json_object_new_string(g->method));
 	json_object_object_add(o, "route", json_object_new_string(g->route));
 	json_object_object_add(o, "class", json_object_new_string(g->class));
+	if (p->by_status)
+		json_object_object_add(o, "status", json_object_new_int(g->status));
 	json_object_object_add(o, "requests", json_object_new_uint64(g->requests));
 	json_object_object_add(o, "incomplete", json_object_new_uint64(g->incomplete));
 	json_object_object_add(o, "status_5xx", json_object_new_uint64(g->status_5xx));
@@ -343,13 +398,12 @@ static struct json_object *run_json(const struct profile_run *r)
 	return o;
 }
 
-int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
+struct json_object *profile__json(struct profile *p, struct json_object *extra)
 {
 	struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
 	struct json_object *hist = json_object_new_object();
 	const struct profile_group **v;
 	size_t n, i;
-	int err = 0;
 
 	json_object_object_add(root, "format", json_object_new_string(PROFILE_FORMAT));
 	json_object_object_add(root, "version", json_object_new_int(PROFILE_VERSION));
@@ -359,7 +413,7 @@ int profile__write_json(struct profile *p, const char *path, struct json_object 
 	json_object_object_add(root, "run", run_json(&p->run));
 	v = profile__sorted(p, &n);
 	for (i = 0; i < n; i++)
-		json_object_array_add(groups, group_json(v[i]));
+		json_object_array_add(groups, group_json(p, v[i]));
 	json_object_object_add(root, "groups", groups);
 	if (extra) {
 		json_object_object_foreach(extra, key, val)
@@ -368,10 +422,37 @@ int profile__write_json(struct profile *p, const char *path, struct json_object 
 		}
 		json_object_put(extra);
 	}
-	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
+	return root;
+}
+
+int profile__write_fd(struct profile *p, int fd, struct json_object *extra)
+{
+	struct json_object *root = profile__json(p, extra);
+	int err = 0;
+
+	if (json_object_to_fd(fd, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
 		err = errno ? -errno : -EIO;
 	json_object_put(root);
 	return err;
+}
+
+int profile__write_json(struct profile *p, const char *path, struct json_object *extra)
+{
+	struct outfile *o;
+	char msg[256];
+	int err;
+
+	o = outfile__open(path, msg, sizeof(msg));
+	if (!o) {
+		json_object_put(extra);
+		return -errno;
+	}
+	err = profile__write_fd(p, outfile__fd(o), extra);
+	if (err) {
+		outfile__discard(o);
+		return err;
+	}
+	return outfile__commit(o);
 }
 
 static uint64_t get_u64(struct json_object *o, const char *key)
@@ -385,7 +466,10 @@ static const char *get_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+	/* null, a number, an object: no name (json_object_get_string(NULL) is NULL). */
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
 }
 
 static int hist_load(struct hist *h, struct json_object *o)
@@ -400,7 +484,7 @@ static int hist_load(struct hist *h, struct json_object *o)
 	n = json_object_array_length(b);
 	for (i = 0; i < n; i++) {
 		pair = json_object_array_get_idx(b, i);
-		if (json_object_array_length(pair) != 2)
+		if (!json_object_is_type(pair, json_type_array) || json_object_array_length(pair) != 2)
 			return -EINVAL;
 		idx = json_object_get_uint64(json_object_array_get_idx(pair, 0));
 		if (idx >= HIST_BUCKETS)
@@ -446,8 +530,12 @@ static int group_load(struct profile *p, struct json_object *o)
 	struct profile_group *g;
 	int i;
 
+	struct json_object *status = NULL;
+
+	if (json_object_object_get_ex(o, "status", &status))
+		p->by_status = true;
 	g = group_get(p, get_str(o, "service"), get_str(o, "method"), get_str(o, "route"),
-		      get_str(o, "class"));
+		      get_str(o, "class"), json_object_get_int(status));
 	if (!g)
 		return -ENOMEM;
 	g->requests = get_u64(o, "requests");
@@ -466,17 +554,14 @@ static int group_load(struct profile *p, struct json_object *o)
 	return 0;
 }
 
-struct profile *profile__load(const char *path, char *err, size_t errsz)
+/* Takes root (a parsed profile named path in messages). */
+static struct profile *profile__from_json(struct json_object *root, const char *path, char *err,
+					  size_t errsz)
 {
-	struct json_object *root, *groups, *run, *hist;
+	struct json_object *groups, *run, *hist;
 	struct profile *p = NULL;
 	size_t i, n;
 
-	root = json_object_from_file(path);
-	if (!root) {
-		snprintf(err, errsz, "cannot read profile %s: %s", path, json_util_get_last_err());
-		return NULL;
-	}
 	if (strcmp(get_str(root, "format"), PROFILE_FORMAT) ||
 	    get_u64(root, "version") != PROFILE_VERSION) {
 		snprintf(err, errsz, "%s is not an agentprof profile of version %d", path,
@@ -524,4 +609,55 @@ struct json_object *profile__section(const struct profile *p, const char *name)
 	struct json_object *v;
 
 	return p->loaded && json_object_object_get_ex(p->loaded, name, &v) ? v : NULL;
+}
+
+struct profile *profile__load(const char *path, char *err, size_t errsz)
+{
+	struct json_object *root = json_object_from_file(path);
+
+	if (!root) {
+		snprintf(err, errsz, "cannot read profile %s: %s", path, json_util_get_last_err());
+		errno = EINVAL;
+		return NULL;
+	}
+	return profile__from_json(root, path, err, errsz);
+}
+
+static bool only_space(const char *s, size_t n)
+{
+	while (n && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	return !n;
+}
+
+struct profile *profile__load_buf(const char *buf, size_t len, const char *name, char *err,
+				  size_t errsz)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *root = NULL;
+
+	if (!tok) {
+		snprintf(err, errsz, "out of memory reading %s", name);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (len <= INT_MAX)
+		root = json_tokener_parse_ex(tok, buf, (int)len);
+	/* The whole buffer is one JSON document, or it is no profile. */
+	if (root && !only_space(buf + json_tokener_get_parse_end(tok),
+				len - json_tokener_get_parse_end(tok))) {
+		json_object_put(root);
+		root = NULL;
+	}
+	if (!root)
+		snprintf(err, errsz, "cannot read profile %s: %s", name,
+			 json_tokener_error_desc(json_tokener_get_error(tok)));
+	json_tokener_free(tok);
+	if (!root) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return profile__from_json(root, name, err, errsz);
 }

@@ -7,6 +7,7 @@
 #ifndef AGENTPROF_PROFILE_H
 #define AGENTPROF_PROFILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ enum profile_metric {
 	PM_PG_TIME,
 	PM_OFFCPU_PG,
 	PM_OFFCPU_LOCK,		/* blocked in futex(): locks, condition variables, the GIL */
-	PM_OFFCPU_DISK,		/* blocked in file I/O */
+	PM_OFFCPU_DISK,		/* blocked in file I/O, fsync */
 	PM__COUNT,
 };
 
@@ -58,6 +59,7 @@ struct profile_group {
 	char method[PROFILE_NAME_MAX];
 	char route[ROUTE_MAX];
 	char class[PROFILE_NAME_MAX];
+	int status; /* response status, with profile__set_by_status(); else 0 */
 	uint64_t requests;
 	uint64_t incomplete;
 	uint64_t status_5xx;
@@ -101,15 +103,31 @@ void profile__free(struct profile *p);
 int profile__add(struct profile *p, const struct request *req);
 struct profile_run *profile__run(struct profile *p);
 size_t profile__ngroups(const struct profile *p);
+/*
+ * Groups split by response status too (export: the OpenTelemetry label
+ * http_response_status_code); each group then carries "status" in JSON.
+ * Set before the first add.
+ */
+void profile__set_by_status(struct profile *p, bool on);
+/* Drops every group of service (a service gone from the host); returns how many. */
+size_t profile__remove_service(struct profile *p, const char *service);
 /* Groups sorted by request count, most first; valid until the next add. */
 const struct profile_group **profile__sorted(struct profile *p, size_t *n);
 const char *profile__metric_name(enum profile_metric m);
-/* extra: an object whose members are added to the top level (may be NULL; consumed). */
+/* The profile as JSON (what -o writes and export's /profile serves). extra: an object whose
+ * members are added to the top level (may be NULL; consumed). */
+struct json_object *profile__json(struct profile *p, struct json_object *extra);
+/* Writes profile__json() to fd; 0 or -errno. */
+int profile__write_fd(struct profile *p, int fd, struct json_object *extra);
+/* Writes profile__json() to path, replacing it at once (outfile.h); 0 or -errno. */
 int profile__write_json(struct profile *p, const char *path, struct json_object *extra);
 /* {"p50", "p95", "p99", "max"} of h: the summary every table of the profile uses. */
 struct json_object *profile__quantiles_json(const struct hist *h);
 /* Reads a profile saved by profile__write_json; returns NULL and sets errno. */
 struct profile *profile__load(const char *path, char *err, size_t errsz);
+/* The same from len bytes of buf (a file read, a /profile body); name is for messages. */
+struct profile *profile__load_buf(const char *buf, size_t len, const char *name, char *err,
+				  size_t errsz);
 /*
  * A top-level member of a loaded profile that profile__write_json took from
  * extra ("peers", "statements"); NULL when absent. Owned by p.

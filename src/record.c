@@ -15,6 +15,7 @@
 
 #include "collector.h"
 #include "live.h"
+#include "outfile.h"
 #include "peers.h"
 #include "pg.h"
 #include "procs.h"
@@ -33,10 +34,36 @@ static void on_signal(int sig)
 	exiting = 1;
 }
 
+/*
+ * Installed before anything is traced and kept to the end: a SIGINT, SIGTERM
+ * or SIGHUP (the terminal went away), first or repeated, during the load or
+ * during the flush, only asks the poll loop to stop, and what was recorded is
+ * written. A closed stdout (`record | head`) makes write() fail with EPIPE
+ * instead of killing agentprof before the profile is saved; a handler rather
+ * than SIG_IGN, since an ignored signal stays ignored across COMMAND's exec.
+ */
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+}
+
+static void record__signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_sigpipe;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
 struct recorder {
 	const struct env *env;
 	struct collector col;
-	FILE *requests_out;
+	struct lines *requests_out;
+	struct outfile *profile_out; /* -o, opened before tracing */
 	struct profile *profile;
 	struct live *live; /* --live: the last second's table */
 	struct launched child;
@@ -51,17 +78,37 @@ static uint64_t now_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+static int recorder__write_line(struct recorder *r, const struct request *req)
+{
+	struct json_object *o = request__json(req);
+	const char *s;
+	size_t len;
+	int err;
+
+	if (!o)
+		return -ENOMEM;
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	err = s ? lines__add(r->requests_out, s, len) : -ENOMEM;
+	json_object_put(o);
+	return err;
+}
+
+/* The first write error of --requests is said once; no line is queued after it. */
+static void recorder__write_failed(struct recorder *r, int err)
+{
+	r->write_err = err;
+	if (err)
+		fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
+			r->env->requests_path, strerror(-err));
+}
+
 /* One decoded request (collector.h): its JSON line, then the profile. */
 static void recorder__on_request(void *ctx, struct request *req)
 {
 	struct recorder *r = ctx;
 
-	if (r->requests_out && !r->write_err) {
-		r->write_err = request__write_json(req, r->requests_out);
-		if (r->write_err)
-			fprintf(stderr, "agentprof: writing %s failed: %s: check the disk\n",
-				r->env->requests_path, strerror(-r->write_err));
-	}
+	if (r->requests_out && !r->write_err)
+		recorder__write_failed(r, recorder__write_line(r, req));
 	if (profile__add(r->profile, req) || (r->live && live__add(r->live, req)))
 		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
 }
@@ -143,19 +190,29 @@ static int recorder__report(struct recorder *r)
 	extra = json_object_new_object();
 	json_object_object_add(extra, "peers", peers__json(r->col.peers));
 	json_object_object_add(extra, "statements", pg__statements_json(r->col.pg));
-	err = profile__write_json(r->profile, r->env->profile_path, extra);
+	err = profile__write_fd(r->profile, outfile__fd(r->profile_out), extra);
+	if (!err)
+		err = outfile__commit(r->profile_out);
+	else
+		outfile__discard(r->profile_out);
+	r->profile_out = NULL;
 	if (err)
 		fprintf(stderr, "agentprof: writing the profile to %s failed: %s\n",
 			r->env->profile_path, strerror(-err));
 	return err;
 }
 
-static bool targets_alive(const struct env *env)
+/*
+ * A -p process is alive while its mark is set: the kernel side clears it
+ * when the process's last thread exits, so a pid that another process took
+ * meanwhile does not count (nor is that process traced).
+ */
+static bool targets_alive(struct recorder *r)
 {
 	int i;
 
-	for (i = 0; i < env->npids; i++)
-		if (procs__exists(env->pids[i]))
+	for (i = 0; i < r->env->npids; i++)
+		if (collector__traced(&r->col, r->env->pids[i]))
 			return true;
 	return false;
 }
@@ -181,14 +238,16 @@ static int recorder__poll(struct recorder *r)
 		deadline = now_ns(CLOCK_MONOTONIC) + env->duration_s * 1000000000ULL;
 	while (!exiting) {
 		err = collector__poll(&r->col);
-		if (err == -EINTR) {
+		/*
+		 * Any signal cuts the poll short, a stop and continue too (Ctrl-Z,
+		 * fg: epoll_wait() is not restarted): `exiting` says whether to stop.
+		 */
+		if (err == -EINTR)
 			err = 0;
-			break;
-		}
 		if (err < 0)
 			break;
-		if (r->requests_out)
-			fflush(r->requests_out);
+		if (r->requests_out && !r->write_err)
+			recorder__write_failed(r, lines__flush(r->requests_out));
 		now = now_ns(CLOCK_MONOTONIC);
 		if (r->live)
 			live__tick(r->live, now);
@@ -202,7 +261,7 @@ static int recorder__poll(struct recorder *r)
 		if (now < next_check)
 			continue;
 		next_check = now + 1000000000ULL;	/* once a second */
-		if (env->npids && !targets_alive(env)) {
+		if (env->npids && !targets_alive(r)) {
 			fprintf(stderr, "agentprof: every traced process has exited\n");
 			break;
 		}
@@ -235,6 +294,24 @@ static void print_tracing(struct recorder *r)
 		fprintf(stderr, "stopping in %u s or at Ctrl-C\n", env->duration_s);
 	else
 		fprintf(stderr, "Ctrl-C to stop\n");
+}
+
+/* Every output file is opened before anything is traced: a bad path costs no run. */
+static int recorder__open_outputs(struct recorder *r, char *msg, size_t msgsz)
+{
+	const struct env *env = r->env;
+
+	if (env->requests_path) {
+		r->requests_out = lines__open(env->requests_path, msg, msgsz);
+		if (!r->requests_out)
+			return -errno;
+	}
+	if (env->profile_path) {
+		r->profile_out = outfile__open(env->profile_path, msg, msgsz);
+		if (!r->profile_out)
+			return -errno;
+	}
+	return 0;
 }
 
 /* Every -p names a live process; a thread id stands for its process. */
@@ -303,6 +380,7 @@ int record__run(const struct env *cli)
 	char tracefs[256], msg[512];
 	int err, i;
 
+	record__signals();
 	err = check_targets(&targets);
 	if (err)
 		return 1;
@@ -334,14 +412,10 @@ int record__run(const struct env *cli)
 			goto cleanup;
 		}
 	}
-	if (env->requests_path) {
-		r.requests_out = fopen(env->requests_path, "w");
-		if (!r.requests_out) {
-			err = -errno;
-			fprintf(stderr, "agentprof: cannot write %s: %s\n", env->requests_path,
-				strerror(errno));
-			goto cleanup;
-		}
+	err = recorder__open_outputs(&r, msg, sizeof(msg));
+	if (err) {
+		fprintf(stderr, "agentprof: %s\n", msg);
+		goto cleanup;
 	}
 	if (env->command) {
 		err = procs__launch(env->command, &r.child);
@@ -362,8 +436,6 @@ int record__run(const struct env *cli)
 	err = collector__attach(&r.col);
 	if (err)
 		goto cleanup;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	profile__run(r.profile)->start_real_ns = now_ns(CLOCK_REALTIME);
 	err = procs__release(&r.child);
 	if (err) {
@@ -382,11 +454,10 @@ cleanup:
 	tls__detach(&r.col.tls);
 	stop_child(&r);
 	collector__free(&r.col);
-	if (r.requests_out && fclose(r.requests_out) && !err) {
-		err = -errno;
-		fprintf(stderr, "agentprof: writing %s failed: %s\n", env->requests_path,
-			strerror(errno));
-	}
+	outfile__discard(r.profile_out);
+	i = lines__close(r.requests_out);
+	if (i && !r.write_err)
+		recorder__write_failed(&r, i);
 	live__free(r.live);
 	profile__free(r.profile);
 	return err || r.write_err ? 1 : 0;

@@ -59,7 +59,10 @@ int request__decode(struct request *req, const struct ap_request_event *ev,
 	req->duration_ns = end > ev->start_ns ? end - ev->start_ns : 0;
 	req->ttfb_ns = ev->first_tx_ns > ev->start_ns ? ev->first_tx_ns - ev->start_ns : 0;
 	req->start_real_ns = ev->start_ns + opts->mono_to_real_ns;
-	req->rss_delta_bytes = ev->rss_delta_pages * (int64_t)opts->page_size;
+	/* A kernel value, but never trusted to fit: saturate rather than overflow. */
+	if (__builtin_mul_overflow(ev->rss_delta_pages, (int64_t)opts->page_size,
+				   &req->rss_delta_bytes))
+		req->rss_delta_bytes = ev->rss_delta_pages < 0 ? INT64_MIN : INT64_MAX;
 	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
 		if (ev->peers[i].kind != AP_PEER_PG)
 			req->upstream_wait_ns += ev->peers[i].wait_ns;
@@ -179,15 +182,14 @@ static const char *end_reason(uint32_t flags)
 	return "next_request";
 }
 
-int request__write_json(const struct request *req, FILE *out)
+struct json_object *request__json(const struct request *req)
 {
 	const struct ap_request_event *ev = req->ev;
 	struct json_object *o = json_object_new_object();
 	char comm[AP_COMM_LEN + 1];
-	int err = 0;
 
 	if (!o)
-		return -ENOMEM;
+		return NULL;
 	memcpy(comm, ev->comm, AP_COMM_LEN);
 	comm[AP_COMM_LEN] = '\0';
 	add_u64(o, "id", AP_REQ_SEQ(ev->id));
@@ -219,8 +221,5 @@ int request__write_json(const struct request *req, FILE *out)
 	json_object_object_add(o, "incomplete", json_object_new_boolean(req->incomplete));
 	add_str(o, "end", end_reason(ev->flags));
 	json_object_object_add(o, "headers", headers_json(&req->head));
-	if (fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
-		err = -errno;
-	json_object_put(o);
-	return err;
+	return o;
 }

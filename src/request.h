@@ -12,6 +12,7 @@
 #define ROUTE_MAX 256
 
 struct ap_request_event;
+struct json_object;
 struct pg_query;
 struct peers;
 
@@ -27,10 +28,12 @@ struct request {
 	uint64_t upstream_wait_ns; /* over every peer that is not PostgreSQL */
 	bool incomplete;
 	bool no_mapped;	/* mapped_bytes was not measured (no --mmap, socket tracepoints) */
-	/* Set by the caller before request__write_json(), when known. */
+	/* Set by the caller before request__json(), when known. */
 	const struct pg_query *pg_queries;
 	size_t npg_queries;
 	const struct peers *peers;
+	/* The profile's service for this request; NULL: the command name (record). */
+	const char *service;
 };
 
 struct request_decode_opts {
@@ -56,7 +59,7 @@ int request__unpack(struct ap_request_event *ev, const void *data, size_t size);
 int request__decode(struct request *req, const struct ap_request_event *ev,
 		    const struct request_decode_opts *opts);
 
-/* Writes req as one JSON object and a newline; returns 0 or -errno. */
-int request__write_json(const struct request *req, FILE *out);
+/* req as one JSON object (NULL when out of memory); free with json_object_put(). */
+struct json_object *request__json(const struct request *req);
 
 #endif /* AGENTPROF_REQUEST_RECORD_H */

@@ -7,12 +7,17 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config libjson-c-dev
+	libmicrohttpd-dev
+	# clang's libFuzzer and sanitizer runtimes (make fuzz, make test SANITIZE=1)
+	libclang-rt-14-dev
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps
 	# tests: a real browser opens agentprof report's HTML (test_report, test_diff);
 	# tmux gives `record --live` a terminal (test_live)
 	chromium tmux
+	# agentprof export's tests: a real Prometheus scraping it, promtool, setpriv, deploy/ YAML
+	prometheus util-linux python3-yaml
 	# test_pyrt_offsets: CPython 3.11's headers, internal ones included
 	python3.11-dev
 	# benchmarks

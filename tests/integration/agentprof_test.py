@@ -29,7 +29,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.join(ROOT, "build")
+# AGENTPROF_BUILD: another build directory (make test SANITIZE=1: build-san).
+BUILD = os.path.join(ROOT, os.environ.get("AGENTPROF_BUILD", "build"))
 AGENTPROF = os.path.join(BUILD, "agentprof")
 CPU_SERVER = os.path.join(BUILD, "tests", "cpu_server")
 CPU_SERVER_SRC = os.path.join(ROOT, "tests", "servers", "cpu_server.c")
@@ -191,12 +192,20 @@ def start_agentprof(args, requests_path, profile_path, timeout=None, echo_stderr
     cmd += ["--requests", requests_path, "-o", profile_path]
     if command:
         cmd += ["--"] + [str(a) for a in command]
+    return start_and_wait(cmd, "agentprof: tracing", timeout, echo_stderr)
+
+
+def start_and_wait(cmd, prefix, timeout, echo_stderr=False):
+    """Starts an agentprof command; returns the Popen once a stderr line starts
+    with prefix, naming the mode under test (expected_hooks()). Raises
+    RuntimeError (with agentprof's stderr) if it exits, times out or traces
+    in another mode."""
     p = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
     p._out = _Lines(p.stdout)
     p._err = _Lines(p.stderr, echo=sys.stderr if echo_stderr else None)
-    line = p._err.wait_for(lambda l: l.startswith("agentprof: tracing"), timeout)
+    line = p._err.wait_for(lambda l: l.startswith(prefix), timeout)
     if line is None:
         if p.poll() is None:
             p.kill()

@@ -46,28 +46,18 @@ import time
 
 import agentprof_test as at
 import drive
+import faultlib as fl
 
 HOST = "127.0.0.1"
 PREFIX = "flt%d" % os.getpid()
 
 # Processes this test started; whatever is still alive at the end is killed.
-_procs = []
 _pids = set()
-
-
-def track(p):
-    _procs.append(p)
-    return p
+track = fl.track
 
 
 def cleanup():
-    for p in _procs:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+    fl.cleanup()
     for pid in _pids:
         if alive(pid):
             try:
@@ -122,12 +112,7 @@ def rid(tag):
     return drive.next_id("%s%s" % (PREFIX, tag))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = fl.free_port
 
 
 def run_cli(args, timeout=30):

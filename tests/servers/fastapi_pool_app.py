@@ -23,6 +23,8 @@ from fastapi import FastAPI, Header
 from fastapi.responses import PlainTextResponse
 import uvicorn
 
+from uvicorn_listening import Server
+
 app = FastAPI()
 truth_lock = threading.Lock()
 truth_fp = None
@@ -44,15 +46,6 @@ def sync_endpoint(rid: str, ms: int = 5, x_request_id: str = Header(default=""))
                                    "tid": threading.get_native_id()}) + "\n")
         truth_fp.flush()
     return PlainTextResponse("ok %s\n" % rid, headers={"X-Request-Id": x_request_id})
-
-
-class Server(uvicorn.Server):
-    """Says on stdout when it listens, with the port it got."""
-
-    async def startup(self, sockets=None):
-        await super().startup(sockets)
-        port = self.servers[0].sockets[0].getsockname()[1]
-        print("listening %d" % port, flush=True)
 
 
 def main():

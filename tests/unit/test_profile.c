@@ -130,16 +130,16 @@ static void test_unpack(void)
 		  "shorter than any record: -EINVAL");
 }
 
+/* The line as written: serialized, then parsed back. */
 static struct json_object *json_line(const struct request *req)
 {
-	char buf[4096] = "";
-	FILE *f = fmemopen(buf, sizeof(buf), "w");
+	struct json_object *o = request__json(req), *back;
 
-	if (!f)
+	if (!o)
 		return NULL;
-	request__write_json(req, f);
-	fclose(f);
-	return json_tokener_parse(buf);
+	back = json_tokener_parse(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return back;
 }
 
 static const char *str_field(struct json_object *o, const char *path1, const char *path2)
@@ -324,5 +324,25 @@ static void test_group_cap(void)
 	profile__free(p);
 }
 
+/* A class longer than a group keeps (100 bytes): its requests still share one group. */
+static void test_long_class(void)
+{
+	static const char head[] = "GET /a HTTP/1.1\r\nX-Request-Class: "
+				   "cccccccccccccccccccccccccccccccccccccccccccccccccc"
+				   "cccccccccccccccccccccccccccccccccccccccccccccccccc\r\n\r\n";
+	struct profile *p = profile__new();
+	struct ap_request_event ev;
+	struct request req;
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		make_event(&ev, head, "HTTP/1.1 200 OK\r\n", 1000, 2000);
+		request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
+		profile__add(p, &req);
+	}
+	ASSERT_EQ(profile__ngroups(p), 1, "three requests of a 100-byte class: one group");
+	profile__free(p);
+}
+
 TEST_MAIN(test_decode, test_unpack, test_json_line, test_profile_roundtrip, test_sampled_weights,
-	  test_group_cap)
+	  test_group_cap, test_long_class)

@@ -157,6 +157,67 @@ static size_t plt_stub_offset(Elf *e, GElf_Addr slot)
 	return 0;
 }
 
+/*
+ * The vaddr of the PLT stub for GOT slot (see plt_stub_offset()), 0 if none.
+ */
+static GElf_Addr plt_stub_addr(Elf *e, GElf_Addr slot)
+{
+	static const char *const names[] = { ".plt.sec", ".plt" };
+	const unsigned char *b;
+	Elf_Data *d;
+	Elf_Scn *scn;
+	GElf_Shdr sh;
+	size_t i, k;
+	int32_t disp;
+
+	for (k = 0; k < 2; k++) {
+		scn = section(e, names[k], &sh);
+		d = scn ? elf_getdata(scn, NULL) : NULL;
+		if (!d || !d->d_buf)
+			continue;
+		b = d->d_buf;
+		for (i = 0; i + 6 <= d->d_size; i++) {
+			if (b[i] != 0xff || b[i + 1] != 0x25)
+				continue;
+			memcpy(&disp, b + i + 2, sizeof(disp));
+			if (sh.sh_addr + i + 6 + (GElf_Addr)(int64_t)disp == slot)
+				return sh.sh_addr + (i && b[i - 1] == 0xf2 ? i - 1 : i);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The file offsets of the `call rel32` instructions in .text to target
+ * (a PLT stub), at most max; returns how many. A uprobe on a call is
+ * emulated, one trap; on the stub's indirect jump it is single-stepped,
+ * two.
+ */
+static int call_sites(Elf *e, GElf_Addr target, size_t *offs, int max)
+{
+	const unsigned char *b;
+	Elf_Data *d;
+	Elf_Scn *scn;
+	GElf_Shdr sh;
+	size_t i;
+	int32_t rel;
+	int n = 0;
+
+	scn = section(e, ".text", &sh);
+	d = scn ? elf_getdata(scn, NULL) : NULL;
+	if (!d || !d->d_buf)
+		return 0;
+	b = d->d_buf;
+	for (i = 0; i + 5 <= d->d_size && n < max; i++) {
+		if (b[i] != 0xe8)
+			continue;
+		memcpy(&rel, b + i + 1, sizeof(rel));
+		if (sh.sh_addr + i + 5 + (GElf_Addr)(int64_t)rel == target)
+			offs[n++] = sh.sh_offset + i;
+	}
+	return n;
+}
+
 /* The lowest PT_LOAD address, page-aligned: with its mapping, the load bias. */
 static int first_load(Elf *e, GElf_Addr *vaddr)
 {
@@ -271,9 +332,9 @@ static int attach(struct pyrt *rt, struct bpf_program *prog, pid_t pid, const ch
 /* The file offset of _asyncio's PLT entry for PyIter_Send (cached per file); 0 if none. */
 static size_t step_offset(struct pyrt *rt, const char *path)
 {
+	GElf_Addr slot, stub;
 	struct elf_file ef;
-	GElf_Addr slot;
-	size_t off = 0;
+	size_t off = 0, sites[2];
 	int i;
 
 	for (i = 0; i < rt->nasyncios; i++)
@@ -282,7 +343,11 @@ static size_t step_offset(struct pyrt *rt, const char *path)
 	if (elf_open(path, &ef))
 		return 0;
 	slot = plt_slot(ef.e, "PyIter_Send");
-	if (slot)
+	stub = slot ? plt_stub_addr(ef.e, slot) : 0;
+	/* One call site (the C Task step's): on it rather than on the stub. */
+	if (stub && call_sites(ef.e, stub, sites, 2) == 1)
+		off = sites[0];
+	else if (slot)
 		off = plt_stub_offset(ef.e, slot);
 	elf_close(&ef);
 	if (rt->nasyncios < PYRT_MAX_FILES) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The attribution model of ../README.md ("Attribution"): a thread works for
+ * The attribution model of ../docs/design.md ("Attribution"): a thread works for
  * a request from its I/O on a socket bound to that request until its I/O on
  * a socket bound to another; a thread woken by a thread working for R works
  * for R until its own I/O says otherwise. Blocked time is charged at wakeup

@@ -6,6 +6,7 @@
 # make test SANITIZE=1  the same against an ASan+UBSan build (build-san/)
 # make test-kernels  the guest test on each kernel of KERNELS, in qemu (root; tests/vm/run)
 # make vmlinux    regenerate vmlinux/vmlinux.h from this host's BTF
+# make validate-plan  plan's predictions against a Locust ramp of the demo agent (root)
 # make fuzz       every libFuzzer target for FUZZ_SECONDS each (tests/fuzz/run)
 # make soak       record (SOAK_MINUTES, 30) against the demo agent, then export 30 min at 1,000 req/s
 
@@ -25,9 +26,9 @@ PYTHON ?= /usr/bin/python3
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' \
 	-e 's/s390x/s390/' -e 's/riscv64/riscv/')
 
-PKGS := libbpf json-c libmicrohttpd
+PKGS := libbpf json-c libmicrohttpd libcurl yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c -lmicrohttpd)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -ljson-c -lmicrohttpd -lcurl -lyaml)
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
@@ -39,16 +40,17 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-par
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/agentprof/*.h)
-SRCS := $(wildcard src/*.c)
+SRCS := $(wildcard src/*.c src/plan/*.c)
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
-HDRS := $(wildcard src/*.h) $(wildcard include/agentprof/*.h)
+HDRS := $(wildcard src/*.h src/plan/*.h) $(wildcard include/agentprof/*.h)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # Unit tests link every userspace module but main.
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps test test-kernels unit vmlinux clean demo bench install fuzz fuzz-build soak
+.PHONY: all deps test test-kernels unit vmlinux clean demo bench install fuzz fuzz-build soak \
+	validate-plan
 all: $(BUILD)/agentprof $(BUILD)/tests/cpu_server
 
 $(BUILD)/bpf $(BUILD)/obj $(BUILD)/tests:
@@ -64,6 +66,7 @@ $(BUILD)/agentprof.skel.h: $(BUILD)/agentprof.bpf.o
 	$(BPFTOOL) gen skeleton $< name agentprof_bpf > $@
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) $(BUILD)/agentprof.skel.h | $(BUILD)/obj
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/agentprof: $(OBJS)
@@ -115,10 +118,10 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -fno-sanitize-recover=all -Iinclude -Isrc -Ites
 	-Itests/fuzz $(PKG_CFLAGS) -D_GNU_SOURCE $(WARN)
 FUZZ_MODS_http := http route
 FUZZ_MODS_fingerprint := fingerprint
-FUZZ_MODS_pg := pg fingerprint hist profile outfile peers
+FUZZ_MODS_pg := pg fingerprint hist profile outfile peers services
 FUZZ_MODS_profile := profile hist outfile peers table breakdown report html diff diff_stats \
-	diff_text diff_json diff_html
-FUZZ_MODS_request := request http route peers pg fingerprint hist profile outfile
+	diff_text diff_json diff_html services
+FUZZ_MODS_request := request http route peers pg fingerprint hist profile outfile services
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
 
 $(BUILD)/fuzz/obj/%.o: src/%.c $(HDRS)
@@ -179,6 +182,13 @@ soak: all $(BUILD)/bench/tiny_server
 	./tools/deps.sh
 	SOAK_MINUTES=$(SOAK_MINUTES) $(PYTHON) bench/soak.py
 	$(PYTHON) bench/export.py --soak
+
+# plan's predictions against a Locust load test of the demo agent (root; about
+# 25 minutes; tools/validate_plan.py, figures in bench/README.md).
+validate-plan:
+	./tools/deps.sh
+	$(MAKE) all
+	$(PYTHON) tools/validate_plan.py
 
 install: $(BUILD)/agentprof
 	install -D -m 0755 $< $(DESTDIR)/usr/local/sbin/agentprof

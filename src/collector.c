@@ -27,6 +27,7 @@
 #include "pg.h"
 #include "procs.h"
 #include "profile.h"
+#include "sampler.h"
 #include "tracefs.h"
 
 /*
@@ -87,6 +88,8 @@ static void collector__consume(struct collector *c, const struct ap_request_even
 		c->counts.incomplete++;
 	if (ev->flags & AP_REQ_FLUSHED)
 		c->counts.flushed++;
+	if (c->sampler)
+		sampler__add_request(c->sampler, ev);
 	if (c->opts.on_request)
 		c->opts.on_request(c->opts.ctx, &req);
 	pg__free_queries(queries, nq);
@@ -378,6 +381,15 @@ int collector__attach(struct collector *c)
 	}
 	c->dopts.mono_to_real_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
 	c->last_drain_ns = now_ns(CLOCK_MONOTONIC);
+	/* The probes run in the traced threads: plan takes their run time back out of the CPU. */
+	if (!collector__enable_stats(c))
+		c->bpf_run_at_attach_ns = collector__bpf_run_ns(c);
+	if (c->opts.services) {
+		c->sampler = sampler__new(c->opts.services, c->opts.pg_ports, c->opts.npg_ports,
+					  c->last_drain_ns);
+		if (!c->sampler)
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -437,6 +449,8 @@ int collector__poll(struct collector *c)
 	}
 	__atomic_store_n(&c->last_drain_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
 	collector__watch_close(c);
+	if (c->sampler)
+		sampler__tick(c->sampler, c->last_drain_ns);
 	return 0;
 }
 
@@ -561,6 +575,8 @@ void collector__read_stats(struct collector *c, struct profile_run *run)
 	run->stale_bindings = collector__stat(c, AP_STAT_STALE_REQ);
 	run->unsampled = collector__stat(c, AP_STAT_UNSAMPLED);
 	run->mapped_measured = collector__mapped_measured(c);
+	if (c->stats_fd >= 0)
+		run->bpf_run_ns = collector__bpf_run_ns(c) - c->bpf_run_at_attach_ns;
 	run->end_real_ns = now_ns(CLOCK_REALTIME);
 }
 
@@ -585,6 +601,17 @@ int collector__enable_stats(struct collector *c)
 		return 0;
 	c->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 	return c->stats_fd < 0 ? -errno : 0;
+}
+
+uint64_t collector__bpf_run_ns(struct collector *c)
+{
+	struct collector_figure f[128];
+	size_t n = collector__prog_stats(c, f, 128), i;
+	uint64_t sum = 0;
+
+	for (i = 0; i < n; i++)
+		sum += f[i].value;
+	return sum;
 }
 
 size_t collector__prog_stats(struct collector *c, struct collector_figure *out, size_t max)
@@ -686,6 +713,8 @@ size_t collector__map_fill(struct collector *c, struct collector_figure *out, si
 
 void collector__free(struct collector *c)
 {
+	sampler__free(c->sampler);
+	c->sampler = NULL;
 	if (c->stats_fd >= 0)
 		close(c->stats_fd);
 	c->stats_fd = -1;

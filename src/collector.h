@@ -26,6 +26,8 @@ struct ring_buffer;
 struct pg;
 struct peers;
 struct profile_run;
+struct sampler;
+struct services;
 
 /* One decoded request; req's pointers are valid during the call only. */
 typedef void (*collector_request_fn)(void *ctx, struct request *req);
@@ -49,6 +51,8 @@ struct collector_opts {
 	 * front ends that read the peers and statements from another thread.
 	 */
 	pthread_mutex_t *lock;
+	/* Where the per-service samples go (sampler.h); NULL: none taken. */
+	struct services *services;
 };
 
 /* What the collector itself counted of the records it received. */
@@ -77,6 +81,8 @@ struct collector {
 	bool runtime_note;   /* said why the runtime reader is off */
 	uint64_t last_drain_ns; /* CLOCK_MONOTONIC of the last successful drain */
 	int stats_fd;	     /* BPF_ENABLE_STATS, or -1 */
+	struct sampler *sampler; /* RSS, in flight, connections over time, for plan */
+	uint64_t bpf_run_at_attach_ns; /* the programs' run time when attached (with stats) */
 };
 
 /* Sets up c (pg and peers tables); 0 or -ENOMEM. */
@@ -147,6 +153,8 @@ struct collector_figure {
 int collector__enable_stats(struct collector *c);
 /* Run time and run count of each attached program; how many written to out. */
 size_t collector__prog_stats(struct collector *c, struct collector_figure *out, size_t max);
+/* Run time of all the programs so far, ns (with stats enabled; else what the kernel kept). */
+uint64_t collector__bpf_run_ns(struct collector *c);
 /*
  * Fill of the maps whose entries can be counted (the requests slots, the
  * hash maps); how many written to out. Calls open_fn(pid) for each open

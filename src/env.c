@@ -51,6 +51,7 @@ static const char main_doc[] =
     "  record    trace the HTTP requests of processes and profile them\n"
     "  report    write a profile as one HTML page\n"
     "  diff      compare two profiles: what changed per route, beyond noise\n"
+    "  plan      capacity plan of a service from a profile (no root, no BPF)\n"
     "  export    serve live profiles to Prometheus (/metrics, /profile)\n"
     "\n"
     "Run `agentprof COMMAND --help` for the options of a command.";
@@ -607,6 +608,11 @@ int env__parse(struct env *env, int argc, char **argv)
 	if (!strcmp(argv[1], "check")) {
 		env->cmd = CMD_CHECK;
 		argp = &check_argp;
+	} else if (!strcmp(argv[1], "plan")) {
+		env->cmd = CMD_PLAN;
+		env->sub_argc = argc - 1;
+		env->sub_argv = argv + 1;
+		return 0;
 	} else if (!strcmp(argv[1], "record")) {
 		env->cmd = CMD_RECORD;
 		argp = &record_argp;

@@ -18,6 +18,7 @@ enum env_cmd {
 	CMD_REPORT,
 	CMD_DIFF,
 	CMD_EXPORT,
+	CMD_PLAN, /* parsed by src/plan/plan.c: its options are its own */
 };
 
 enum env_format {
@@ -75,6 +76,8 @@ struct env {
 	double threshold_pct;	   /* diff --threshold: a change smaller is not flagged */
 	double min_ms;		   /* diff --min-ms: nor a change of a time below this */
 	struct env_export ex;
+	int sub_argc;	/* CMD_PLAN: the command's own argv, from its name on */
+	char **sub_argv;
 };
 
 /* Parses argv into env; returns 0, or a non-zero exit code after printing why. */

@@ -27,6 +27,7 @@
 #include "listeners.h"
 #include "peers.h"
 #include "pg.h"
+#include "plan/capacity.h"
 #include "procs.h"
 #include "profile.h"
 #include "privileges.h"
@@ -620,6 +621,7 @@ static void render_profile(struct exporter *x, struct export_http_response *r)
 	collector__read_peer_totals(&x->col);
 	json_object_object_add(extra, "peers", peers__json(x->col.peers));
 	json_object_object_add(extra, "statements", pg__statements_json(x->col.pg));
+	json_object_object_add(extra, "capacity", capacity__json(x->profile));
 	root = profile__json(x->profile, extra);
 	r->body = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 								      JSON_C_TO_STRING_SPACED));

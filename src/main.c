@@ -6,6 +6,7 @@
 #include "env.h"
 #include "export.h"
 #include "feature.h"
+#include "plan/plan.h"
 #include "record.h"
 #include "report.h"
 
@@ -28,6 +29,8 @@ int main(int argc, char **argv)
 		return diff__run(&env);
 	case CMD_EXPORT:
 		return export__run(&env);
+	case CMD_PLAN:
+		return plan__main(env.sub_argc, env.sub_argv);
 	default:
 		return 2;
 	}

@@ -10,6 +10,7 @@
 #include "outfile.h"
 #include "peers.h"
 #include "profile.h"
+#include "services.h"
 
 #define PROFILE_BUCKETS 1024
 
@@ -21,6 +22,7 @@ struct profile {
 	struct json_object *loaded; /* the file profile__load read: its other sections */
 	size_t sorted_cap;
 	bool by_status; /* groups split by response status (export) */
+	struct services *services; /* processes, limits and samples, for plan */
 };
 
 static const char *const metric_names[PM__COUNT] = {
@@ -47,7 +49,18 @@ const char *profile__metric_name(enum profile_metric m)
 
 struct profile *profile__new(void)
 {
-	return calloc(1, sizeof(struct profile));
+	struct profile *p = calloc(1, sizeof(struct profile));
+
+	if (p && !(p->services = services__new())) {
+		free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+struct services *profile__services(struct profile *p)
+{
+	return p->services;
 }
 
 void profile__free(struct profile *p)
@@ -65,6 +78,7 @@ void profile__free(struct profile *p)
 	}
 	free(p->sorted);
 	json_object_put(p->loaded);
+	services__free(p->services);
 	free(p);
 }
 
@@ -386,7 +400,8 @@ static struct json_object *group_json(const struct profile *p, const struct prof
 	X(flushed, "flushed")                                                                      \
 	X(mapped_measured, "mapped_bytes_measured")                                                \
 	X(sample_every, "sample_every")                                                            \
-	X(unsampled, "unsampled")
+	X(unsampled, "unsampled")                                                                  \
+	X(bpf_run_ns, "bpf_run_ns")
 
 static struct json_object *run_json(const struct profile_run *r)
 {
@@ -415,6 +430,8 @@ struct json_object *profile__json(struct profile *p, struct json_object *extra)
 	for (i = 0; i < n; i++)
 		json_object_array_add(groups, group_json(p, v[i]));
 	json_object_object_add(root, "groups", groups);
+	if (p->services->n)
+		json_object_object_add(root, "services", services__json(p->services));
 	if (extra) {
 		json_object_object_foreach(extra, key, val)
 		{
@@ -558,8 +575,9 @@ static int group_load(struct profile *p, struct json_object *o)
 static struct profile *profile__from_json(struct json_object *root, const char *path, char *err,
 					  size_t errsz)
 {
-	struct json_object *groups, *run, *hist;
+	struct json_object *groups, *run, *hist, *svcs;
 	struct profile *p = NULL;
+	char why[256];
 	size_t i, n;
 
 	if (strcmp(get_str(root, "format"), PROFILE_FORMAT) ||
@@ -591,6 +609,14 @@ static struct profile *profile__from_json(struct json_object *root, const char *
 	for (i = 0; i < n; i++) {
 		if (group_load(p, json_object_array_get_idx(groups, i)))
 			goto malformed;
+	}
+	/* Profiles older than the services section plan from their groups alone. */
+	if (json_object_object_get_ex(root, "services", &svcs) &&
+	    services__load_json(p->services, svcs, why, sizeof(why))) {
+		snprintf(err, errsz, "%s is malformed: %s", path, why);
+		profile__free(p);
+		p = NULL;
+		goto cleanup;
 	}
 	p->loaded = root;
 	return p;

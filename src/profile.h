@@ -93,6 +93,7 @@ struct profile_run {
 	 */
 	uint64_t sample_every;
 	uint64_t unsampled; /* requests seen and not traced */
+	uint64_t bpf_run_ns; /* agentprof's programs' run time while recording (0: unknown) */
 };
 
 struct profile;
@@ -102,6 +103,8 @@ void profile__free(struct profile *p);
 /* Adds a decoded request; returns 0 or -ENOMEM. */
 int profile__add(struct profile *p, const struct request *req);
 struct profile_run *profile__run(struct profile *p);
+/* Per service: processes, cgroup limits, samples over time (src/services.h). */
+struct services *profile__services(struct profile *p);
 size_t profile__ngroups(const struct profile *p);
 /*
  * Groups split by response status too (export: the OpenTelemetry label

@@ -19,6 +19,7 @@
 #include "peers.h"
 #include "pg.h"
 #include "procs.h"
+#include "plan/capacity.h"
 #include "profile.h"
 #include "record.h"
 #include "request.h"
@@ -185,6 +186,7 @@ static int recorder__report(struct recorder *r)
 	}
 	fflush(stdout);
 	recorder__print_summary(r);
+	capacity__print_lines(r->profile, stderr);
 	if (!r->env->profile_path)
 		return 0;
 	extra = json_object_new_object();
@@ -389,8 +391,9 @@ int record__run(const struct env *cli)
 		fprintf(stderr, "agentprof: %s\n", msg);
 		return 1;
 	}
-	err = collector__init(&r.col, &co);
 	r.profile = profile__new();
+	co.services = r.profile ? profile__services(r.profile) : NULL;
+	err = collector__init(&r.col, &co);
 	if (err || !r.profile) {
 		fprintf(stderr, "agentprof: out of memory\n");
 		err = -ENOMEM;

@@ -8,6 +8,8 @@ PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config libjson-c-dev
 	libmicrohttpd-dev
+	# plan: profiles from an exporter over HTTP (libcurl), YAML output (libyaml)
+	libcurl4-openssl-dev libyaml-dev
 	# clang's libFuzzer and sanitizer runtimes (make fuzz, make test SANITIZE=1)
 	libclang-rt-14-dev
 	# tests and demo: real servers, clients and load generators

@@ -55,6 +55,14 @@ SETTINGS = {
     "context_tokens": int(os.environ.get("AGENT_CONTEXT_TOKENS", "3000")),
     "create_db": os.environ.get("AGENT_CREATE_DB", "") not in ("", "0"),
     "token_ttl_s": int(os.environ.get("AGENT_TOKEN_TTL", "86400")),
+    # Server time added to each query turn while it holds its pool connection
+    # (SELECT pg_sleep): a slow query, e.g. a vector search, so that a load
+    # test can make the pool the bottleneck (tools/validate_plan.py).
+    "db_hold_ms": float(os.environ.get("AGENT_DB_HOLD_MS", "0")),
+    # CPU burnt on the event loop per query turn, as a real tokenizer or
+    # prompt templating would (tools/validate_plan.py): a demand per request
+    # that does not shrink when the loop batches under load.
+    "cpu_ms": float(os.environ.get("AGENT_CPU_MS", "0")),
 }
 
 SYSTEM_PROMPT = (
@@ -417,6 +425,12 @@ def build_prompt(history, query, complexity):
     return messages, used
 
 
+def burn_cpu(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 class UpstreamError(Exception):
     pass
 
@@ -562,9 +576,14 @@ async def agent_turn(request, user_id, conversation_id, query, complexity, new):
                 "INSERT INTO messages (conversation_id, role, content, token_count, complexity) "
                 "VALUES ($1, 'user', $2, $3, $4) RETURNING id",
                 conversation_id, query, q_tokens, complexity)
+        if SETTINGS["db_hold_ms"] > 0:
+            with db_clock():
+                await conn.execute("SELECT pg_sleep($1)", SETTINGS["db_hold_ms"] / 1000)
 
     # Do not hold a pool connection while waiting on the model.
     messages, prompt_tokens = build_prompt(history, query, complexity)
+    if SETTINGS["cpu_ms"] > 0:
+        burn_cpu(SETTINGS["cpu_ms"] / 1000)
     content, tool_calls, usage = await call_llm(messages, complexity, rid)
     n_tools = 0
     if tool_calls:

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agentprof/request.h"
+#include "cgroup.h"
+#include "sampler.h"
+
+#define SAMPLER_MAX_PG_PORTS 16
+#define TCP_ESTABLISHED 0x01
+#define TCP_LISTEN 0x0a
+
+struct sampler {
+	struct services *svcs;
+	uint64_t t0_ns;
+	int64_t last_slot; /* the last interval whose /proc figures were read */
+	unsigned short pg_ports[SAMPLER_MAX_PG_PORTS];
+	int npg_ports;
+	long page_size;
+};
+
+struct sampler *sampler__new(struct services *svcs, const unsigned short *pg_ports, int npg_ports,
+			     uint64_t now_ns)
+{
+	struct sampler *s = calloc(1, sizeof(*s));
+	int i;
+
+	if (!s)
+		return NULL;
+	s->svcs = svcs;
+	s->t0_ns = now_ns;
+	s->last_slot = -1;
+	s->page_size = sysconf(_SC_PAGESIZE);
+	for (i = 0; i < npg_ports && i < SAMPLER_MAX_PG_PORTS; i++)
+		s->pg_ports[s->npg_ports++] = pg_ports[i];
+	if (!s->npg_ports)
+		s->pg_ports[s->npg_ports++] = 5432;
+	return s;
+}
+
+void sampler__free(struct sampler *s)
+{
+	free(s);
+}
+
+/* Time-weighted: each interval gets the part of [start, end) that falls in it. */
+static void spread_in_flight(struct sampler *s, struct service *svc, uint64_t start, uint64_t end)
+{
+	uint64_t iv = s->svcs->interval_ns, lo, hi, a, b;
+	struct service_sample *smp;
+	size_t i;
+
+	if (start < s->t0_ns)
+		start = s->t0_ns;
+	if (end <= start)
+		return;
+	for (i = (start - s->t0_ns) / iv;; i++) {
+		lo = s->t0_ns + i * iv;
+		hi = lo + iv;
+		if (lo >= end)
+			break;
+		a = start > lo ? start : lo;
+		b = end < hi ? end : hi;
+		smp = service__sample(svc, i);
+		if (!smp)
+			break;
+		smp->in_flight += (double)(b - a) / iv;
+	}
+}
+
+void sampler__add_request(struct sampler *s, const struct ap_request_event *ev)
+{
+	char name[AP_COMM_LEN + 1];
+	struct service_sample *smp;
+	struct service *svc;
+	uint64_t end;
+
+	memcpy(name, ev->comm, AP_COMM_LEN);
+	name[AP_COMM_LEN] = '\0';
+	svc = services__get(s->svcs, name);
+	if (!svc)
+		return;
+	/* One cgroup per service: its first process's (a pod's workers share it). */
+	if (service__add_pid(svc, ev->pid) && !svc->cgroup.version)
+		cgroup__read("", ev->pid, &svc->cgroup);
+	service__add_tid(svc, ev->tid);
+	if (ev->start_ns >= s->t0_ns) {
+		smp = service__sample(svc, (ev->start_ns - s->t0_ns) / s->svcs->interval_ns);
+		if (smp)
+			smp->arrivals++;
+	}
+	end = ev->last_tx_ns ? ev->last_tx_ns : ev->end_ns;
+	spread_in_flight(s, svc, ev->start_ns, end);
+}
+
+static uint64_t proc_rss(const struct sampler *s, uint32_t pid)
+{
+	char path[64];
+	unsigned long long size, resident;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%u/statm", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fscanf(f, "%llu %llu", &size, &resident);
+	fclose(f);
+	return n == 2 ? resident * s->page_size : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The socket inodes pid holds open, sorted; *n of them. */
+static uint64_t *socket_inodes(uint32_t pid, size_t *n)
+{
+	char dir[64], path[PATH_MAX], link[64];
+	uint64_t *v = NULL, *nv, ino;
+	size_t cap = 0;
+	struct dirent *de;
+	ssize_t len;
+	DIR *d;
+
+	*n = 0;
+	snprintf(dir, sizeof(dir), "/proc/%u/fd", pid);
+	d = opendir(dir);
+	if (!d)
+		return NULL;
+	while ((de = readdir(d))) {
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[(*n)++] = ino;
+	}
+	closedir(d);
+	if (v)
+		qsort(v, *n, sizeof(*v), cmp_u64);
+	return v;
+}
+
+struct tcp_counts {
+	unsigned short listen[64];
+	int nlisten;
+	uint32_t clients, pg;
+};
+
+static bool in_ports(const unsigned short *ports, int n, unsigned port)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (ports[i] == port)
+			return true;
+	return false;
+}
+
+/*
+ * One pass over /proc/PID/net/tcp{,6} per kind: listening first (so that
+ * clients are told by the local port they connected to), then established.
+ */
+static void scan_tcp(const struct sampler *s, uint32_t pid, const uint64_t *inos, size_t nino,
+		     bool listening, struct tcp_counts *c)
+{
+	static const char *const files[] = {"tcp", "tcp6"};
+	unsigned lport, rport, state;
+	unsigned long long ino;
+	char path[64], line[512];
+	size_t f;
+	FILE *fp;
+
+	for (f = 0; f < 2; f++) {
+		snprintf(path, sizeof(path), "/proc/%u/net/%s", pid, files[f]);
+		fp = fopen(path, "r");
+		if (!fp)
+			continue;
+		while (fgets(line, sizeof(line), fp)) {
+			if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%x %x %*s %*s %*s %*s %*s %llu",
+				   &lport, &rport, &state, &ino) != 4)
+				continue;
+			if (!bsearch(&(uint64_t){ino}, inos, nino, sizeof(*inos), cmp_u64))
+				continue;
+			if (listening && state == TCP_LISTEN && c->nlisten < 64)
+				c->listen[c->nlisten++] = lport;
+			if (listening || state != TCP_ESTABLISHED)
+				continue;
+			if (in_ports(s->pg_ports, s->npg_ports, rport))
+				c->pg++;
+			else if (in_ports(c->listen, c->nlisten, lport))
+				c->clients++;
+		}
+		fclose(fp);
+	}
+}
+
+static void sample_service(struct sampler *s, struct service *svc, size_t slot)
+{
+	struct service_sample *smp = service__sample(svc, slot);
+	struct tcp_counts c;
+	uint64_t *inos;
+	size_t nino;
+	int i;
+
+	if (!smp)
+		return;
+	smp->measured = true;
+	smp->rss_bytes = 0;
+	smp->clients = smp->pg_conns = 0;
+	for (i = 0; i < svc->npids; i++) {
+		smp->rss_bytes += proc_rss(s, svc->pids[i]);
+		inos = socket_inodes(svc->pids[i], &nino);
+		if (!inos)
+			continue;
+		memset(&c, 0, sizeof(c));
+		scan_tcp(s, svc->pids[i], inos, nino, true, &c);
+		scan_tcp(s, svc->pids[i], inos, nino, false, &c);
+		free(inos);
+		smp->clients += c.clients;
+		smp->pg_conns += c.pg;
+	}
+	if (smp->pg_conns > svc->pg_conns_max)
+		svc->pg_conns_max = smp->pg_conns;
+}
+
+void sampler__tick(struct sampler *s, uint64_t now_ns)
+{
+	int64_t slot;
+	int i;
+
+	if (now_ns < s->t0_ns + s->svcs->interval_ns)
+		return;
+	/* The interval that just ended gets the figures read as it ends. */
+	slot = (int64_t)((now_ns - s->t0_ns) / s->svcs->interval_ns) - 1;
+	if (slot <= s->last_slot)
+		return;
+	s->last_slot = slot;
+	for (i = 0; i < s->svcs->n; i++)
+		sample_service(s, &s->svcs->svc[i], slot);
+}

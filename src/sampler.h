@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * What `record` samples besides requests, for capacity planning: once an
+ * interval, each traced service's RSS and its client and PostgreSQL
+ * connections (from /proc); from the requests themselves, arrivals and the
+ * mean requests in flight per interval; once per process, its cgroup limits.
+ * Everything lands in the profile's services (src/services.h).
+ */
+#ifndef AGENTPROF_SAMPLER_H
+#define AGENTPROF_SAMPLER_H
+
+#include <stdint.h>
+
+#include "services.h"
+
+struct ap_request_event;
+struct sampler;
+
+/* pg_ports: PostgreSQL server ports (none: 5432). now_ns: CLOCK_MONOTONIC, the timeline's start. */
+struct sampler *sampler__new(struct services *svcs, const unsigned short *pg_ports, int npg_ports,
+			     uint64_t now_ns);
+void sampler__free(struct sampler *s);
+/* A finished request (times CLOCK_MONOTONIC, as the BPF side stamps them). */
+void sampler__add_request(struct sampler *s, const struct ap_request_event *ev);
+/* Call often (the poll loop); reads /proc once an interval. */
+void sampler__tick(struct sampler *s, uint64_t now_ns);
+
+#endif /* AGENTPROF_SAMPLER_H */

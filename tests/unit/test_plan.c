@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * What `agentprof plan` reads and builds: cgroup limits (v1 and v2, the
+ * tightest on the path) from a fake /proc and /sys, the profile's services
+ * section saved and read back, and the capacity model of a synthetic profile
+ * whose answers are known by construction: saturation = CPU limit / CPU per
+ * request, the pool binding when its hold time is the larger demand, think
+ * time by Little's law, RSS = base + slope x in flight, a thin class refused.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agentprof/request.h"
+#include "cgroup.h"
+#include "plan/model.h"
+#include "profile.h"
+#include "request.h"
+#include "services.h"
+#include "test.h"
+
+static char root[] = "/tmp/test_plan-XXXXXX";
+
+static void put(const char *rel, const char *text)
+{
+	char path[512], *slash;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	for (slash = strchr(path + strlen(root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		mkdir(path, 0755);
+		*slash = '/';
+	}
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_cgroup(void)
+{
+	struct service_cgroup c;
+
+	put("proc/self/mountinfo",
+	    "30 25 0:26 / /sys/fs/cgroup/cpu rw,relatime shared:5 - cgroup cgroup rw,cpu\n"
+	    "31 25 0:27 / /sys/fs/cgroup/memory rw,relatime shared:6 - cgroup cgroup rw,memory\n"
+	    "32 25 0:28 / /sys/fs/cgroup/unified rw,relatime shared:7 - cgroup2 cgroup2 rw\n");
+	put("proc/100/cgroup", "4:memory:/pod/app\n2:cpu:/pod/app\n0::/\n");
+	/* The parent's quota is the tighter: 0.5 core binds the child's 2. */
+	put("sys/fs/cgroup/cpu/pod/cpu.cfs_quota_us", "50000\n");
+	put("sys/fs/cgroup/cpu/pod/cpu.cfs_period_us", "100000\n");
+	put("sys/fs/cgroup/cpu/pod/app/cpu.cfs_quota_us", "200000\n");
+	put("sys/fs/cgroup/cpu/pod/app/cpu.cfs_period_us", "100000\n");
+	put("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n");
+	put("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
+	put("sys/fs/cgroup/memory/pod/app/memory.limit_in_bytes", "268435456\n");
+	put("sys/fs/cgroup/memory/pod/memory.limit_in_bytes", "9223372036854771712\n");
+	ASSERT_EQ(cgroup__read(root, 100, &c), 0, "v1: read");
+	ASSERT_EQ(c.version, 1, "v1: version");
+	ASSERT_STREQ(c.path, "/pod/app", "v1: the cpu controller's path");
+	ASSERT_NEAR(c.cpu_limit_cores, 0.5, 1e-12, "v1: the parent's quota binds");
+	ASSERT_EQ(c.cpu_quota_us, 50000, "v1: quota");
+	ASSERT_EQ(c.memory_limit_bytes, 268435456, "v1: memory.limit_in_bytes; unlimited parent");
+
+	put("proc/200/cgroup", "0::/kubepods/pod1\n");
+	put("proc/self/mountinfo", "40 1 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+	put("sys/fs/cgroup/kubepods/pod1/cpu.max", "150000 100000\n");
+	put("sys/fs/cgroup/kubepods/pod1/memory.max", "max\n");
+	put("sys/fs/cgroup/kubepods/memory.max", "1073741824\n");
+	put("sys/fs/cgroup/kubepods/cpu.max", "max 100000\n");
+	ASSERT_EQ(cgroup__read(root, 200, &c), 0, "v2: read");
+	ASSERT_EQ(c.version, 2, "v2: version");
+	ASSERT_NEAR(c.cpu_limit_cores, 1.5, 1e-12, "v2: cpu.max 150000 100000");
+	ASSERT_EQ(c.memory_limit_bytes, 1073741824, "v2: the parent's memory.max binds");
+	ASSERT_EQ(cgroup__read(root, 300, &c), -ENOENT, "no such process: -ENOENT");
+}
+
+/* One request of class cls: cpu ms of CPU, dur ms long, pg ms of PostgreSQL time. */
+static void add_request(struct profile *p, const char *cls, double cpu, double dur, double pg)
+{
+	struct ap_request_event ev;
+	struct request req;
+	char head[256];
+
+	memset(&ev, 0, sizeof(ev));
+	snprintf(head, sizeof(head), "POST /q HTTP/1.1\r\nX-Request-Class: %s\r\n\r\n", cls);
+	ev.id = 1;
+	ev.pid = 100;
+	ev.tid = 100;
+	memcpy(ev.comm, "svc", 4);
+	ev.start_ns = 1000;
+	ev.first_tx_ns = ev.last_tx_ns = ev.start_ns + (uint64_t)(dur * 1e6);
+	ev.end_ns = ev.last_tx_ns;
+	ev.cpu_ns = (uint64_t)(cpu * 1e6);
+	ev.pg_time_ns = (uint64_t)(pg * 1e6);
+	ev.pg_round_trips = pg > 0;
+	ev.head_len = strlen(head);
+	memcpy(ev.head, head, ev.head_len);
+	memcpy(ev.resp, "HTTP/1.1 200 OK\r\n", 17);
+	ev.resp_len = 17;
+	if (request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096}))
+		return;
+	profile__add(p, &req);
+}
+
+/* 10 clients, 4 requests a second, RSS = 100 MiB + 2 MiB x in flight. */
+static void add_service(struct profile *p, double cores, int pool)
+{
+	struct service *svc = services__get(profile__services(p), "svc");
+	struct service_sample *s;
+	size_t i;
+
+	service__add_pid(svc, 100);
+	service__add_tid(svc, 100);
+	svc->cgroup.version = 1;
+	svc->cgroup.cpu_limit_cores = cores;
+	svc->cgroup.host_cpus = 8;
+	svc->pg_conns_max = pool;
+	for (i = 0; i < 60; i++) {
+		s = service__sample(svc, i);
+		s->measured = true;
+		s->clients = 10;
+		s->arrivals = 4;
+		s->in_flight = i % 5;
+		s->rss_bytes = (100 + 2 * (i % 5)) << 20;
+		s->pg_conns = pool;
+	}
+	profile__run(p)->start_real_ns = 1;
+	profile__run(p)->end_real_ns = 1 + 60000000000ULL;
+}
+
+static struct profile *synthetic(double pg_ms, int pool)
+{
+	struct profile *p = profile__new();
+	int i;
+
+	for (i = 0; i < 100; i++)
+		add_request(p, "simple", 10, 200, pg_ms);
+	add_service(p, 0.5, pool);
+	return p;
+}
+
+static void test_model(void)
+{
+	struct plan_model *m = calloc(1, sizeof(*m));
+	struct profile *p = synthetic(5, 4);
+	struct plan_opts o;
+	char err[512];
+
+	plan_opts__defaults(&o);
+	o.slo_p95_s = 1;
+	ASSERT_EQ(plan_model__build(m, p, &o, err, sizeof(err)), 0, "model builds: %.150s", err);
+	ASSERT_NEAR(m->x_max, 0.5 / 0.010, 0.5 / 0.010 * 0.04, "saturation = 0.5 core / 10 ms");
+	ASSERT_EQ(m->bottleneck, 0, "the CPU binds");
+	ASSERT_TRUE(m->event_loop, "one thread reads requests: an event loop");
+	ASSERT_EQ(m->pool, 4, "the pool: the connections seen");
+	ASSERT_NEAR(m->think_s, 10 / 4.0 - m->r0, 1e-9, "think time: clients / X - R");
+	ASSERT_NEAR(m->mem_base, 100 << 20, 1 << 10, "memory base fitted");
+	ASSERT_NEAR(m->mem_slope, 2 << 20, 1 << 10, "memory per request in flight fitted");
+	ASSERT_TRUE(m->nclosed > 0 && m->closed[m->nclosed - 1].x <= m->x_max * 1.0001,
+		    "closed curve bounded by the saturation");
+	ASSERT_TRUE(m->knee_users_p95 > 0, "the knee is crossed within the curve");
+	ASSERT_TRUE(m->slo_rps > 0 && m->slo_rps < m->x_max, "the SLO holds below saturation");
+	plan_model__free(m);
+	profile__free(p);
+
+	/* 30 ms of PostgreSQL per request on a pool of 1: 33 req/s, below the CPU's 50. */
+	p = synthetic(30, 1);
+	ASSERT_EQ(plan_model__build(m, p, &o, err, sizeof(err)), 0, "pool model builds: %.150s", err);
+	ASSERT_STREQ(m->st[m->bottleneck].name, "PostgreSQL pool", "the pool binds");
+	ASSERT_NEAR(m->x_max, 1 / 0.030, 1 / 0.030 * 0.04, "saturation = 1 connection / 30 ms");
+	plan_model__free(m);
+	o.db_pool = 4;
+	ASSERT_EQ(plan_model__build(m, p, &o, err, sizeof(err)), 0, "--db-pool 4 builds: %.150s", err);
+	ASSERT_EQ(m->bottleneck, 0, "--db-pool 4: the CPU binds again");
+	plan_model__free(m);
+	profile__free(p);
+
+	/* A class of 5 requests in a mix that asks for it. */
+	p = synthetic(5, 4);
+	add_request(p, "complex", 50, 900, 0);
+	plan_opts__defaults(&o);
+	o.nmix = 1;
+	snprintf(o.mix[0].key, sizeof(o.mix[0].key), "complex");
+	o.mix[0].weight = 1;
+	ASSERT_EQ(plan_model__build(m, p, &o, err, sizeof(err)), -EINVAL, "thin class: refused");
+	ASSERT_TRUE(strstr(err, "too few to plan from") != NULL, "thin class: says why: %.150s", err);
+	plan_model__free(m);
+	profile__free(p);
+	free(m);
+}
+
+static void test_services_roundtrip(void)
+{
+	struct profile *p = synthetic(5, 4), *q;
+	char path[] = "/tmp/test_plan_profile-XXXXXX", err[256];
+	const struct service *a, *b;
+	int fd = mkstemp(path);
+
+	close(fd);
+	ASSERT_EQ(profile__write_json(p, path, NULL), 0, "profile with services written");
+	q = profile__load(path, err, sizeof(err));
+	ASSERT_TRUE(q != NULL, "read back: %.150s", q ? "" : err);
+	if (q) {
+		a = services__find(profile__services(p), "svc");
+		b = services__find(profile__services(q), "svc");
+		ASSERT_TRUE(b != NULL, "the service is read back");
+		if (b) {
+			ASSERT_EQ(b->nsamples, a->nsamples, "samples read back");
+			ASSERT_EQ(b->samples[3].rss_bytes, a->samples[3].rss_bytes, "RSS read back");
+			ASSERT_NEAR(b->samples[3].in_flight, a->samples[3].in_flight, 1e-9,
+				    "in flight read back");
+			ASSERT_EQ(b->pg_conns_max, 4, "pool hint read back");
+			ASSERT_NEAR(b->cgroup.cpu_limit_cores, 0.5, 1e-12, "cgroup read back");
+			ASSERT_EQ(b->ntids, 1, "request threads read back");
+		}
+		profile__free(q);
+	}
+	unlink(path);
+	profile__free(p);
+}
+
+int main(void)
+{
+	if (!mkdtemp(root)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_cgroup();
+	test_model();
+	test_services_roundtrip();
+	if (fork() == 0)
+		execlp("rm", "rm", "-rf", root, (char *)NULL);
+	return test_report();
+}

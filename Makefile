@@ -86,7 +86,7 @@ $(BUILD)/bench/bpf_lines: bench/bpf_lines.c
 	mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(PKG_LIBS) -o $@
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) tests/unit/test.h | $(BUILD)/tests
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(wildcard tests/unit/*.h) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 
 # The fuzz targets' code, replayed over tests/fuzz/regress/ by a unit test.
@@ -118,8 +118,9 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -fno-sanitize-recover=all -Iinclude -Isrc -Ites
 	-Itests/fuzz $(PKG_CFLAGS) -D_GNU_SOURCE $(WARN)
 FUZZ_MODS_http := http route
 FUZZ_MODS_fingerprint := fingerprint
-FUZZ_MODS_pg := pg fingerprint hist profile outfile services
-FUZZ_MODS_profile := profile hist outfile services
+FUZZ_MODS_pg := pg fingerprint hist profile outfile peers services
+FUZZ_MODS_profile := profile hist outfile peers table breakdown report html diff diff_stats \
+	diff_text diff_json diff_html services
 FUZZ_MODS_request := request http route peers pg fingerprint hist profile outfile services
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
 

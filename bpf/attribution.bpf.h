@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The attribution model of ../README.md ("Attribution"): a thread works for
+ * The attribution model of ../docs/design.md ("Attribution"): a thread works for
  * a request from its I/O on a socket bound to that request until its I/O on
  * a socket bound to another; a thread woken by a thread working for R works
  * for R until its own I/O says otherwise. Blocked time is charged at wakeup
@@ -490,8 +490,9 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	 * context's that no copy made (a thread's first, a pool thread's).
 	 */
 	if (req && !request_lookup(req)) {
-		py_unit_set(tgid, ctx, 0);
+		py_unit_unbind(tgid, ctx);	/* what it ran unbound stays (py_pends()) */
 		req = 0;
+		guess = 0;
 	}
 	if (!req && !unsampled && !t->py_known && !t->py_loop) {
 		thread_charge_current(t, NULL, now);

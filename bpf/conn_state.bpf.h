@@ -6,7 +6,7 @@
  *
  * Socket-tracepoint mode attaches no syscall tracepoint if it can help it:
  * while one is attached, every syscall of every task on the host takes the
- * kernel's slow path, ~50 ns more a syscall here (README "Overhead"). A TCP
+ * kernel's slow path, ~50 ns more a syscall here (bench/README.md). A TCP
  * socket's connect() is then seen as it enters SYN_SENT, inside the
  * syscall, and its close() as it leaves ESTABLISHED or CLOSE_WAIT. Other
  * sockets (unix, UDP) have no such tracepoint: a unix socket's first write

@@ -913,7 +913,7 @@ static __always_inline bool io_op_of(long nr, bool send, __u32 *op)
  * sock_recvmsg()/sock_sendmsg() once the bytes have moved, only for sockets:
  * no syscall tracepoint runs for the reads and writes of files, pipes and
  * eventfds of every process on the host, which costs more than agentprof's
- * own work (README "Overhead"). The fd and buffer are the syscall's
+ * own work (bench/README.md). The fd and buffer are the syscall's
  * arguments, still in the task's saved user registers; what a thread blocks
  * in is read from the same registers at switch-out (sched.bpf.c).
  */

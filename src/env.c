@@ -19,6 +19,12 @@ enum {
 	OPT_PG_LITERALS,
 	OPT_MMAP,
 	OPT_SAMPLE,
+	OPT_WIDE,
+	OPT_LIVE,
+	OPT_FORMAT,
+	OPT_HTML,
+	OPT_THRESHOLD,
+	OPT_MIN_MS,
 	OPT_LISTEN,
 	OPT_SERVICE,
 	OPT_MAX_ROUTES,
@@ -43,6 +49,8 @@ static const char main_doc[] =
     "COMMANDS:\n"
     "  check     probe this host for what agentprof needs\n"
     "  record    trace the HTTP requests of processes and profile them\n"
+    "  report    write a profile as one HTML page\n"
+    "  diff      compare two profiles: what changed per route, beyond noise\n"
     "  plan      capacity plan of a service from a profile (no root, no BPF)\n"
     "  export    serve live profiles to Prometheus (/metrics, /profile)\n"
     "\n"
@@ -70,6 +78,48 @@ static const char record_doc[] =
     "  agentprof record -d 30                    # every HTTP server on the host\n"
     "  agentprof record -o p.json -- gunicorn app:app\n";
 
+static const char report_doc[] =
+    "Write a profile (record -o) as one self-contained HTML page: per route,\n"
+    "requests, latency and its distribution, where the time goes, CPU per\n"
+    "request, memory, the top PostgreSQL statements, upstream peers and\n"
+    "agentprof's own losses. Needs no root and no BPF: run it anywhere the\n"
+    "profile is.\n"
+    "\n"
+    "USAGE: agentprof report PROFILE.json [-o REPORT.html]\n"
+    "\n"
+    "EXAMPLES:\n"
+    "  agentprof report profile.json             # writes profile.html\n"
+    "  agentprof report profile.json -o /tmp/r.html\n";
+
+static const char diff_doc[] =
+    "Compare two profiles (record -o) per route and class: latency p50, p95\n"
+    "and p99, CPU per request (mean, p95), PostgreSQL round trips and time per\n"
+    "request, upstream wait per request. Each metric gets a verdict: worse,\n"
+    "better, small (beyond noise, within the threshold) or same (noise). Rows\n"
+    "are sorted flagged first, then by impact: requests x change of the mean\n"
+    "latency.\n"
+    "\n"
+    "USAGE: agentprof diff BEFORE.json AFTER.json [--format text|json]\n"
+    "                      [--html FILE] [--threshold PCT] [--min-ms MS]\n"
+    "\n"
+    "Noise and change, from the histograms and counts both profiles hold:\n"
+    "  quantile  99.9% interval of order statistics: ranks\n"
+    "            n*q -/+ 3.29*sqrt(n*q*(1-q)), widened to their buckets' bounds;\n"
+    "            judged only with 10 requests beyond it on each side (p95 needs\n"
+    "            200 requests, p99 1000)\n"
+    "  mean      Welch's z from the exact means and the histograms' variances,\n"
+    "            |z| > 3.29\n"
+    "A metric is flagged when its intervals are apart and it moved by more\n"
+    "than --threshold percent and, for a time, by more than --min-ms (round\n"
+    "trips: 0.5 a request). Sampled profiles count traced requests only.\n"
+    "docs/diff.md says more.\n"
+    "\n"
+    "Exit status: 0 no regression, 1 a regression flagged, 2 an error.\n"
+    "\n"
+    "EXAMPLES:\n"
+    "  agentprof diff before.json after.json\n"
+    "  agentprof diff before.json after.json --threshold 5 --html diff.html\n"
+    "  agentprof diff before.json after.json --format json | jq '.rows[0]'\n";
 static const char export_doc[] =
     "Trace the HTTP services of this host and serve their live profile:\n"
     "/metrics for Prometheus (text 0.0.4, or OpenMetrics when asked), /profile\n"
@@ -155,6 +205,11 @@ static const struct argp_option record_opts[] = {
     {"quiet", 'q', NULL, 0, "Do not print the per-route table", 2},
     {"peer-name", OPT_PEER_NAME, "ADDR:PORT=NAME", 0,
      "Call the upstream peer ADDR:PORT NAME in the output (repeatable)", 2},
+    {"wide", OPT_WIDE, NULL, 0, "Print every column of the per-route table (over 200 wide)", 2},
+    {"live", OPT_LIVE, NULL, 0,
+     "Show the per-route table of the last second, refreshed in place (plain lines when "
+     "stdout is not a terminal)",
+     2},
     {NULL, 0, NULL, 0, "PostgreSQL:", 4},
     {"pg-port", OPT_PG_PORT, "PORT", 0,
      "A PostgreSQL server port (repeatable; default 5432). Connections that start with a "
@@ -174,6 +229,20 @@ static const struct argp_option record_opts[] = {
     {},
 };
 
+static const struct argp_option report_opts[] = {
+    {"output", 'o', "FILE", 0, "Write the HTML to FILE (default: PROFILE with .html)", 0},
+    {},
+};
+
+static const struct argp_option diff_opts[] = {
+    {"format", OPT_FORMAT, "FORMAT", 0, "text (default) or json, on stdout", 0},
+    {"html", OPT_HTML, "FILE", 0, "Also write the comparison as an HTML page to FILE", 0},
+    {"threshold", OPT_THRESHOLD, "PCT", 0,
+     "Flag a change only beyond PCT percent (default 10); a flagged regression exits 1", 0},
+    {"min-ms", OPT_MIN_MS, "MS", 0, "Flag a change of a time only beyond MS ms (default 1)", 0},
+    {},
+};
+
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
@@ -181,6 +250,17 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	errno = 0;
 	*out = strtoul(s, &end, 10);
 	if (errno || end == s || *end || *out > max || s[0] == '-')
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_double(const char *s, double max, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno || end == s || *end || !(*out >= 0) || *out > max)
 		return -EINVAL;
 	return 0;
 }
@@ -268,6 +348,12 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 	case 'q':
 		env->quiet = true;
 		return 0;
+	case OPT_WIDE:
+		env->wide = true;
+		return 0;
+	case OPT_LIVE:
+		env->live = true;
+		return 0;
 	case 'v':
 		env->verbose = true;
 		return 0;
@@ -280,6 +366,80 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (env->command && env->npids) {
 			argp_error(state, "use either -p PID or -- COMMAND, not both");
+			return EINVAL;
+		}
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+static error_t take_input(struct argp_state *state, const char *arg, int max)
+{
+	struct env *env = state->input;
+
+	if (env->ninputs == max) {
+		argp_error(state, "unexpected argument '%s'", arg);
+		return EINVAL;
+	}
+	env->inputs[env->ninputs++] = arg;
+	return 0;
+}
+
+static error_t parse_report(int key, char *arg, struct argp_state *state)
+{
+	struct env *env = state->input;
+
+	switch (key) {
+	case 'o':
+		env->out_path = arg;
+		return 0;
+	case ARGP_KEY_ARG:
+		return take_input(state, arg, 1);
+	case ARGP_KEY_END:
+		if (env->ninputs != 1) {
+			argp_error(state, "name the profile to report on (agentprof record -o)");
+			return EINVAL;
+		}
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+static error_t parse_diff(int key, char *arg, struct argp_state *state)
+{
+	struct env *env = state->input;
+
+	switch (key) {
+	case OPT_FORMAT:
+		if (!strcmp(arg, "text")) {
+			env->format = FORMAT_TEXT;
+		} else if (!strcmp(arg, "json")) {
+			env->format = FORMAT_JSON;
+		} else {
+			argp_error(state, "invalid --format '%s': expected text or json", arg);
+			return EINVAL;
+		}
+		return 0;
+	case OPT_HTML:
+		env->html_path = arg;
+		return 0;
+	case OPT_THRESHOLD:
+		if (parse_double(arg, 1e6, &env->threshold_pct)) {
+			argp_error(state, "invalid --threshold '%s': expected a percentage >= 0", arg);
+			return EINVAL;
+		}
+		return 0;
+	case OPT_MIN_MS:
+		if (parse_double(arg, 1e9, &env->min_ms)) {
+			argp_error(state, "invalid --min-ms '%s': expected milliseconds >= 0", arg);
+			return EINVAL;
+		}
+		return 0;
+	case ARGP_KEY_ARG:
+		return take_input(state, arg, 2);
+	case ARGP_KEY_END:
+		if (env->ninputs != 2) {
+			argp_error(state, "name two profiles: BEFORE.json AFTER.json");
 			return EINVAL;
 		}
 		return 0;
@@ -373,6 +533,8 @@ static void env__defaults(struct env *env)
 	memset(env, 0, sizeof(*env));
 	env->class_header = "X-Request-Class";
 	env->sample_every = 1;
+	env->threshold_pct = 10;
+	env->min_ms = 1;
 	env->ex.listen = "0.0.0.0:9464";
 	env->ex.max_routes = 100;
 	env->ex.max_services = 64;
@@ -426,10 +588,16 @@ int env__parse(struct env *env, int argc, char **argv)
 					       NULL,	    NULL,	  NULL};
 	static const struct argp record_argp = {
 	    record_opts, parse_record, "[-- COMMAND ARGS...]", record_doc, NULL, NULL, NULL};
+	static const struct argp report_argp = {report_opts, parse_report, "PROFILE", report_doc,
+						NULL,	     NULL,	   NULL};
+	static const struct argp diff_argp = {diff_opts, parse_diff, "BEFORE AFTER", diff_doc,
+					      NULL,	 NULL,	     NULL};
 	static const struct argp export_argp = {export_opts, parse_export, NULL, export_doc,
 						NULL,	     NULL,	   NULL};
 	const struct argp *argp;
 
+	/* A usage error exits 2 (argp's default is 64), as every other error: 1 is diff's regression. */
+	argp_err_exit_status = 2;
 	env__defaults(env);
 	if (argc < 2 || argv[1][0] == '-') {
 		argp_parse(&main_argp, argc, argv, 0, NULL, env);
@@ -448,6 +616,12 @@ int env__parse(struct env *env, int argc, char **argv)
 	} else if (!strcmp(argv[1], "record")) {
 		env->cmd = CMD_RECORD;
 		argp = &record_argp;
+	} else if (!strcmp(argv[1], "report")) {
+		env->cmd = CMD_REPORT;
+		argp = &report_argp;
+	} else if (!strcmp(argv[1], "diff")) {
+		env->cmd = CMD_DIFF;
+		argp = &diff_argp;
 	} else if (!strcmp(argv[1], "export")) {
 		env->cmd = CMD_EXPORT;
 		argp = &export_argp;

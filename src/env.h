@@ -15,8 +15,15 @@ enum env_cmd {
 	CMD_NONE,
 	CMD_CHECK,
 	CMD_RECORD,
+	CMD_REPORT,
+	CMD_DIFF,
 	CMD_EXPORT,
 	CMD_PLAN, /* parsed by src/plan/plan.c: its options are its own */
+};
+
+enum env_format {
+	FORMAT_TEXT,
+	FORMAT_JSON,
 };
 
 /* `agentprof export` only. */
@@ -57,6 +64,17 @@ struct env {
 	bool pg_literals; /* --pg-literals: statements with their values */
 	bool mmap;	  /* --mmap: mapped_bytes, at the price of syscall tracepoints */
 	unsigned int sample_every; /* --sample N: one request in N traced; 1: all */
+	bool wide;		   /* --wide: the table with every column */
+	bool live;		   /* --live: the table refreshed every second */
+
+	/* report and diff: they read profiles, never BPF */
+	const char *inputs[2];	   /* report: PROFILE; diff: BEFORE AFTER */
+	int ninputs;
+	const char *out_path;	   /* report -o: the HTML file */
+	const char *html_path;	   /* diff --html FILE */
+	enum env_format format;	   /* diff --format */
+	double threshold_pct;	   /* diff --threshold: a change smaller is not flagged */
+	double min_ms;		   /* diff --min-ms: nor a change of a time below this */
 	struct env_export ex;
 	int sub_argc;	/* CMD_PLAN: the command's own argv, from its name on */
 	char **sub_argv;

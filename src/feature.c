@@ -134,7 +134,7 @@ const char *features__impact(enum feature_id id)
 		       "close() of HTTP over unix sockets need these";
 	case FEAT_SOCK_TP:
 		return "socket reads and writes come from syscall tracepoints, which run for "
-		       "every read and write on the host (costlier; README \"Overhead\")";
+		       "every read and write on the host (costlier; bench/README.md)";
 	case FEAT_UPROBE:
 		return "user-space function hooks are skipped; numbers come from syscalls only";
 	case FEAT_CGROUP2:

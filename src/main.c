@@ -2,11 +2,13 @@
 /* agentprof: dispatch to a subcommand, like bpftool. */
 #include <stdio.h>
 
+#include "diff.h"
 #include "env.h"
 #include "export.h"
 #include "feature.h"
 #include "plan/plan.h"
 #include "record.h"
+#include "report.h"
 
 int main(int argc, char **argv)
 {
@@ -21,6 +23,10 @@ int main(int argc, char **argv)
 		return check__run(env.verbose);
 	case CMD_RECORD:
 		return record__run(&env);
+	case CMD_REPORT:
+		return report__run(&env);
+	case CMD_DIFF:
+		return diff__run(&env);
 	case CMD_EXPORT:
 		return export__run(&env);
 	case CMD_PLAN:

@@ -208,11 +208,11 @@ void peers__print(struct peers *ps, FILE *out)
 	if (!ps->list)
 		return;
 	fprintf(out, "\nPEERS (wait: per request, last byte sent -> reply read)\n");
-	fprintf(out, "%-28s %-8s %7s %7s %9s %9s %9s %9s %9s %7s %7s %7s\n", "PEER", "KIND",
+	fprintf(out, "%-21s %-8s %7s %7s %9s %9s %9s %9s %9s %7s %7s %7s\n", "PEER", "KIND",
 		"CALLS", "REQS", "WAIT_P50", "WAIT_P95", "WAIT_P99", "SRTT_US", "SRTT_MAX", "RETRANS",
 		"CONN_KO", "RESETS");
 	for (s = ps->list; s; s = s->next)
-		fprintf(out, "%-28s %-8s %7llu %7llu %9.2f %9.2f %9.2f %9.0f %9llu %7llu %7llu %7llu\n",
+		fprintf(out, "%-21s %-8s %7llu %7llu %9.2f %9.2f %9.2f %9.0f %9llu %7llu %7llu %7llu\n",
 			s->name, peers__kind_name(s->kind), (unsigned long long)s->calls,
 			(unsigned long long)s->requests, hist__quantile(&s->wait, 0.5) / 1e6,
 			hist__quantile(&s->wait, 0.95) / 1e6, hist__quantile(&s->wait, 0.99) / 1e6,

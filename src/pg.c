@@ -427,18 +427,36 @@ const struct pg_stmt **pg__sorted(struct pg *pg, size_t *n)
 	return v;
 }
 
+/* The routes of a statement on a line of their own, cut to fit 120 columns. */
+static void print_routes(FILE *out, const struct pg_stmt *s)
+{
+	char line[121];
+	size_t len = 0;
+	int r;
+
+	if (!s->nroutes)
+		return;
+	len = snprintf(line, sizeof(line), "%16s", "routes: ");
+	for (r = 0; r < s->nroutes && len < sizeof(line); r++)
+		len += snprintf(line + len, sizeof(line) - len, "%s%s", r ? ", " : "", s->routes[r]);
+	if (len < sizeof(line) && s->more_routes)
+		len += snprintf(line + len, sizeof(line) - len, ", ...");
+	if (len >= sizeof(line))
+		memcpy(line + sizeof(line) - 3, "..", 3);
+	fprintf(out, "%s\n", line);
+}
+
 void pg__print_top(struct pg *pg, FILE *out, size_t limit)
 {
 	const struct pg_stmt **v, *s;
 	size_t n, i;
-	int r;
 
 	v = pg__sorted(pg, &n);
 	if (!n)
 		return;
 	fprintf(out, "\nTOP STATEMENTS (PostgreSQL round trips, by total time)\n");
-	fprintf(out, "%7s %10s %8s %8s %9s %6s  %-60s %s\n", "CALLS", "TOTAL_MS", "P50_MS",
-		"P95_MS", "ROWS", "ERRORS", "STATEMENT", "ROUTES");
+	fprintf(out, "%7s %10s %8s %8s %9s %6s  %s\n", "CALLS", "TOTAL_MS", "P50_MS", "P95_MS",
+		"ROWS", "ERRORS", "STATEMENT (and below it, the routes that ran it)");
 	for (i = 0; i < n && i < limit; i++) {
 		s = v[i];
 		fprintf(out, "%7llu %10.2f %8.2f %8.2f ", (unsigned long long)s->calls,
@@ -449,10 +467,8 @@ void pg__print_top(struct pg *pg, FILE *out, size_t limit)
 		else
 			fprintf(out, "%9llu %6llu", (unsigned long long)s->rows,
 				(unsigned long long)s->errors);
-		fprintf(out, "  %-60.60s ", s->fingerprint);
-		for (r = 0; r < s->nroutes; r++)
-			fprintf(out, "%s%s", r ? "," : "", s->routes[r]);
-		fprintf(out, "%s\n", s->more_routes ? ",..." : "");
+		fprintf(out, "  %.63s\n", s->fingerprint);
+		print_routes(out, s);
 	}
 	if (n > limit)
 		fprintf(out, "(%zu more statements in the profile)\n", n - limit);

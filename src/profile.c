@@ -8,6 +8,7 @@
 
 #include "agentprof/request.h"
 #include "outfile.h"
+#include "peers.h"
 #include "profile.h"
 #include "services.h"
 
@@ -18,6 +19,7 @@ struct profile {
 	size_t ngroups;
 	struct profile_run run;
 	const struct profile_group **sorted;
+	struct json_object *loaded; /* the file profile__load read: its other sections */
 	size_t sorted_cap;
 	bool by_status; /* groups split by response status (export) */
 	struct services *services; /* processes, limits and samples, for plan */
@@ -75,6 +77,7 @@ void profile__free(struct profile *p)
 		}
 	}
 	free(p->sorted);
+	json_object_put(p->loaded);
 	services__free(p->services);
 	free(p);
 }
@@ -176,6 +179,44 @@ static struct profile_group *group_get(struct profile *p, const char *service_in
 	return g;
 }
 
+static struct profile_group_peer *group_peer(struct profile_group *g, const char *name, int kind)
+{
+	struct profile_group_peer *gp;
+	int i;
+
+	for (i = 0; i < g->npeers; i++)
+		if (g->peers[i].kind == kind && !strcmp(g->peers[i].name, name))
+			return &g->peers[i];
+	gp = &g->peers[g->npeers < PROFILE_GROUP_PEERS ? g->npeers : PROFILE_GROUP_PEERS - 1];
+	if (g->npeers == PROFILE_GROUP_PEERS) {
+		/* Full: the last slot becomes the catch-all, kind and all. */
+		copy_name(gp->name, sizeof(gp->name), "(other peers)");
+		return gp;
+	}
+	g->npeers++;
+	copy_name(gp->name, sizeof(gp->name), name);
+	gp->kind = kind;
+	return gp;
+}
+
+static void group_add_peers(struct profile_group *g, const struct request *req, uint64_t w)
+{
+	const struct ap_request_event *ev = req->ev;
+	struct profile_group_peer *gp;
+	char name[PROFILE_PEER_NAME_MAX];
+	uint32_t i;
+
+	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++) {
+		const struct ap_peer *pe = &ev->peers[i];
+
+		peers__name(req->peers, pe->family, pe->addr, pe->port, name, sizeof(name));
+		gp = group_peer(g, name, pe->kind);
+		gp->calls += (uint64_t)pe->calls * w;
+		gp->requests += w;
+		gp->wait_ns += pe->wait_ns * w;
+	}
+}
+
 int profile__add(struct profile *p, const struct request *req)
 {
 	const struct ap_request_event *ev = req->ev;
@@ -216,6 +257,7 @@ int profile__add(struct profile *p, const struct request *req)
 	hist__add_n(&g->h[PM_OFFCPU_PG], ev->offcpu_pg_ns, w);
 	hist__add_n(&g->h[PM_OFFCPU_LOCK], ev->offcpu_lock_ns, w);
 	hist__add_n(&g->h[PM_OFFCPU_DISK], ev->offcpu_disk_ns, w);
+	group_add_peers(g, req, w);
 	return 0;
 }
 
@@ -259,50 +301,9 @@ const struct profile_group **profile__sorted(struct profile *p, size_t *n)
 	return v;
 }
 
-/* A double in: q() gives one, and a quantile near 2^64 does not fit back in a uint64_t. */
-static double ms(double ns)
-{
-	return ns / 1e6;
-}
-
-static double q(const struct profile_group *g, enum profile_metric m, double quantile)
+double profile__q(const struct profile_group *g, enum profile_metric m, double quantile)
 {
 	return (double)hist__quantile(&g->h[m], quantile);
-}
-
-void profile__print_table(struct profile *p, FILE *out)
-{
-	const struct profile_group **v, *g;
-	size_t n, i;
-
-	v = profile__sorted(p, &n);
-	if (!n) {
-		fprintf(out, "no HTTP requests were seen\n");
-		return;
-	}
-	fprintf(out,
-		"%-12s %-6s %-34s %-9s %6s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s %6s %6s %8s "
-		"%8s\n",
-		"SERVICE", "METHOD", "ROUTE", "CLASS", "REQS", "LAT_P50", "LAT_P95", "LAT_P99",
-		"CPU_P50", "CPU_P95", "CPU_P99", "RUNQ_P95", "OFFC_P50", "UPS_P50", "PG_RT", "RT_P95",
-		"RT_MAX", "PG_P50", "FLT_MB");
-	for (i = 0; i < n; i++) {
-		g = v[i];
-		fprintf(out,
-			"%-12s %-6s %-34s %-9s %6llu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f "
-			"%8.2f %6.0f %6.0f %6.0f %8.2f %8.2f\n",
-			g->service, g->method, g->route, g->class[0] ? g->class : "-",
-			(unsigned long long)g->requests, ms(q(g, PM_DURATION, 0.5)),
-			ms(q(g, PM_DURATION, 0.95)), ms(q(g, PM_DURATION, 0.99)),
-			ms(q(g, PM_CPU, 0.5)), ms(q(g, PM_CPU, 0.95)), ms(q(g, PM_CPU, 0.99)),
-			ms(q(g, PM_RUNQ, 0.95)), ms(q(g, PM_OFFCPU, 0.5)),
-			ms(q(g, PM_UPSTREAM_WAIT, 0.5)), q(g, PM_PG_ROUND_TRIPS, 0.5),
-			q(g, PM_PG_ROUND_TRIPS, 0.95), q(g, PM_PG_ROUND_TRIPS, 1.0),
-			ms(q(g, PM_PG_TIME, 0.5)), q(g, PM_MINOR_FAULTS, 0.5) * 4096 / 1048576.0);
-	}
-	fprintf(out, "(times in ms, p50 unless named; LAT: first request byte read to last response "
-		     "byte written; RUNQ: waiting for a CPU; OFFC: blocked; UPS: waiting on "
-		     "upstreams; PG_RT, RT_P95, RT_MAX: PostgreSQL round trips; PG: time in them; FLT_MB: page faults x 4 KiB)\n");
 }
 
 struct json_object *profile__quantiles_json(const struct hist *h)
@@ -342,6 +343,25 @@ static struct json_object *hist_json(const struct hist *h)
 	return o;
 }
 
+static struct json_object *group_peers_json(const struct profile_group *g)
+{
+	struct json_object *a = json_object_new_array(), *o;
+	int i;
+
+	for (i = 0; i < g->npeers; i++) {
+		const struct profile_group_peer *gp = &g->peers[i];
+
+		o = json_object_new_object();
+		json_object_object_add(o, "peer", json_object_new_string(gp->name));
+		json_object_object_add(o, "kind", json_object_new_string(peers__kind_name(gp->kind)));
+		json_object_object_add(o, "calls", json_object_new_uint64(gp->calls));
+		json_object_object_add(o, "requests", json_object_new_uint64(gp->requests));
+		json_object_object_add(o, "wait_ns", json_object_new_uint64(gp->wait_ns));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 static struct json_object *group_json(const struct profile *p, const struct profile_group *g)
 {
 	struct json_object *o = json_object_new_object(), *m = json_object_new_object();
@@ -359,6 +379,7 @@ static struct json_object *group_json(const struct profile *p, const struct prof
 	for (i = 0; i < PM__COUNT; i++)
 		json_object_object_add(m, metric_names[i], hist_json(&g->h[i]));
 	json_object_object_add(o, "metrics", m);
+	json_object_object_add(o, "peers", group_peers_json(g));
 	return o;
 }
 
@@ -494,6 +515,32 @@ static int hist_load(struct hist *h, struct json_object *o)
 	return 0;
 }
 
+static int kind_by_name(const char *name)
+{
+	return !strcmp(name, peers__kind_name(AP_PEER_PG)) ? AP_PEER_PG : AP_PEER_UPSTREAM;
+}
+
+/* Peers per group were added within version 1: older profiles have none. */
+static void group_peers_load(struct profile_group *g, struct json_object *o)
+{
+	struct json_object *a, *e;
+	size_t i, n;
+
+	if (!json_object_object_get_ex(o, "peers", &a) || !json_object_is_type(a, json_type_array))
+		return;
+	n = json_object_array_length(a);
+	for (i = 0; i < n && g->npeers < PROFILE_GROUP_PEERS; i++) {
+		struct profile_group_peer *gp = &g->peers[g->npeers++];
+
+		e = json_object_array_get_idx(a, i);
+		copy_name(gp->name, sizeof(gp->name), get_str(e, "peer"));
+		gp->kind = kind_by_name(get_str(e, "kind"));
+		gp->calls = get_u64(e, "calls");
+		gp->requests = get_u64(e, "requests");
+		gp->wait_ns = get_u64(e, "wait_ns");
+	}
+}
+
 static int group_load(struct profile *p, struct json_object *o)
 {
 	struct json_object *metrics, *m;
@@ -520,6 +567,7 @@ static int group_load(struct profile *p, struct json_object *o)
 		if (hist_load(&g->h[i], m))
 			return -EINVAL;
 	}
+	group_peers_load(g, o);
 	return 0;
 }
 
@@ -570,7 +618,7 @@ static struct profile *profile__from_json(struct json_object *root, const char *
 		p = NULL;
 		goto cleanup;
 	}
-	json_object_put(root);
+	p->loaded = root;
 	return p;
 malformed:
 	snprintf(err, errsz, "%s is malformed: a group or histogram is missing fields", path);
@@ -580,6 +628,13 @@ cleanup:
 	json_object_put(root);
 	errno = EINVAL;
 	return p;
+}
+
+struct json_object *profile__section(const struct profile *p, const char *name)
+{
+	struct json_object *v;
+
+	return p->loaded && json_object_object_get_ex(p->loaded, name, &v) ? v : NULL;
 }
 
 struct profile *profile__load(const char *path, char *err, size_t errsz)

@@ -2,7 +2,7 @@
 /*
  * A profile: requests grouped by (service, method, route, class), each group
  * with constant-memory histograms of every per-request quantity. Printed as a
- * table and saved as versioned JSON (format "agentprof-profile", see README).
+ * table (table.c) and saved as versioned JSON (format "agentprof-profile", see README).
  */
 #ifndef AGENTPROF_PROFILE_H
 #define AGENTPROF_PROFILE_H
@@ -42,6 +42,18 @@ enum profile_metric {
 	PM__COUNT,
 };
 
+/* Upstream peers (PostgreSQL included) one group's requests talked to. */
+#define PROFILE_GROUP_PEERS 8
+#define PROFILE_PEER_NAME_MAX 80
+
+struct profile_group_peer {
+	char name[PROFILE_PEER_NAME_MAX]; /* --peer-name, ip:port, or "(other peers)" */
+	int kind;			  /* enum ap_peer_kind */
+	uint64_t calls;
+	uint64_t requests;
+	uint64_t wait_ns; /* summed over the group's requests */
+};
+
 struct profile_group {
 	char service[PROFILE_NAME_MAX];
 	char method[PROFILE_NAME_MAX];
@@ -52,6 +64,9 @@ struct profile_group {
 	uint64_t incomplete;
 	uint64_t status_5xx;
 	struct hist h[PM__COUNT];
+	/* The last slot folds in every peer past the first PROFILE_GROUP_PEERS - 1. */
+	struct profile_group_peer peers[PROFILE_GROUP_PEERS];
+	int npeers;
 	struct profile_group *next; /* hash chain */
 };
 
@@ -102,7 +117,6 @@ size_t profile__remove_service(struct profile *p, const char *service);
 /* Groups sorted by request count, most first; valid until the next add. */
 const struct profile_group **profile__sorted(struct profile *p, size_t *n);
 const char *profile__metric_name(enum profile_metric m);
-void profile__print_table(struct profile *p, FILE *out);
 /* The profile as JSON (what -o writes and export's /profile serves). extra: an object whose
  * members are added to the top level (may be NULL; consumed). */
 struct json_object *profile__json(struct profile *p, struct json_object *extra);
@@ -117,5 +131,12 @@ struct profile *profile__load(const char *path, char *err, size_t errsz);
 /* The same from len bytes of buf (a file read, a /profile body); name is for messages. */
 struct profile *profile__load_buf(const char *buf, size_t len, const char *name, char *err,
 				  size_t errsz);
+/*
+ * A top-level member of a loaded profile that profile__write_json took from
+ * extra ("peers", "statements"); NULL when absent. Owned by p.
+ */
+struct json_object *profile__section(const struct profile *p, const char *name);
+/* Quantile q of metric m of g, as a double (hist__quantile). */
+double profile__q(const struct profile_group *g, enum profile_metric m, double q);
 
 #endif /* AGENTPROF_PROFILE_H */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "collector.h"
+#include "live.h"
 #include "outfile.h"
 #include "peers.h"
 #include "pg.h"
@@ -22,6 +23,7 @@
 #include "profile.h"
 #include "record.h"
 #include "request.h"
+#include "table.h"
 #include "tls.h"
 #include "tracefs.h"
 
@@ -64,6 +66,7 @@ struct recorder {
 	struct lines *requests_out;
 	struct outfile *profile_out; /* -o, opened before tracing */
 	struct profile *profile;
+	struct live *live; /* --live: the last second's table */
 	struct launched child;
 	int write_err;
 };
@@ -107,7 +110,7 @@ static void recorder__on_request(void *ctx, struct request *req)
 
 	if (r->requests_out && !r->write_err)
 		recorder__write_failed(r, recorder__write_line(r, req));
-	if (profile__add(r->profile, req))
+	if (profile__add(r->profile, req) || (r->live && live__add(r->live, req)))
 		fprintf(stderr, "agentprof: out of memory adding a request to the profile\n");
 }
 
@@ -177,7 +180,7 @@ static int recorder__report(struct recorder *r)
 
 	collector__read_peer_totals(&r->col);
 	if (!r->env->quiet) {
-		profile__print_table(r->profile, stdout);
+		table__print(r->profile, stdout, r->env->wide);
 		peers__print(r->col.peers, stdout);
 		pg__print_top(r->col.pg, stdout, 20);
 	}
@@ -248,6 +251,8 @@ static int recorder__poll(struct recorder *r)
 		if (r->requests_out && !r->write_err)
 			recorder__write_failed(r, lines__flush(r->requests_out));
 		now = now_ns(CLOCK_MONOTONIC);
+		if (r->live)
+			live__tick(r->live, now);
 		if (deadline && now >= deadline)
 			break;
 		if (child_exited(r, &status)) {
@@ -395,6 +400,14 @@ int record__run(const struct env *cli)
 		goto cleanup;
 	}
 	profile__run(r.profile)->sample_every = env->sample_every ?: 1;
+	if (env->live) {
+		r.live = live__new(stdout, isatty(STDOUT_FILENO), env->sample_every);
+		if (!r.live) {
+			fprintf(stderr, "agentprof: out of memory\n");
+			err = -ENOMEM;
+			goto cleanup;
+		}
+	}
 	for (i = 0; i < env->npeer_names; i++) {
 		if (peers__add_name(r.col.peers, env->peer_names[i], msg, sizeof(msg))) {
 			fprintf(stderr, "agentprof: %s\n", msg);
@@ -448,6 +461,7 @@ cleanup:
 	i = lines__close(r.requests_out);
 	if (i && !r.write_err)
 		recorder__write_failed(&r, i);
+	live__free(r.live);
 	profile__free(r.profile);
 	return err || r.write_err ? 1 : 0;
 }

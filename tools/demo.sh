@@ -16,6 +16,7 @@
 #      Locust, the agent, the fake LLM, and PostgreSQL if it was down.
 #
 # Outputs (DEMO_OUT, default demo-out/, git-ignored): profile.json,
+# report.html (agentprof report: the page to open in a browser),
 # requests.jsonl (one record per request), table.txt (agentprof's table),
 # report.txt, summary.json, locust_*.csv, and logs (agentprof.log,
 # locust.log, stack.log, state/{agent,llm}.log).
@@ -158,7 +159,7 @@ if compgen -G "$STATE/*.pid" >/dev/null || [ -f "$STATE/pg.started_by_us" ]; the
 	"$ROOT/tools/demo-agent/stop_stack.sh" "$STATE" 2>>"$OUT/stack.log" ||
 		die "cannot stop the earlier demo stack (see $OUT/stack.log)"
 fi
-rm -f "$OUT"/{profile.json,requests.jsonl,table.txt,report.txt,summary.json} \
+rm -f "$OUT"/{profile.json,report.html,requests.jsonl,table.txt,report.txt,summary.json} \
 	"$OUT"/{agentprof.log,locust.log,stack.log,agent_cpu.txt,locustfile_demo.py} "$OUT"/locust_*.csv
 
 # --------------------------------------------------------------------- stack
@@ -272,6 +273,9 @@ report_rc=0
 "$PYTHON" "$ROOT/tools/demo_report.py" "$OUT" --users "$USERS" --locust-rc "$locust_rc" |
 	tee "$OUT/report.txt" || report_rc=$?
 echo
-log "outputs in $OUT: profile.json requests.jsonl table.txt report.txt locust_stats.csv"
+"$AGENTPROF" report "$OUT/profile.json" -o "$OUT/report.html" >/dev/null ||
+	die "agentprof report failed on $OUT/profile.json"
+echo "HTML report: $OUT/report.html"
+log "outputs in $OUT: profile.json report.html requests.jsonl table.txt report.txt locust_stats.csv"
 log "done in $(elapsed)"
 exit "$report_rc"

@@ -15,6 +15,9 @@ PKGS=(
 	# tests and demo: real servers, clients and load generators
 	postgresql python3 python3-aiohttp python3-fastapi python3-uvicorn python3-asyncpg
 	python3-psycopg2 python3-locust libpq-dev curl procps
+	# tests: a real browser opens agentprof report's HTML (test_report, test_diff);
+	# tmux gives `record --live` a terminal (test_live)
+	chromium tmux
 	# agentprof export's tests: a real Prometheus scraping it, promtool, setpriv, deploy/ YAML
 	prometheus util-linux python3-yaml
 	# test_pyrt_offsets: CPython 3.11's headers, internal ones included

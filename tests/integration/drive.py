@@ -156,8 +156,8 @@ def keepalive(host, port, n, ms=5, cls="simple", prefix=None, trace=False, timeo
 # Between two jobs handed to a pool thread: long enough for it to be back
 # asleep on its queue. A pool thread that finishes a job, is preempted before
 # it blocks on the queue, and finds the next job there takes that job without
-# a wakeup, and agentprof then keeps it on the last job's request (README
-# "Attribution": only work handed over by a wakeup is followed). On 2 vCPUs
+# a wakeup, and agentprof then keeps it on the last job's request
+# (docs/design.md, "Attribution": only work handed over by a wakeup is followed). On 2 vCPUs
 # under the suite's load that race takes ~1 job in 4 back to back.
 POOL_GAP_S = 0.03
 

@@ -16,7 +16,7 @@ a tenth of its latency, into a temporary DEMO_OUT, then checks its outputs:
     LOGIN_CPU_MS or more: PBKDF2-SHA256 with 50k iterations takes ~15-20 ms of
     CPU here. Users start one per second so that logins rarely overlap:
     asyncpg's pool hands each release to a task of its own, which defeats the
-    event-loop ordering rule (README, "Limitations"), and at 5 users/s most
+    event-loop ordering rule (docs/limitations.md), and at 5 users/s most
     logins' PBKDF2 lands elsewhere;
   - the CPU attributed to requests is a sane share of the agent's CPU;
   - nothing left running (agentprof, the agent, the fake LLM, Locust) and
@@ -53,7 +53,7 @@ ENV = {
     "DEMO_DURATION": "15",
     "DEMO_USERS": str(USERS),
     # One user a second: logins rarely overlap. Overlapping requests on one
-    # event loop share their CPU less exactly (README "Limitations").
+    # event loop share their CPU less exactly (docs/limitations.md).
     "DEMO_SPAWN_RATE": "1",
     "DEMO_LLM_SCALE": "0.1",
     # Short think times, so that 15 s give every route, /end included, requests.
@@ -168,6 +168,11 @@ def check_outputs(out_dir, output):
     at.check("demo printed the Locust comparison and the class summary",
              "requests per route: Locust" in output and "per request class" in output,
              output[-2000:])
+    html = os.path.join(out_dir, "report.html")
+    head = open(html, encoding="utf-8").read(64) if os.path.exists(html) else ""
+    at.check("demo wrote the HTML report and printed its path",
+             ("HTML report: %s" % html) in output and head.startswith("<!DOCTYPE html>"),
+             output[-1000:])
 
     recs = at.load_jsonl(os.path.join(out_dir, "requests.jsonl"))
     with open(os.path.join(out_dir, "profile.json")) as f:

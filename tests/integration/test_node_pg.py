@@ -55,7 +55,7 @@ CPU_REL = 0.1
 CPU_ABS_NS = 2_000_000
 # Above the process's CPU for a request: the loop's work between two
 # requests on different connections (closing one, accepting the next) is the
-# next request's (the next-I/O rule, README "Attribution"): up to 2.7 ms
+# next request's (the next-I/O rule, docs/design.md "Attribution"): up to 2.7 ms
 # measured on a request of 2.1 ms.
 HI_ABS_NS = 4_000_000
 # The phase's sums: V8's compiler and GC threads also work between two

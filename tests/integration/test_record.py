@@ -9,7 +9,7 @@ Among the requests, every other one of four on a keep-alive connection burns
 the next request's. On the asyncio server, eight requests hand their work to
 a one-thread pool (run_in_executor): the pool thread's CPU is theirs.
 
-Bounds (documented in the README, "Accuracy"), every request, sequential and
+Bounds (documented in docs/accuracy.md), every request, sequential and
 4 concurrent clients:
   thread-per-request: cpu_ns within 5% or 1 ms of the truth.
   event loop: within 10% or 2 ms (the loop's own parsing and socket calls
@@ -47,7 +47,7 @@ def cls(i):
 def run_workload(kind, port):
     sent = []
     if kind == "asyncio":
-        # Work handed to a pool thread follows the wakeup (README "Attribution").
+        # Work handed to a pool thread follows the wakeup (docs/design.md, "Attribution").
         sent += drive.pool(HOST, port, 8, ms=cost, cls=cls)
     sent += drive.keepalive(HOST, port, 9, ms=cost, cls=cls, trace=True)
     # Work after the response (logging, clean-up) is its request's, not the next one's.
@@ -113,7 +113,7 @@ def check_server(kind, tmp):
     at.check(pre + "records written while tracing, within 1 s of the last response",
              live == len(sent), "%d of %d before agentprof was stopped" % (live, len(sent)))
     if at.socket_mode():
-        # One would put every syscall on the host on the slow path (README "Overhead").
+        # One would put every syscall on the host on the slow path (bench/README.md).
         at.check(pre + "socket-tracepoint mode attaches no syscall tracepoint", not sys_tps,
                  sys_tps)
     else:

@@ -194,7 +194,8 @@ def run_servers(tmp, with_agentprof):
         procs.append(app)
         wl = Workload(port, port_a, port_b, closed_port())
         if with_agentprof:
-            ap = at.start_agentprof(["-p", app.pid, "--mmap", "--peer-name",
+            # --wide: the table's memory and upstream-wait columns are checked below.
+            ap = at.start_agentprof(["-p", app.pid, "--mmap", "--wide", "--peer-name",
                                      "%s:%d=llm" % (HOST, port_a)], reqs_path, prof_path)
             res["sys_tps"] = at.syscall_tracepoints(ap.pid)
         wl.run()
@@ -485,7 +486,7 @@ def check_profile(pairs, tags, res, port_b, port_closed):
              any((call[k] or {}).get("p50", 0) >= 25e6 for k in up_keys), (up_keys, sorted(call)))
     out = res["out"]
     head = next((l for l in out.splitlines() if "ROUTE" in l), "")
-    at.check("table: the per-route table has memory and upstream-wait columns",
+    at.check("table: the --wide per-route table has memory and upstream-wait columns",
              re.search(r"FLT|MEM|RSS|MAP", head) and re.search(r"UPS", head), head)
     at.check("table: per-peer table lists llm, %s and the closed port" % b,
              re.search(r"^\s*llm\s", out, re.M) and b in out and closed in out, out[-1500:])

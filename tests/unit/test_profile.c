@@ -204,6 +204,13 @@ static void test_profile_roundtrip(void)
 
 	for (k = 1; k <= 100; k++) {
 		make_event(&ev, HEAD, "HTTP/1.1 200 OK\r\n", k * 1000000ULL, k * 2000000ULL);
+		/* Every request waits on PostgreSQL, every other one on an upstream too. */
+		ev.npeers = 1 + k % 2;
+		ev.peers[0] = (struct ap_peer){.family = 2, .kind = AP_PEER_PG, .port = 5432,
+					       .calls = 3, .addr = {127, 0, 0, 1}, .wait_ns = 1000};
+		ev.peers[1] = (struct ap_peer){.family = 2, .kind = AP_PEER_UPSTREAM, .port = 443,
+					       .calls = 1, .addr = {10, 0, 0, 7}, .wait_ns = 5000};
+		ev.offcpu_lock_ns = k;
 		request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096});
 		profile__add(p, &req);
 	}
@@ -218,6 +225,12 @@ static void test_profile_roundtrip(void)
 	/* CPU p50 of 1..100 ms is 50 ms, within the histogram's 1/32. */
 	ASSERT_NEAR((double)hist__quantile(&v[0]->h[PM_CPU], 0.5), 50e6, 50e6 / 32, "cpu p50");
 	ASSERT_EQ(hist__quantile(&v[0]->h[PM_CPU], 1.0), 100000000, "cpu max exact");
+	ASSERT_EQ(v[0]->h[PM_OFFCPU_LOCK].sum, 5050, "lock time per group");
+	ASSERT_EQ(v[0]->npeers, 2, "two peers in the group");
+	ASSERT_STREQ(v[0]->peers[0].name, "127.0.0.1:5432", "peer named ip:port");
+	ASSERT_EQ(v[0]->peers[0].calls, 300, "peer calls summed");
+	ASSERT_EQ(v[0]->peers[1].requests, 50, "peer requests counted");
+	ASSERT_EQ(v[0]->peers[1].wait_ns, 250000, "peer wait summed");
 
 	fd = mkstemp(path);
 	ASSERT_TRUE(fd >= 0, "temp file");
@@ -234,6 +247,9 @@ static void test_profile_roundtrip(void)
 			ASSERT_EQ(w[i]->requests, v[i]->requests, "group %zu requests", i);
 			ASSERT_EQ(memcmp(&w[i]->h, &v[i]->h, sizeof(v[i]->h)), 0,
 				  "group %zu histograms identical", i);
+			ASSERT_EQ(w[i]->npeers, v[i]->npeers, "group %zu peers", i);
+			ASSERT_EQ(memcmp(w[i]->peers, v[i]->peers, sizeof(v[i]->peers)), 0,
+				  "group %zu peers identical", i);
 		}
 		ASSERT_EQ(profile__run(q)->malformed_heads, 3, "run counters kept");
 		profile__free(q);

@@ -31,7 +31,9 @@ import drive
 
 PORT = 19230
 CPU_MS = 4
-SOCKET = "agentprof-live-%d" % os.getpid()
+# A private tmux server whose socket lives and dies with the test's directory
+# (kill-server leaves a named socket behind in /tmp/tmux-UID).
+SOCKET = None
 
 
 class Load:
@@ -73,7 +75,7 @@ class Load:
 
 
 def tmux(*args, check=True):
-    return subprocess.run(["tmux", "-L", SOCKET] + list(args), capture_output=True, text=True,
+    return subprocess.run(["tmux", "-S", SOCKET] + list(args), capture_output=True, text=True,
                           check=check)
 
 
@@ -177,9 +179,12 @@ def check_plain(srv_pid):
 
 
 def main():
+    global SOCKET
     if not shutil.which("tmux"):
         at.check("tmux installed (tools/deps.sh)", False, "no tmux")
         at.report()
+    tmp = tempfile.mkdtemp(prefix="agentprof-live-")
+    SOCKET = os.path.join(tmp, "tmux.sock")
     srv, port = at.start_server("c", None, port=PORT)
     load = Load(port)
     try:
@@ -188,6 +193,7 @@ def main():
     finally:
         load.close()
         at.stop_server(srv)
+        shutil.rmtree(tmp, ignore_errors=True)
     at.report()
 
 

@@ -335,7 +335,7 @@ int collector__find_runtimes(struct collector *c)
 		if (!c->runtime_note) {
 			fprintf(stderr, "agentprof: --sample: CPython processes keep the thread rules "
 					"(not task-aware); requests that overlap may be charged each "
-					"other's work (README \"Limitations\")\n");
+					"other's work (docs/limitations.md)\n");
 			c->runtime_note = true;
 		}
 		return 0;

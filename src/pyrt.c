@@ -465,7 +465,7 @@ void pyrt__report(const struct pyrt *rt, int from, FILE *out)
 				(int)p->pid, p->minor, p->why);
 		else
 			fprintf(out, "agentprof: pid %d: python3.%d heuristic: %s; requests that "
-				"overlap may be charged each other's work (README \"Limitations\")\n",
+				"overlap may be charged each other's work (docs/limitations.md)\n",
 				(int)p->pid, p->minor, p->why);
 	}
 }

@@ -73,9 +73,12 @@ int BPF_KPROBE(ap_py_step)
 	/* A task of the request runs: its head is no unbound task's. */
 	if (t->req_id)
 		t->py_last = t->req_id;
-	/* (Known and bound to nothing: it answered a request not traced.) */
-	if (t->py_known && t->req_id) {
-		if (t->py_nnotes)
+	/*
+	 * Bound, or guessed already: its request's head is no other task's.
+	 * (Known and bound to nothing: it answered a request not traced.)
+	 */
+	if (t->req_id) {
+		if (t->py_known && t->py_nnotes)
 			py_note_drop(t, t->req_id);
 		return 0;
 	}

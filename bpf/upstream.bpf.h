@@ -237,9 +237,16 @@ static __always_inline __u64 call_owner(struct thread *t, __u32 tid, __u64 now)
 	__u64 resume = t->resume_req;
 
 	t->resume_req = 0;
-	/* A Python thread: the unit that makes the call says whose it is. */
-	if (t->py == PY_FOUND)
-		return t->req_id;
+	/*
+	 * A Python thread: the unit that makes the call says whose it is; a
+	 * unit bound to nothing (not even a guess) falls back on the event-loop
+	 * rule's first head read since the loop's last write or block.
+	 */
+	if (t->py == PY_FOUND) {
+		if (t->req_id || t->py_known)
+			return t->req_id;
+		return resume && resume != RESUME_UNSAMPLED && request_lookup(resume) ? resume : 0;
+	}
 	if (sample_every > 1 && resume == RESUME_UNSAMPLED) {
 		/* The call of a request not sampled: nobody's, and so its CPU. */
 		thread_drop_pending(t, NULL, now);

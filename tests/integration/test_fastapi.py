@@ -8,8 +8,9 @@ follows the wakeup".
 Requests one at a time, on one keep-alive connection, costing 2 or 30 ms in
 turn in the pool thread. Each record's CPU must hold its own job's CPU (the
 pool thread's clock, 5% or 1 ms below at most) and no other job's: at most
-10% or 3 ms more, the 3 ms being the loop's share (routing, validation, the
-response). `test_fastapi.py --clients 4` runs N requests on each of 4
+10% or 4 ms more: the loop's share (routing, validation, the response) and
+the traps of the runtime reader's uprobes, which the kernel counts as the
+traced threads' CPU (5-7 us each on this VM, some 80 a request; bench/README.md). `test_fastapi.py --clients 4` runs N requests on each of 4
 connections at once: the CPU runtime reader (docs/python.md) keeps each job
 its request's, as anyio runs it in a copy of the request task's context.
 """
@@ -86,7 +87,7 @@ def main():
         bad = [(t["request_id"], round(r["cpu_ns"] / 1e6, 2), round(t["worker_cpu_ns"] / 1e6, 2))
                for r, t in pairs
                if not (t["worker_cpu_ns"] - max(0.05 * t["worker_cpu_ns"], 1e6) <= r["cpu_ns"]
-                       <= t["worker_cpu_ns"] + max(0.10 * t["worker_cpu_ns"], 3e6))]
+                       <= t["worker_cpu_ns"] + max(0.10 * t["worker_cpu_ns"], 4e6))]
         at.check("each request's CPU is its pool job's (+ the loop's share)", not bad,
                  "%d bad (id, agentprof ms, pool thread ms): %s" % (len(bad), bad[:4]))
         threads = [r["threads"] for r, _ in pairs]

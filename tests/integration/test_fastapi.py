@@ -10,9 +10,11 @@ turn in the pool thread. Each record's CPU must hold its own job's CPU (the
 pool thread's clock, 5% or 1 ms below at most) and no other job's: at most
 10% or 4 ms more: the loop's share (routing, validation, the response) and
 the traps of the runtime reader's uprobes, which the kernel counts as the
-traced threads' CPU (5-7 us each on this VM, some 80 a request; bench/README.md). `test_fastapi.py --clients 4` runs N requests on each of 4
-connections at once: the CPU runtime reader (docs/python.md) keeps each job
-its request's, as anyio runs it in a copy of the request task's context.
+traced threads' CPU (5-7 us each on this VM, some 80 a request;
+bench/README.md). `test_fastapi.py --clients 4` runs N requests on each of
+4 connections at once: the CPython runtime reader (docs/python.md) keeps
+each job its request's, as anyio runs it in a copy of the request task's
+context.
 """
 
 import argparse

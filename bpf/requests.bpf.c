@@ -482,12 +482,15 @@ static __always_inline bool io_begin(struct io *io, bool sock)
 		ssl_note_fd(tid, io->a.fd);
 	if (!c) {
 		/*
-		 * Only a thread working for a request makes an unknown fd
-		 * anything, or a write on a unix socket: its first bytes may be
+		 * Only a thread working for a request (or an event loop that
+		 * read a head since its last write: its task may be bound to
+		 * nothing yet) makes an unknown fd anything, or a write on a
+		 * unix socket: its first bytes may be
 		 * a PostgreSQL start-up (a pool connecting at start), and
 		 * socket-tracepoint mode sees no connect().
 		 */
-		if (!is_read_op(op) && ((t && t->req_id) || (sock && sk_is_unix(io->sk)))) {
+		if (!is_read_op(op) &&
+		    ((t && (t->req_id || t->resume_req)) || (sock && sk_is_unix(io->sk)))) {
 			if (conn_classify(io->key, io->a.fd))
 				c = bpf_map_lookup_elem(&conns, &io->key);
 		} else if (t && t->req_id && !sock) {

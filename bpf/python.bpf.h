@@ -183,10 +183,17 @@ __noinline __weak int py_find(struct thread *t, __u32 tgid, __u32 tid)
 	return 1;
 }
 
-static __always_inline __u64 py_unit_req(__u32 tgid, __u64 ctx)
+/* Unit ctx of process tgid's entry, NULL if none. */
+static __always_inline struct py_unit_val *py_unit_get(__u32 tgid, __u64 ctx)
 {
 	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k);
+
+	return bpf_map_lookup_elem(&py_units, &k);
+}
+
+static __always_inline __u64 py_unit_req(__u32 tgid, __u64 ctx)
+{
+	struct py_unit_val *v = py_unit_get(tgid, ctx);
 
 	return v ? v->req_id : 0;
 }
@@ -240,8 +247,7 @@ static __always_inline void py_unit_new(__u32 tgid, __u64 ctx, __u64 req_id, __u
 /* The unit that made unit ctx, 0 if unknown. */
 static __always_inline __u64 py_unit_parent_of(__u32 tgid, __u64 ctx)
 {
-	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k);
+	struct py_unit_val *v = py_unit_get(tgid, ctx);
 
 	return v ? v->parent : 0;
 }
@@ -258,8 +264,7 @@ static __always_inline void py_unit_forget(__u32 tgid, __u64 ctx)
 /* Unit ctx is bound to nothing (a wrong guess); its pending CPU stays. */
 static __always_inline void py_unit_unbind(__u32 tgid, __u64 ctx)
 {
-	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k);
+	struct py_unit_val *v = py_unit_get(tgid, ctx);
 
 	if (v)
 		v->req_id = 0;

@@ -119,20 +119,20 @@ static GElf_Addr plt_slot(Elf *e, const char *func)
 }
 
 /*
- * The file offset of the PLT stub's jump through slot: `jmp *disp(%rip)`
- * (ff 25), maybe after a bnd prefix (f2), in .plt.sec (IBT builds) or .plt.
- * Found by decoding rather than from the stub's index, which the layout of
- * each linker decides. 0 if none.
+ * The PLT stub's jump through slot: `jmp *disp(%rip)` (ff 25), maybe after
+ * a bnd prefix (f2, part of the instruction), in .plt.sec (IBT builds) or
+ * .plt. Found by decoding rather than from the stub's index, which the
+ * layout of each linker decides. Returns its file offset and sets *addr to
+ * its address; 0 if none.
  */
-static size_t plt_stub_offset(Elf *e, GElf_Addr slot)
+static size_t plt_stub(Elf *e, GElf_Addr slot, GElf_Addr *addr)
 {
 	static const char *const names[] = { ".plt.sec", ".plt" };
 	const unsigned char *b;
-	GElf_Addr at, target;
 	Elf_Data *d;
 	Elf_Scn *scn;
 	GElf_Shdr sh;
-	size_t i, k, len;
+	size_t i, k, at;
 	int32_t disp;
 
 	for (k = 0; k < 2; k++) {
@@ -145,43 +145,11 @@ static size_t plt_stub_offset(Elf *e, GElf_Addr slot)
 			if (b[i] != 0xff || b[i + 1] != 0x25)
 				continue;
 			memcpy(&disp, b + i + 2, sizeof(disp));
-			at = sh.sh_addr + i;
-			target = at + 6 + (GElf_Addr)(int64_t)disp;
-			if (target != slot)
+			if (sh.sh_addr + i + 6 + (GElf_Addr)(int64_t)disp != slot)
 				continue;
-			/* The bnd prefix belongs to the instruction: probe from it. */
-			len = i && b[i - 1] == 0xf2 ? 1 : 0;
-			return sh.sh_offset + i - len;
-		}
-	}
-	return 0;
-}
-
-/*
- * The vaddr of the PLT stub for GOT slot (see plt_stub_offset()), 0 if none.
- */
-static GElf_Addr plt_stub_addr(Elf *e, GElf_Addr slot)
-{
-	static const char *const names[] = { ".plt.sec", ".plt" };
-	const unsigned char *b;
-	Elf_Data *d;
-	Elf_Scn *scn;
-	GElf_Shdr sh;
-	size_t i, k;
-	int32_t disp;
-
-	for (k = 0; k < 2; k++) {
-		scn = section(e, names[k], &sh);
-		d = scn ? elf_getdata(scn, NULL) : NULL;
-		if (!d || !d->d_buf)
-			continue;
-		b = d->d_buf;
-		for (i = 0; i + 6 <= d->d_size; i++) {
-			if (b[i] != 0xff || b[i + 1] != 0x25)
-				continue;
-			memcpy(&disp, b + i + 2, sizeof(disp));
-			if (sh.sh_addr + i + 6 + (GElf_Addr)(int64_t)disp == slot)
-				return sh.sh_addr + (i && b[i - 1] == 0xf2 ? i - 1 : i);
+			at = i && b[i - 1] == 0xf2 ? i - 1 : i;
+			*addr = sh.sh_addr + at;
+			return sh.sh_offset + at;
 		}
 	}
 	return 0;
@@ -332,7 +300,7 @@ static int attach(struct pyrt *rt, struct bpf_program *prog, pid_t pid, const ch
 /* The file offset of _asyncio's PLT entry for PyIter_Send (cached per file); 0 if none. */
 static size_t step_offset(struct pyrt *rt, const char *path)
 {
-	GElf_Addr slot, stub;
+	GElf_Addr slot, stub = 0;
 	struct elf_file ef;
 	size_t off = 0, sites[2];
 	int i;
@@ -343,12 +311,10 @@ static size_t step_offset(struct pyrt *rt, const char *path)
 	if (elf_open(path, &ef))
 		return 0;
 	slot = plt_slot(ef.e, "PyIter_Send");
-	stub = slot ? plt_stub_addr(ef.e, slot) : 0;
+	off = slot ? plt_stub(ef.e, slot, &stub) : 0;
 	/* One call site (the C Task step's): on it rather than on the stub. */
-	if (stub && call_sites(ef.e, stub, sites, 2) == 1)
+	if (off && call_sites(ef.e, stub, sites, 2) == 1)
 		off = sites[0];
-	else if (slot)
-		off = plt_stub_offset(ef.e, slot);
 	elf_close(&ef);
 	if (rt->nasyncios < PYRT_MAX_FILES) {
 		snprintf(rt->asyncios[rt->nasyncios].path, sizeof(rt->asyncios[0].path), "%s", path);

@@ -312,6 +312,12 @@ static const char *jget_str(struct json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
 }
 
+/* A section that is not an array (a hand-edited or fuzzed profile) has no rows. */
+static size_t jarr_len(struct json_object *o)
+{
+	return json_object_is_type(o, json_type_array) ? json_object_array_length(o) : 0;
+}
+
 static uint64_t jget_q(struct json_object *o, const char *key, const char *q)
 {
 	struct json_object *v;
@@ -333,7 +339,7 @@ static void td_known(FILE *out, struct json_object *o, const char *key)
 
 static void write_statements(FILE *out, struct json_object *stmts)
 {
-	size_t i, n = stmts ? json_object_array_length(stmts) : 0;
+	size_t i, n = jarr_len(stmts);
 
 	fputs("<h2 id=\"statements\">Top PostgreSQL statements</h2>", out);
 	if (!n) {
@@ -359,9 +365,7 @@ static void write_statements(FILE *out, struct json_object *stmts)
 		fputs("<td class=\"stmt\">", out);
 		html__esc(out, jget_str(s, "fingerprint"));
 		fputs("</td><td class=\"l route\">", out);
-		nr = json_object_object_get_ex(s, "routes", &routes)
-			     ? json_object_array_length(routes)
-			     : 0;
+		nr = json_object_object_get_ex(s, "routes", &routes) ? jarr_len(routes) : 0;
 		for (r = 0; r < nr; r++) {
 			if (r)
 				fputs(", ", out);
@@ -375,7 +379,7 @@ static void write_statements(FILE *out, struct json_object *stmts)
 
 static void write_peers(FILE *out, struct json_object *peers)
 {
-	size_t i, n = peers ? json_object_array_length(peers) : 0;
+	size_t i, n = jarr_len(peers);
 
 	fputs("<h2 id=\"peers\">Upstream peers</h2>", out);
 	if (!n) {

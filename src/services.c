@@ -188,6 +188,11 @@ static void cgroup_load(struct service_cgroup *c, struct json_object *o)
 	c->host_cpus = json_object_get_int(member(o, "host_cpus"));
 }
 
+static bool is_array(struct json_object *o)
+{
+	return json_object_is_type(o, json_type_array);
+}
+
 static int samples_load(struct service *svc, struct json_object *o)
 {
 	struct json_object *rss = member(o, "rss_bytes"), *inf = member(o, "in_flight");
@@ -196,7 +201,8 @@ static int samples_load(struct service *svc, struct json_object *o)
 	struct service_sample *s;
 	size_t i, n;
 
-	if (!json_object_is_type(rss, json_type_array))
+	if (!is_array(rss) || !is_array(inf) || !is_array(arr) || !is_array(cli) ||
+	    !is_array(pg) || !is_array(meas))
 		return -EINVAL;
 	n = json_object_array_length(rss);
 	if (json_object_array_length(inf) != n || json_object_array_length(arr) != n ||
@@ -233,6 +239,8 @@ static int service_load(struct services *s, struct json_object *o)
 		service__add_pid(svc, json_object_get_uint64(json_object_array_get_idx(pids, i)));
 	/* Only the count of threads is saved; ids stand in for them. */
 	svc->ntids = json_object_get_int(member(o, "request_threads"));
+	if (svc->ntids < 0)
+		svc->ntids = 0;
 	if (svc->ntids > SERVICE_MAX_TIDS)
 		svc->ntids = SERVICE_MAX_TIDS;
 	cgroup_load(&svc->cgroup, member(o, "cgroup"));

@@ -38,7 +38,7 @@ struct hold_req {
 	struct hold_node node;
 	uint64_t held_ns; /* holds that ended */
 	uint32_t round_trips;
-	bool done;	  /* its record came */
+	bool done; /* its record came */
 	int nsegs;
 	struct hold_seg segs[PGHOLD_REQ_CONNS];
 };
@@ -50,7 +50,7 @@ struct hold_conn {
 
 struct pghold {
 	struct hold_table reqs, conns;
-	uint64_t now_ns;   /* the latest round trip's end */
+	uint64_t now_ns; /* the latest round trip's end */
 	uint64_t swept_ns;
 	struct pghold_counts counts;
 };
@@ -90,8 +90,8 @@ static struct hold_node *table_add(struct hold_table *t, uint64_t id, uint64_t n
 }
 
 /* Drops the entries expired() says are past their age; returns how many. */
-static uint64_t table_sweep(struct hold_table *t, bool (*expired)(const struct hold_node *e,
-								  uint64_t now, uint64_t *n),
+static uint64_t table_sweep(struct hold_table *t,
+			    bool (*expired)(const struct hold_node *e, uint64_t now, uint64_t *n),
 			    uint64_t now, uint64_t *counted)
 {
 	struct hold_node **link, *e;

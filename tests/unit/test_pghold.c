@@ -12,97 +12,110 @@ static uint64_t take(struct pghold *h, uint64_t req, uint32_t *rts)
 	return pghold__take(h, req, rts);
 }
 
-static void test_one_connection(void)
+#define HELD false /* the connection stays with the request */
+#define RESET true /* a pool's reset: it goes back to the pool */
+
+/* A round trip, times in ms. */
+struct rt {
+	uint64_t req, conn, start, end;
+	bool release;
+};
+
+/* Round trips replayed in order on a fresh table, then one request's hold taken. */
+struct hold_case {
+	const char *name;
+	struct rt rts[6];
+	uint64_t req, want_ms;
+	uint32_t want_rts;
+};
+
+static const struct hold_case cases[] = {
+	{ .name = "one connection: first start to last end, the work between statements too",
+	  .rts = { { 7, 100, 10, 15, HELD }, { 7, 100, 20, 22, HELD }, { 7, 100, 40, 41, RESET } },
+	  .req = 7,
+	  .want_ms = 31,
+	  .want_rts = 3 },
+	{ .name = "pipelined round trips (sent before the last reply) count their span once",
+	  .rts = { { 7, 100, 10, 14, HELD }, { 7, 100, 11, 16, HELD }, { 7, 100, 12, 18, HELD } },
+	  .req = 7,
+	  .want_ms = 8,
+	  .want_rts = 3 },
+	{ .name = "an earlier round trip after a later one (another CPU's record) widens the span",
+	  .rts = { { 8, 101, 30, 35, HELD }, { 8, 101, 25, 28, HELD } },
+	  .req = 8,
+	  .want_ms = 10,
+	  .want_rts = 2 },
+	{ .name = "two connections at once hold two: 20 + 10 ms",
+	  .rts = { { 7, 100, 10, 11, HELD },
+		   { 7, 200, 12, 13, HELD },
+		   { 7, 200, 20, 22, RESET },
+		   { 7, 100, 25, 30, RESET } },
+	  .req = 7,
+	  .want_ms = 30,
+	  .want_rts = 4 },
+	{ .name = "a reset ends the hold: the same connection again after an LLM call, 2 + 3 ms",
+	  .rts = { { 7, 100, 10, 11, HELD },
+		   { 7, 100, 11, 12, RESET },
+		   { 7, 100, 50, 51, HELD },
+		   { 7, 100, 51, 53, RESET } },
+	  .req = 7,
+	  .want_ms = 5,
+	  .want_rts = 4 },
+	{ .name = "no reset (a pool that sends none): another request ends the hold, 2 + 1 ms",
+	  .rts = { { 7, 100, 10, 12, HELD }, { 9, 100, 20, 24, HELD }, { 7, 100, 30, 31, HELD } },
+	  .req = 7,
+	  .want_ms = 3,
+	  .want_rts = 2 },
+	{ .name = "no reset: the other request's hold",
+	  .rts = { { 7, 100, 10, 12, HELD }, { 9, 100, 20, 24, HELD }, { 7, 100, 30, 31, HELD } },
+	  .req = 9,
+	  .want_ms = 4,
+	  .want_rts = 1 },
+	{ .name = "req_id 0 (no request) holds nothing, and ends the hold before it: 2 + 1 ms",
+	  .rts = { { 0, 100, 1, 2, HELD },
+		   { 7, 100, 10, 12, HELD },
+		   { 0, 100, 20, 21, HELD },
+		   { 7, 100, 40, 41, HELD } },
+	  .req = 7,
+	  .want_ms = 3,
+	  .want_rts = 2 },
+	{ .name = "req_id 0 has no hold of its own",
+	  .rts = { { 0, 100, 1, 2, HELD }, { 7, 100, 10, 12, HELD }, { 0, 100, 20, 21, HELD } },
+	  .req = 0,
+	  .want_ms = 0,
+	  .want_rts = 0 },
+};
+
+static void test_cases(void)
+{
+	const struct hold_case *c;
+	const struct rt *r;
+	struct pghold *h;
+	uint32_t rts;
+	size_t i, k;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		c = &cases[i];
+		h = pghold__new();
+		for (k = 0; k < sizeof(c->rts) / sizeof(c->rts[0]) && c->rts[k].end; k++) {
+			r = &c->rts[k];
+			pghold__add(h, r->req, r->conn, r->start * MS, r->end * MS, r->release);
+		}
+		ASSERT_EQ(take(h, c->req, &rts), c->want_ms * MS, "%s", c->name);
+		ASSERT_EQ(rts, c->want_rts, "%s: round trips", c->name);
+		pghold__free(h);
+	}
+}
+
+static void test_take_twice(void)
 {
 	struct pghold *h = pghold__new();
 	uint32_t rts;
 
-	/* Work between statements is hold too: 10..15, 20..22, 40..41 ms. */
 	pghold__add(h, 7, 100, 10 * MS, 15 * MS, false);
-	pghold__add(h, 7, 100, 20 * MS, 22 * MS, false);
-	pghold__add(h, 7, 100, 40 * MS, 41 * MS, true);
-	ASSERT_EQ(take(h, 7, &rts), 31 * MS, "one connection: first start to last end");
-	ASSERT_EQ(rts, 3, "one connection: its round trips");
+	ASSERT_EQ(take(h, 7, &rts), 5 * MS, "taken once: the hold");
 	ASSERT_EQ(take(h, 7, &rts), 0, "taken twice: nothing the second time");
 	ASSERT_EQ(rts, 0, "taken twice: no round trips the second time");
-	pghold__free(h);
-}
-
-static void test_overlapping(void)
-{
-	struct pghold *h = pghold__new();
-	uint32_t rts;
-
-	/* Pipelined: the second was sent before the first's reply; ends arrive in order. */
-	pghold__add(h, 7, 100, 10 * MS, 14 * MS, false);
-	pghold__add(h, 7, 100, 11 * MS, 16 * MS, false);
-	pghold__add(h, 7, 100, 12 * MS, 18 * MS, false);
-	ASSERT_EQ(take(h, 7, &rts), 8 * MS, "pipelined round trips count their span once");
-	/* A record out of order (another CPU's) still widens the span both ways. */
-	pghold__add(h, 8, 101, 30 * MS, 35 * MS, false);
-	pghold__add(h, 8, 101, 25 * MS, 28 * MS, false);
-	ASSERT_EQ(take(h, 8, &rts), 10 * MS, "an earlier round trip after a later one");
-	pghold__free(h);
-}
-
-static void test_two_connections(void)
-{
-	struct pghold *h = pghold__new();
-	uint32_t rts;
-
-	/* Held at the same time: 10..30 on one, 12..22 on the other. */
-	pghold__add(h, 7, 100, 10 * MS, 11 * MS, false);
-	pghold__add(h, 7, 200, 12 * MS, 13 * MS, false);
-	pghold__add(h, 7, 200, 20 * MS, 22 * MS, true);
-	pghold__add(h, 7, 100, 25 * MS, 30 * MS, true);
-	ASSERT_EQ(take(h, 7, &rts), 30 * MS, "two connections at once hold two: 20 + 10 ms");
-	ASSERT_EQ(rts, 4, "two connections: every round trip");
-	pghold__free(h);
-}
-
-static void test_release_splits(void)
-{
-	struct pghold *h = pghold__new();
-	uint32_t rts;
-
-	/* Released at 12 ms, the same connection again from 50 ms (an LLM call between). */
-	pghold__add(h, 7, 100, 10 * MS, 11 * MS, false);
-	pghold__add(h, 7, 100, 11 * MS, 12 * MS, true);
-	pghold__add(h, 7, 100, 50 * MS, 51 * MS, false);
-	pghold__add(h, 7, 100, 51 * MS, 53 * MS, true);
-	ASSERT_EQ(take(h, 7, &rts), 5 * MS, "a reset ends the hold: the time between is not held");
-	pghold__free(h);
-}
-
-static void test_change_of_hands(void)
-{
-	struct pghold *h = pghold__new();
-	uint32_t rts;
-
-	/* No reset statement (a pool that sends none): another user ends the hold. */
-	pghold__add(h, 7, 100, 10 * MS, 12 * MS, false);
-	pghold__add(h, 9, 100, 20 * MS, 24 * MS, false);
-	pghold__add(h, 7, 100, 30 * MS, 31 * MS, false);
-	ASSERT_EQ(take(h, 9, &rts), 4 * MS, "the other request's hold");
-	ASSERT_EQ(take(h, 7, &rts), 3 * MS, "a connection that changed hands: two holds, 2 + 1 ms");
-	ASSERT_EQ(rts, 2, "its round trips");
-	pghold__free(h);
-}
-
-static void test_req_id_zero(void)
-{
-	struct pghold *h = pghold__new();
-	uint32_t rts;
-
-	/* Round trips of no request: held by nobody, and they end the hold before them. */
-	pghold__add(h, 0, 100, 1 * MS, 2 * MS, false);
-	pghold__add(h, 7, 100, 10 * MS, 12 * MS, false);
-	pghold__add(h, 0, 100, 20 * MS, 21 * MS, false);
-	pghold__add(h, 7, 100, 40 * MS, 41 * MS, false);
-	ASSERT_EQ(take(h, 7, &rts), 3 * MS, "no request's round trip ends the hold: 2 + 1 ms");
-	ASSERT_EQ(rts, 2, "round trips of no request are nobody's");
-	ASSERT_EQ(take(h, 0, &rts), 0, "req_id 0 has no hold");
-	ASSERT_EQ(rts, 0, "req_id 0 has no round trips");
 	pghold__free(h);
 }
 
@@ -119,8 +132,8 @@ static void test_late_round_trips(void)
 	ASSERT_EQ(pghold__counts(h).late, 1, "a round trip after the record is late");
 	ASSERT_EQ(take(h, 7, &rts), 0, "and not a hold of its own");
 	/* A done request is forgotten after a while: its entry does not stay. */
-	pghold__add(h, 0, 100, 14 * MS + PGHOLD_DONE_AGE_NS + 2 * SEC, 15 * MS + 2 * SEC +
-		    PGHOLD_DONE_AGE_NS, false);
+	pghold__add(h, 0, 100, 14 * MS + PGHOLD_DONE_AGE_NS + 2 * SEC,
+		    15 * MS + 2 * SEC + PGHOLD_DONE_AGE_NS, false);
 	pghold__fill(h, &reqs, &conns);
 	ASSERT_EQ(reqs, 0, "a done request is dropped after PGHOLD_DONE_AGE_NS");
 	ASSERT_EQ(pghold__counts(h).expired, 0, "a done request is not counted as lost");
@@ -171,23 +184,21 @@ static void test_bounds(void)
 static void test_ends_hold(void)
 {
 	ASSERT_TRUE(pg__ends_hold("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; "
-				  "RESET ALL"), "asyncpg's reset ends a hold");
+				  "RESET ALL"),
+		    "asyncpg's reset ends a hold");
 	ASSERT_TRUE(pg__ends_hold("ROLLBACK; SELECT pg_advisory_unlock_all(); CLOSE ALL"),
 		    "asyncpg's reset after an open transaction ends a hold");
 	ASSERT_TRUE(pg__ends_hold("discard all"), "DISCARD ALL ends a hold");
 	ASSERT_FALSE(pg__ends_hold("SELECT $1::int + $2"), "a query does not");
 	ASSERT_FALSE(pg__ends_hold("ROLLBACK"), "a ROLLBACK alone does not (a transaction's end)");
-	ASSERT_FALSE(pg__ends_hold("(pipelined, not captured)"), "a statement not captured does not");
+	ASSERT_FALSE(pg__ends_hold("(pipelined, not captured)"),
+		     "a statement not captured does not");
 }
 
 int main(void)
 {
-	test_one_connection();
-	test_overlapping();
-	test_two_connections();
-	test_release_splits();
-	test_change_of_hands();
-	test_req_id_zero();
+	test_cases();
+	test_take_twice();
 	test_late_round_trips();
 	test_many_connections();
 	test_bounds();

@@ -621,8 +621,9 @@ static void pool_notes(struct plan_model *m)
 		     m->d_hold * 1e3);
 	else if (m->hold_measured)
 		note(m, "a request holds a pool connection for %.1f ms (mix mean): measured in %d "
-			"of %d groups; the others' PostgreSQL time stands for it (recorded by an "
-			"older agentprof), without the work between statements",
+			"of %d groups; the others' PostgreSQL time stands for it (an older agentprof "
+			"recorded them, or their round trips were lost), without the work between "
+			"statements",
 		     m->d_hold * 1e3, m->hold_measured, m->ng);
 	else
 		note(m, "a request holds a pool connection for its PostgreSQL time (round trips "

@@ -63,13 +63,15 @@ static void collector__consume(struct collector *c, const struct ap_request_even
 {
 	struct pg_query *queries;
 	struct request req;
+	uint32_t i, held_rts;
+	uint64_t hold;
 	size_t nq;
-	uint32_t i;
 	int err;
 
 	c->counts.records++;
 	err = request__decode(&req, ev, &c->dopts);
 	queries = pg__take(c->pg, ev->id, err ? "(malformed)" : req.route, &nq);
+	hold = pg__take_hold(c->pg, ev->id, &held_rts);
 	if (err) {
 		if (err == REQUEST_OVERSIZED)
 			c->counts.oversized_heads++;
@@ -80,6 +82,9 @@ static void collector__consume(struct collector *c, const struct ap_request_even
 	}
 	req.pg_queries = queries;
 	req.npg_queries = nq;
+	req.pg_hold_ns = hold;
+	/* A round trip the kernel counted and userspace never saw (a full ring buffer). */
+	req.pg_hold_known = held_rts >= ev->pg_round_trips;
 	req.no_mapped = !collector__mapped_measured(c);
 	req.peers = c->peers;
 	for (i = 0; i < ev->npeers && i < AP_MAX_PEERS; i++)
@@ -574,6 +579,7 @@ void collector__read_stats(struct collector *c, struct profile_run *run)
 	run->non_http_reads = collector__stat(c, AP_STAT_NON_HTTP);
 	run->stale_bindings = collector__stat(c, AP_STAT_STALE_REQ);
 	run->unsampled = collector__stat(c, AP_STAT_UNSAMPLED);
+	run->pg_hold_overflow = pg__hold_counts(c->pg).overflow;
 	run->mapped_measured = collector__mapped_measured(c);
 	if (c->stats_fd >= 0)
 		run->bpf_run_ns = collector__bpf_run_ns(c) - c->bpf_run_at_attach_ns;

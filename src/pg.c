@@ -6,6 +6,7 @@
 #include "agentprof/pgwire.h"
 #include "fingerprint.h"
 #include "pg.h"
+#include "pghold.h"
 #include "profile.h"
 
 #define PG_BUCKETS 1024
@@ -40,14 +41,21 @@ struct pg {
 	size_t nstmts;
 	const struct pg_stmt **sorted;
 	uint64_t dropped;	/* queries not kept: limits reached */
+	struct pghold *hold;	/* connection holds per request */
 };
 
 struct pg *pg__new(bool literals)
 {
 	struct pg *pg = calloc(1, sizeof(*pg));
 
-	if (pg)
-		pg->literals = literals;
+	if (!pg)
+		return NULL;
+	pg->literals = literals;
+	pg->hold = pghold__new();
+	if (!pg->hold) {
+		free(pg);
+		return NULL;
+	}
 	return pg;
 }
 
@@ -96,6 +104,7 @@ void pg__free(struct pg *pg)
 		}
 	}
 	free(pg->sorted);
+	pghold__free(pg->hold);
 	free(pg);
 }
 
@@ -313,6 +322,24 @@ static void stmt_add_route(struct pg_stmt *s, const char *route)
 		s->nroutes++;
 }
 
+/*
+ * The statements connection pools send when a connection comes back to them:
+ * asyncpg's reset (pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL,
+ * after a ROLLBACK when a transaction was left open), and the DISCARD ALL or
+ * RESET ALL others use.
+ */
+bool pg__ends_hold(const char *fingerprint)
+{
+	static const char *const resets[] = { "pg_advisory_unlock_all()", "DISCARD ALL",
+					      "RESET ALL" };
+	size_t i;
+
+	for (i = 0; i < sizeof(resets) / sizeof(resets[0]); i++)
+		if (strcasestr(fingerprint, resets[i]))
+			return true;
+	return false;
+}
+
 static bool keep_query(struct pg *pg, uint64_t req_id, const struct pg_query *q)
 {
 	struct pg_pending *p;
@@ -362,6 +389,8 @@ void pg__add_round_trip(struct pg *pg, const struct ap_pg_event *e)
 		s->uncounted += q.uncounted;
 		hist__add(&s->duration, q.duration_ns);
 	}
+	pghold__add(pg->hold, e->req_id, e->conn_id, e->start_ns, e->end_ns,
+		    pg__ends_hold(q.fingerprint));
 	if (pg->literals && raw[0])
 		q.text = strdup(raw);
 	if (!keep_query(pg, e->req_id, &q)) {
@@ -396,6 +425,16 @@ struct pg_query *pg__take(struct pg *pg, uint64_t req_id, const char *route, siz
 			stmt_add_route(s, route);
 	}
 	return q;
+}
+
+uint64_t pg__take_hold(struct pg *pg, uint64_t req_id, uint32_t *round_trips)
+{
+	return pghold__take(pg->hold, req_id, round_trips);
+}
+
+struct pghold_counts pg__hold_counts(const struct pg *pg)
+{
+	return pghold__counts(pg->hold);
 }
 
 static int cmp_stmts(const void *a, const void *b)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "hist.h"
+#include "pghold.h"
 
 #define PG_FINGERPRINT_MAX 256
 #define PG_STMT_MAX_ROUTES 8
@@ -56,6 +57,14 @@ void pg__add_round_trip(struct pg *pg, const struct ap_pg_event *e);
  */
 struct pg_query *pg__take(struct pg *pg, uint64_t req_id, const char *route, size_t *n);
 void pg__free_queries(struct pg_query *q, size_t n);
+/*
+ * The time request req_id held PostgreSQL connections (pghold.h), and how
+ * many of its round trips that saw; the request is done.
+ */
+uint64_t pg__take_hold(struct pg *pg, uint64_t req_id, uint32_t *round_trips);
+struct pghold_counts pg__hold_counts(const struct pg *pg);
+/* The statement gives a connection back to its pool (a pool's reset). */
+bool pg__ends_hold(const char *fingerprint);
 /* Statements by total time, most first; valid until the next add. */
 const struct pg_stmt **pg__sorted(struct pg *pg, size_t *n);
 void pg__print_top(struct pg *pg, FILE *out, size_t limit);

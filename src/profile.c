@@ -40,6 +40,7 @@ static const char *const metric_names[PM__COUNT] = {
     [PM_OFFCPU_PG] = "offcpu_pg_ns",
     [PM_OFFCPU_LOCK] = "offcpu_lock_ns",
     [PM_OFFCPU_DISK] = "offcpu_disk_ns",
+    [PM_PG_HOLD] = "pg_hold_ns",
 };
 
 const char *profile__metric_name(enum profile_metric m)
@@ -257,6 +258,8 @@ int profile__add(struct profile *p, const struct request *req)
 	hist__add_n(&g->h[PM_OFFCPU_PG], ev->offcpu_pg_ns, w);
 	hist__add_n(&g->h[PM_OFFCPU_LOCK], ev->offcpu_lock_ns, w);
 	hist__add_n(&g->h[PM_OFFCPU_DISK], ev->offcpu_disk_ns, w);
+	if (req->pg_hold_known)
+		hist__add_n(&g->h[PM_PG_HOLD], req->pg_hold_ns, w);
 	group_add_peers(g, req, w);
 	return 0;
 }
@@ -401,7 +404,8 @@ static struct json_object *group_json(const struct profile *p, const struct prof
 	X(mapped_measured, "mapped_bytes_measured")                                                \
 	X(sample_every, "sample_every")                                                            \
 	X(unsampled, "unsampled")                                                                  \
-	X(bpf_run_ns, "bpf_run_ns")
+	X(bpf_run_ns, "bpf_run_ns")                                                                \
+	X(pg_hold_overflow, "pg_hold_overflow")
 
 static struct json_object *run_json(const struct profile_run *r)
 {

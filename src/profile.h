@@ -39,6 +39,7 @@ enum profile_metric {
 	PM_OFFCPU_PG,
 	PM_OFFCPU_LOCK,		/* blocked in futex(): locks, condition variables, the GIL */
 	PM_OFFCPU_DISK,		/* blocked in file I/O, fsync */
+	PM_PG_HOLD,		/* PostgreSQL connections held (pghold.h); absent in older profiles */
 	PM__COUNT,
 };
 
@@ -94,6 +95,7 @@ struct profile_run {
 	uint64_t sample_every;
 	uint64_t unsampled; /* requests seen and not traced */
 	uint64_t bpf_run_ns; /* agentprof's programs' run time while recording (0: unknown) */
+	uint64_t pg_hold_overflow; /* round trips not in any hold: pghold's table was full */
 };
 
 struct profile;

@@ -171,6 +171,9 @@ static void recorder__print_summary(struct recorder *r)
 		    "more busy threads than the map holds");
 	report_loss(run->procs_map_full, "child processes not traced: pid beyond AP_PID_LIMIT",
 		    "kernel.pid_max is above what Linux allows: report it");
+	report_loss(run->pg_hold_overflow,
+		    "PostgreSQL round trips in no connection hold: their requests' pg.hold_ns is null",
+		    "more requests using PostgreSQL at once than PGHOLD_MAX_REQS (src/pghold.h)");
 }
 
 static int recorder__report(struct recorder *r)

@@ -128,6 +128,10 @@ static struct json_object *pg_json(const struct request *req)
 
 	add_u64(o, "round_trips", ev->pg_round_trips);
 	add_u64(o, "time_ns", ev->pg_time_ns);
+	if (req->pg_hold_known)
+		add_u64(o, "hold_ns", req->pg_hold_ns);
+	else
+		json_object_object_add(o, "hold_ns", NULL);
 	if (ev->flags & AP_REQ_PG_UNCOUNTED) {
 		/* Some round trip's messages were not walked: the sums would be partial. */
 		json_object_object_add(o, "errors", NULL);

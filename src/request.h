@@ -26,6 +26,9 @@ struct request {
 	uint64_t ttfb_ns;
 	int64_t rss_delta_bytes;
 	uint64_t upstream_wait_ns; /* over every peer that is not PostgreSQL */
+	/* PostgreSQL connections held (pghold.h); unknown when round trips were lost. */
+	uint64_t pg_hold_ns;
+	bool pg_hold_known;
 	bool incomplete;
 	bool no_mapped;	/* mapped_bytes was not measured (no --mmap, socket tracepoints) */
 	/* Set by the caller before request__json(), when known. */

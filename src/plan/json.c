@@ -40,6 +40,8 @@ static struct json_object *demands(const struct plan_model *m)
 		add(o, "runq_s", num(g->runq));
 		add(o, "pg_s", num(g->pg));
 		add(o, "pg_round_trips", num(g->pg_round_trips));
+		add(o, "pg_hold_s", num(g->hold));
+		add(o, "pg_hold_measured", json_object_new_boolean(g->hold_measured));
 		add(o, "upstream_s", num(g->upstream));
 		add(o, "other_s", num(g->other));
 		add(o, "duration_s", num(g->duration));

@@ -81,6 +81,9 @@ static void group_fill(struct plan_group *pg, const struct profile_group *g)
 	pg->cpu = mean_s(&g->h[PM_CPU]);
 	pg->runq = mean_s(&g->h[PM_RUNQ]);
 	pg->pg = mean_s(&g->h[PM_PG_TIME]);
+	/* Profiles from before pg_hold_ns: the PG time is the closest they have. */
+	pg->hold_measured = g->h[PM_PG_HOLD].count > 0;
+	pg->hold = pg->hold_measured ? mean_s(&g->h[PM_PG_HOLD]) : pg->pg;
 	pg->upstream = mean_s(&g->h[PM_UPSTREAM_WAIT]);
 	pg->other = fmax(0, pg->duration - pg->cpu - pg->runq - pg->pg - pg->upstream);
 	pg->p95 = hist__quantile(&g->h[PM_DURATION], 0.95) / NS;
@@ -209,7 +212,8 @@ static void mix_means(struct plan_model *m)
 	for (i = 0; i < m->ng; i++) {
 		m->g[i].cpu *= m->cpu_factor;
 		m->d_cpu += m->g[i].share * m->g[i].cpu;
-		m->d_hold += m->g[i].share * m->g[i].pg;
+		m->d_hold += m->g[i].share * m->g[i].hold;
+		m->hold_measured += m->g[i].hold_measured;
 		m->r0 += m->g[i].share * m->g[i].duration;
 		runq += m->g[i].share * m->g[i].runq;
 	}
@@ -605,6 +609,29 @@ static void recommend(struct plan_model *m, const struct plan_opts *o)
 					      m->mem_request));
 }
 
+/* The pool, and which hold its service time is: measured, or PG time in older profiles. */
+static void pool_notes(struct plan_model *m)
+{
+	note(m, "PostgreSQL pool %d: %s", m->pool, m->pool_from);
+	if (m->hold_measured == m->ng)
+		note(m, "a request holds a pool connection for %.1f ms (mix mean), measured per "
+			"request: on each connection, from its first round trip's start to its last's "
+			"end (the pool's reset included), statements and the work between them; the "
+			"wait to acquire one and the work before the first statement are not held",
+		     m->d_hold * 1e3);
+	else if (m->hold_measured)
+		note(m, "a request holds a pool connection for %.1f ms (mix mean): measured in %d "
+			"of %d groups; the others' PostgreSQL time stands for it (an older agentprof "
+			"recorded them, or their round trips were lost), without the work between "
+			"statements",
+		     m->d_hold * 1e3, m->hold_measured, m->ng);
+	else
+		note(m, "a request holds a pool connection for its PostgreSQL time (round trips "
+			"open), %.1f ms (mix mean): the profile has no measured hold (pg_hold_ns; "
+			"recorded by an older agentprof), so work between statements while holding "
+			"it is not counted", m->d_hold * 1e3);
+}
+
 static void notes_model(struct plan_model *m)
 {
 	note(m, "service times exponential, stations product-form: exact MVA for closed "
@@ -620,9 +647,7 @@ static void notes_model(struct plan_model *m)
 	     m->event_loop ? "single-threaded event loop(s), one core each at most"
 			   : "threads per request, as many cores as the limit gives");
 	if (m->pool_from)
-		note(m, "PostgreSQL pool %d: %s; a request holds a connection for its PostgreSQL "
-			"time (round trips open); work between statements while holding it is not "
-			"counted", m->pool, m->pool_from);
+		pool_notes(m);
 	else if (m->d_hold > 0)
 		note(m, "no PostgreSQL pool size known (none seen, no --db-pool): PostgreSQL time is "
 			"a delay, the pool never binds");

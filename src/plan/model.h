@@ -52,6 +52,9 @@ struct plan_group {
 	double share; /* of the mix planned */
 	/* Means per request, seconds. */
 	double cpu, runq, pg, upstream, other, duration, p95, p99;
+	/* PostgreSQL connections held: measured, or the PG time in older profiles. */
+	double hold;
+	bool hold_measured;
 	double pg_round_trips;
 	const struct hist *dur; /* duration histogram, ns */
 };
@@ -93,6 +96,7 @@ struct plan_model {
 	bool event_loop;
 	int pool;
 	const char *pool_from;
+	int hold_measured; /* groups whose hold was measured (pg_hold_ns), of ng */
 	uint64_t mem_limit;
 	double think_s;
 	const char *think_from;

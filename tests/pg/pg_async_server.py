@@ -39,6 +39,16 @@ Endpoints:
                       N ms of CPU on the loop at once, without the lock: the
                       loop reads nothing meanwhile, so what arrives queues up
                       and is read in one turn after
+  GET /ahold/<id>?rounds=R&conns=C&n=K&ms=M&gap=G
+                      from a pool of POOL_SIZE connections (not the shared
+                      one), R times: acquire C connections at once, run K
+                      fetchvals on each with M ms of asyncio.sleep between
+                      statements (work while holding them), release them
+                      (asyncpg's reset query, a round trip), then sleep G ms
+                      holding none. The truth line's holds: per acquire, its
+                      wait (acquire_wait_ns) and its hold (hold_ns, from
+                      acquire() returning to release() returning); pg_hold_ns
+                      sums the holds, as agentprof reports them
 /aburn and /ablock add to their truth lines the CPU burnt (burn_cpu_ns) and,
 as CLOCK_MONOTONIC ns, when the pg_sleep was sent (query_sent_ns) or the
 block began and ended (block_start_ns, block_end_ns).
@@ -63,6 +73,7 @@ import pgtest  # noqa: E402
 
 MANY_ROWS = 20000
 MS_MAX = 5000
+POOL_SIZE = 2
 WARM_SQL = "SELECT $1::int * 3"
 
 
@@ -187,10 +198,39 @@ async def h_ablock(ctx, q):
     ctx.extra["block_end_ns"] = time.monotonic_ns()
 
 
+async def hold_one(pool, n, ms, holds):
+    """One acquire of a pool connection: n statements with ms between, then release."""
+    t0 = time.monotonic_ns()
+    async with pool.acquire() as conn:
+        t1 = time.monotonic_ns()
+        for i in range(n):
+            if i:
+                await asyncio.sleep(ms / 1000)
+            await conn.fetchval("SELECT $1::int + 1", i)
+    t2 = time.monotonic_ns()
+    holds.append({"acquire_wait_ns": t1 - t0, "hold_ns": t2 - t1})
+
+
+async def h_ahold(ctx, q):
+    rounds = max(1, min(int(q.get("rounds", "1")), 10))
+    conns = max(1, min(int(q.get("conns", "1")), POOL_SIZE))
+    n = max(1, min(int(q.get("n", "2")), 50))
+    gap = q_ms({"ms": q.get("gap", "0")})
+    holds = []
+    for r in range(rounds):
+        if r:
+            await asyncio.sleep(gap / 1000)
+        await asyncio.gather(*[hold_one(ctx.app["pool"], n, q_ms(q), holds)
+                               for _ in range(conns)])
+    ctx.extra["holds"] = holds
+    ctx.extra["pg_hold_ns"] = sum(h["hold_ns"] for h in holds)
+
+
 HANDLERS = {"apg": h_apg, "afail": h_afail, "amany": h_amany, "amulti": h_amulti,
             "awarm": h_awarm, "await": h_await, "anopg": h_anopg, "aburn": h_aburn,
-            "ablock": h_ablock}
-UNLOCKED = {h_ablock}  # no PostgreSQL: need not wait for the connection
+            "ablock": h_ablock, "ahold": h_ahold}
+# No PostgreSQL, or the pool's connections: need not wait for the shared one.
+UNLOCKED = {h_ablock, h_ahold}
 
 
 async def run_handler(fn, ctx, request):
@@ -250,6 +290,10 @@ async def main():
     app["conn"] = await asyncpg.connect(host=pgtest.PG_HOST, port=a.pg_port, user=pgtest.PG_USER,
                                         password=pgtest.PG_PASSWORD, database=pgtest.PG_DB,
                                         ssl=False)
+    app["pool"] = await asyncpg.create_pool(host=pgtest.PG_HOST, port=a.pg_port,
+                                            user=pgtest.PG_USER, password=pgtest.PG_PASSWORD,
+                                            database=pgtest.PG_DB, ssl=False,
+                                            min_size=POOL_SIZE, max_size=POOL_SIZE)
     # prepared (and cached by asyncpg) before anyone traces this process
     await app["conn"].fetchval(WARM_SQL, 1)
     app["prepared"] = {WARM_SQL}
@@ -267,6 +311,7 @@ async def main():
     loop.add_signal_handler(signal.SIGINT, stop.set)
     await stop.wait()
     await runner.cleanup()
+    await app["pool"].close()
     await app["conn"].close()
 
 

@@ -81,8 +81,13 @@ static void test_cgroup(void)
 	ASSERT_EQ(cgroup__read(root, 300, &c), -ENOENT, "no such process: -ENOENT");
 }
 
-/* One request of class cls: cpu ms of CPU, dur ms long, pg ms of PostgreSQL time. */
-static void add_request(struct profile *p, const char *cls, double cpu, double dur, double pg)
+/*
+ * One request of class cls: cpu ms of CPU, dur ms long, pg ms of PostgreSQL
+ * time, holding pool connections for hold ms (< 0: not measured, as an older
+ * agentprof recorded).
+ */
+static void add_request_held(struct profile *p, const char *cls, double cpu, double dur, double pg,
+			     double hold)
 {
 	struct ap_request_event ev;
 	struct request req;
@@ -106,7 +111,14 @@ static void add_request(struct profile *p, const char *cls, double cpu, double d
 	ev.resp_len = 17;
 	if (request__decode(&req, &ev, &(struct request_decode_opts){"X-Request-Class", 0, 4096}))
 		return;
+	req.pg_hold_known = hold >= 0;
+	req.pg_hold_ns = hold >= 0 ? (uint64_t)(hold * 1e6) : 0;
 	profile__add(p, &req);
+}
+
+static void add_request(struct profile *p, const char *cls, double cpu, double dur, double pg)
+{
+	add_request_held(p, cls, cpu, dur, pg, -1);
 }
 
 /* 10 clients, 4 requests a second, RSS = 100 MiB + 2 MiB x in flight. */
@@ -196,6 +208,63 @@ static void test_model(void)
 	free(m);
 }
 
+static bool has_note(const struct plan_model *m, const char *what)
+{
+	int i;
+
+	for (i = 0; i < m->nnotes; i++)
+		if (strstr(m->notes[i], what))
+			return true;
+	return false;
+}
+
+/* The pool's service time: the measured hold, or the PG time in older profiles. */
+static void test_hold(void)
+{
+	struct plan_model *m = calloc(1, sizeof(*m));
+	struct profile *p = profile__new(), *q = NULL;
+	char path[] = "/tmp/test_plan_hold-XXXXXX", err[512];
+	struct plan_opts o;
+	int i, fd;
+
+	/* 5 ms of PG time inside a 40 ms hold, on a pool of 1: 25 req/s, below the CPU's 50. */
+	for (i = 0; i < 100; i++)
+		add_request_held(p, "simple", 10, 200, 5, 40);
+	add_service(p, 0.5, 1);
+	plan_opts__defaults(&o);
+	ASSERT_EQ(plan_model__build(m, p, &o, err, sizeof(err)), 0, "held: builds: %.150s", err);
+	ASSERT_NEAR(m->d_hold, 0.040, 0.040 * 0.04, "held: the pool's service time is the hold");
+	ASSERT_STREQ(m->st[m->bottleneck].name, "PostgreSQL pool", "held: the pool binds");
+	ASSERT_NEAR(m->x_max, 1 / 0.040, 1 / 0.040 * 0.04, "held: saturation = 1 connection / 40 ms");
+	ASSERT_TRUE(has_note(m, "measured per request"), "held: the assumption says so");
+	plan_model__free(m);
+
+	/* Saved and read back, the hold is still there. */
+	fd = mkstemp(path);
+	close(fd);
+	ASSERT_EQ(profile__write_json(p, path, NULL), 0, "held: profile written");
+	q = profile__load(path, err, sizeof(err));
+	ASSERT_TRUE(q != NULL, "held: read back: %.150s", q ? "" : err);
+	if (q) {
+		ASSERT_EQ(plan_model__build(m, q, &o, err, sizeof(err)), 0, "read back: builds");
+		ASSERT_NEAR(m->d_hold, 0.040, 0.040 * 0.04, "read back: the same hold");
+		plan_model__free(m);
+		profile__free(q);
+	}
+	unlink(path);
+	profile__free(p);
+
+	/* Without pg_hold_ns: the PG time stands for the hold, and the note says so. */
+	p = synthetic(5, 1);
+	ASSERT_EQ(plan_model__build(m, p, &o, err, sizeof(err)), 0, "old: builds: %.150s", err);
+	ASSERT_NEAR(m->d_hold, 0.005, 0.005 * 0.04, "old: the pool's service time is the PG time");
+	ASSERT_EQ(m->bottleneck, 0, "old: the CPU binds");
+	ASSERT_TRUE(has_note(m, "no measured hold"), "old: the assumption says so");
+	plan_model__free(m);
+	profile__free(p);
+	free(m);
+}
+
 static void test_services_roundtrip(void)
 {
 	struct profile *p = synthetic(5, 4), *q;
@@ -234,6 +303,7 @@ int main(void)
 	}
 	test_cgroup();
 	test_model();
+	test_hold();
 	test_services_roundtrip();
 	if (fork() == 0)
 		execlp("rm", "rm", "-rf", root, (char *)NULL);

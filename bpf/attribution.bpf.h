@@ -343,7 +343,7 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, struct ta
 		t->sock_io = 1;
 		t->inherited = 0;
 		/* The unit of work that did the I/O is the request's too. */
-		if (t->py != PY_NONE)
+		if (!py_none(t))
 			py_bound(t, req_id);
 	} else if (t->req_id != req_id) {
 		thread_charge_current(t, me, now);
@@ -472,7 +472,7 @@ __noinline __weak int py_sync(struct thread *t, __u64 now)
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	bool unsampled;
 
-	if (!t || t->py == PY_NONE)
+	if (!t || py_none(t))
 		return 0;
 	if (t->py == PY_UNSEEN && !py_find(t, tgid, tid))
 		return 0;
@@ -525,7 +525,7 @@ __noinline __weak int py_bound(struct thread *t, __u64 req_id)
 	__u64 pid_tgid = bpf_get_current_pid_tgid(), ctx;
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 
-	if (!t || t->py == PY_NONE)
+	if (!t || py_none(t))
 		return 0;
 	if (t->py == PY_UNSEEN && !py_find(t, tgid, tid))
 		return 0;

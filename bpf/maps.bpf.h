@@ -95,7 +95,7 @@ struct thread {
 	__u32 resp_fd;
 	__u8 futex_lock;	/* its futex() waits as a Python lock does (sched.bpf.c) */
 	__u8 py_tries;		/* looks for its thread state that found none */
-	__u8 pad2[2];
+	__u16 py_gen;		/* py_procs_gen when its process was no CPython's */
 	__u64 py_ctxp;		/* address of its PyThreadState's context field */
 	__u64 py_unit;		/* the contextvars.Context it ran at its last sync */
 	__u64 py_counted;	/* the last request counted among its threads' */

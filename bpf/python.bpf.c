@@ -23,6 +23,8 @@
 #include "maps.bpf.h"
 #include "attribution.bpf.h"
 
+__u32 py_procs_gen = 0;	/* python.bpf.h */
+
 SEC("uretprobe")
 int BPF_KRETPROBE(ap_py_copy, void *ctx_new)
 {
@@ -34,7 +36,7 @@ int BPF_KRETPROBE(ap_py_copy, void *ctx_new)
 	if (!ctx_new || !traced(tgid))
 		return 0;
 	t = thread_current();
-	if (t && t->py != PY_NONE) {
+	if (t && !py_none(t)) {
 		py_sync(t, bpf_ktime_get_ns());
 		/* A copy of a guess (or of a thread rule's binding) is a guess. */
 		if (t->py == PY_FOUND && t->req_id)
@@ -64,7 +66,7 @@ int BPF_KPROBE(ap_py_step)
 	if (!traced(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	t = thread_current();
-	if (!t || t->py == PY_NONE)
+	if (!t || py_none(t))
 		return 0;
 	t->py_loop = 1;
 	py_sync(t, bpf_ktime_get_ns());

@@ -32,6 +32,13 @@
 #include "maps.bpf.h"
 #include "agentprof/python.h"
 
+/*
+ * Bumped by userspace (src/pyrt.c) each time it adds a process to py_procs:
+ * a thread looked for before its process was added (the programs attach
+ * before the runtimes are found) is looked for again.
+ */
+extern __u32 py_procs_gen;
+
 enum py_state {
 	PY_UNSEEN,	/* not looked for yet */
 	PY_NONE,	/* no readable CPython thread state: the thread rules apply */
@@ -156,15 +163,18 @@ __noinline __weak int py_find(struct thread *t, __u32 tgid, __u32 tid)
 	if (!t)
 		return 0;
 	w.p = bpf_map_lookup_elem(&py_procs, &tgid);
+	if (!w.p) {
+		t->py = PY_NONE;
+		t->py_gen = (__u16)py_procs_gen;
+		return 0;
+	}
 	/*
 	 * A thread of a CPython process may be looked for before its thread
 	 * state has its tid (a pool thread just started): looked for again at
 	 * its next syncs, a few times.
 	 */
-	if (!w.p || ++t->py_tries >= PY_MAX_TRIES)
+	if (++t->py_tries >= PY_MAX_TRIES)
 		t->py = PY_NONE;
-	if (!w.p)
-		return 0;
 	w.ts = py_read_ptr(w.p->runtime + w.p->interp_head);
 	if (!w.ts)
 		return 0;
@@ -181,6 +191,21 @@ __noinline __weak int py_find(struct thread *t, __u32 tgid, __u32 tid)
 	t->py_ctxp = w.found + w.p->ts_context;
 	t->py = PY_FOUND;
 	return 1;
+}
+
+/*
+ * True if the thread rules apply to t: no CPython thread state of its own,
+ * or none known yet for its process. A thread whose process was added to
+ * py_procs since it was looked for is looked for again.
+ */
+static __always_inline bool py_none(struct thread *t)
+{
+	if (t->py != PY_NONE)
+		return false;
+	if (t->py_tries >= PY_MAX_TRIES || t->py_gen == (__u16)py_procs_gen)
+		return true;
+	t->py = PY_UNSEEN;
+	return false;
 }
 
 /* Unit ctx of process tgid's entry, NULL if none. */

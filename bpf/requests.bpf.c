@@ -372,7 +372,7 @@ static __always_inline void io_lookup(struct io *io)
 		io->t = bpf_task_storage_get(&thread_store, io->me, NULL, 0);
 	else
 		io->t = thread_current();
-	if (io->t && io->t->py != PY_NONE)
+	if (io->t && !py_none(io->t))
 		py_sync(io->t, io->now);
 }
 

@@ -148,7 +148,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	if (prev_traced)
 		t = thread_get(prev, prev_tid);
 	if (t) {
-		if (t->py != PY_NONE)
+		if (!py_none(t))
 			py_sync(t, now);
 		thread_switch_out(t, prev, now, btf);
 		thread_switch_state(t, prev, now, btf);
@@ -208,7 +208,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	w = thread_current();
 	if (!w || w->tgid != (__u32)(pid_tgid >> 32))
 		return 0;
-	if (w->py != PY_NONE)
+	if (!py_none(w))
 		py_sync(w, now);
 	if (!w->req_id) {
 		/*

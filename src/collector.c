@@ -359,6 +359,19 @@ int collector__find_runtimes(struct collector *c)
 	return c->pyrt.nprocs - before;
 }
 
+/*
+ * AGENTPROF_RUNTIME_DELAY_MS (tests): a wider window between attaching the
+ * programs and finding the runtimes, in which a CPython process's threads are
+ * seen before it is known as one (test_python_tasks).
+ */
+static void runtime_delay(void)
+{
+	const char *ms = getenv("AGENTPROF_RUNTIME_DELAY_MS");
+
+	if (ms && atoi(ms) > 0)
+		usleep((useconds_t)atoi(ms) * 1000);
+}
+
 int collector__attach(struct collector *c)
 {
 	char tracefs[256] = "";
@@ -375,6 +388,7 @@ int collector__attach(struct collector *c)
 	}
 	/* PostgreSQL over TLS: optional, so failures only lose plaintext. */
 	tls__attach(&c->tls, c->skel, c->opts.verbose);
+	runtime_delay();
 	/* Task-aware CPython: optional too; the front ends say who got it. */
 	collector__find_runtimes(c);
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), handle_event, c, NULL);

@@ -402,6 +402,8 @@ int pyrt__add(struct pyrt *rt, struct agentprof_bpf *skel, pid_t pid)
 		return p->kind;
 	}
 	p->kind = PYRT_TASK_AWARE;
+	/* Its threads seen before it was added are looked for again (py_none()). */
+	__atomic_fetch_add(&skel->bss->py_procs_gen, 1, __ATOMIC_RELAXED);
 	if (!aio.path[0])
 		asyncio_default(p->minor, aio.path, sizeof(aio.path));
 	off = aio.path[0] ? step_offset(rt, aio.path) : 0;

@@ -223,6 +223,28 @@ def check_model(tmp, upstream_port):
              "(errors, truth lines of 6, wire, truth) by kind: %s" % got)
 
 
+class Poke:
+    """Requests, one after another, from start() until stop(): a service
+    busy while agentprof starts."""
+
+    def __init__(self, port):
+        self.count = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, args=(port,), daemon=True)
+        self._t.start()
+
+    def _run(self, port):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not self._stop.is_set():
+            if get(conn, "/agent/poke-%d?q=0" % self.count, "poke-%d" % self.count) is None:
+                self.count += 1
+        conn.close()
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+
+
 def warm(port):
     """Imports, prepared statements, upstream connections and pool threads
     in place before tracing, as in a service that has been up for a while."""
@@ -388,9 +410,17 @@ def main():
                     raise
                 reqs = os.path.join(tmp, "requests.jsonl")
                 t0 = time.monotonic()
+                # A busy service's threads are seen before agentprof finds
+                # its runtime: requests keep coming while it starts, and the
+                # window between the two is widened.
+                os.environ["AGENTPROF_RUNTIME_DELAY_MS"] = "500"
+                poke = Poke(port)
                 phases, rc, _, err, _ = at.traced(
                     srv, ["-p", srv.pid], reqs, os.path.join(tmp, "profile.json"),
-                    lambda ap: run_phases(srv, port, client_counts))
+                    lambda ap: poke.stop() or run_phases(srv, port, client_counts))
+                poke.stop()
+                at.check("premise: requests were served while agentprof started",
+                         poke.count > 0, "none")
                 print("# traced phases: %.1f s" % (time.monotonic() - t0), flush=True)
             finally:
                 at.stop_server(up)

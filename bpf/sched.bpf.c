@@ -21,6 +21,7 @@
 #include "syscall_nr.bpf.h"
 
 #define TASK_RUNNING 0
+#define TASK_UNINTERRUPTIBLE 0x2
 
 /*
  * Socket-tracepoint mode has no syscall-entry hooks: what a thread blocks in
@@ -91,7 +92,8 @@ static __always_inline __u8 block_kind_from_regs(const struct thread *t, struct 
 static __always_inline void thread_switch_state(struct thread *t, struct task_struct *prev,
 						__u64 now, bool btf)
 {
-	bool parked = t->parked, running = task_state(prev, btf) == TASK_RUNNING;
+	__s64 state = task_state(prev, btf);
+	bool parked = t->parked, running = state == TASK_RUNNING;
 
 	if (btf && sock_tps && !running)
 		t->block_kind = block_kind_from_regs(t, prev, &parked);
@@ -107,7 +109,12 @@ static __always_inline void thread_switch_state(struct thread *t, struct task_st
 		t->block_ns = now;
 		t->wake_ns = 0;
 	}
-	if (!running) {
+	/*
+	 * An event loop waits for events in an interruptible sleep (epoll,
+	 * poll, select); one in an uninterruptible sleep (a page fault or a
+	 * file read in a handler) is in the middle of what it read.
+	 */
+	if (!running && !(state & TASK_UNINTERRUPTIBLE)) {
 		t->resume_req = 0;	/* an event loop blocks once all it read has run */
 		/* Not for the GIL, which it may wait for with heads still to run. */
 		if (!t->in_futex)

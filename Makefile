@@ -118,10 +118,10 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -fno-sanitize-recover=all -Iinclude -Isrc -Ites
 	-Itests/fuzz $(PKG_CFLAGS) -D_GNU_SOURCE $(WARN)
 FUZZ_MODS_http := http route
 FUZZ_MODS_fingerprint := fingerprint
-FUZZ_MODS_pg := pg fingerprint hist profile outfile peers services
+FUZZ_MODS_pg := pg pghold fingerprint hist profile outfile peers services
 FUZZ_MODS_profile := profile hist outfile peers table breakdown report html diff diff_stats \
 	diff_text diff_json diff_html services
-FUZZ_MODS_request := request http route peers pg fingerprint hist profile outfile services
+FUZZ_MODS_request := request http route peers pg pghold fingerprint hist profile outfile services
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
 
 $(BUILD)/fuzz/obj/%.o: src/%.c $(HDRS)

@@ -177,6 +177,8 @@ class Stack:
         self.state = os.path.join(OUT, name, "state")
         self.env = dict(os.environ, LLM_SCALE="0.5", LLM_PORT=str(PORT_BASE + 1),
                         AGENT_PORT=str(PORT_BASE + 2), AGENT_PBKDF2_ITERATIONS="1000",
+                        # its own database: its cheap logins stay out of the demo's users
+                        PG_DB="agentdemo_plan",
                         **cfg["env"])
         self.cg = self.load_cg = None
         self.cfg = cfg

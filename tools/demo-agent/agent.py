@@ -371,6 +371,17 @@ async def login(body: LoginIn):
                 bytes(row["password_hash"])):
             raise HTTPException(status_code=401, detail="invalid username or password")
         user_id = row["id"]
+        if row["iterations"] != SETTINGS["pbkdf2_iterations"]:
+            # The work factor changed since this hash was stored (a run with
+            # other settings shares the database): rehash, as services do on
+            # login, so every login costs the configured PBKDF2.
+            salt = secrets.token_bytes(16)
+            iterations = SETTINGS["pbkdf2_iterations"]
+            with db_clock():
+                await pool.execute(
+                    "UPDATE users SET password_hash = $1, salt = $2, iterations = $3 "
+                    "WHERE id = $4",
+                    hash_password(body.password, salt, iterations), salt, iterations, user_id)
     token = secrets.token_urlsafe(32)
     with db_clock():
         await pool.execute(

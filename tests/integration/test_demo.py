@@ -12,12 +12,11 @@ a tenth of its latency, into a temporary DEMO_OUT, then checks its outputs:
     requests that can be in flight at the stop (one per Locust user);
   - every record carries x-request-class, and the class matches the route
     (control for login and end, simple/moderate/complex for queries);
-  - every login costs CPU (cpu_ns > 0) and at least 3/4 of logins cost
-    LOGIN_CPU_MS or more: PBKDF2-SHA256 with 50k iterations takes ~15-20 ms of
-    CPU here. Users start one per second so that logins rarely overlap:
-    asyncpg's pool hands each release to a task of its own, which defeats the
-    event-loop ordering rule (docs/limitations.md), and at 5 users/s most
-    logins' PBKDF2 lands elsewhere;
+  - at least 95% of logins cost at least their PBKDF2's CPU: the agent
+    hashes every login at its configured work factor (50k iterations of
+    PBKDF2-SHA256; it rehashes a stored hash of another), which this test
+    times in the same Python (the fastest of 5); a login charged less lost
+    it to another request;
   - the CPU attributed to requests is a sane share of the agent's CPU;
   - nothing left running (agentprof, the agent, the fake LLM, Locust) and
     PostgreSQL in the state it was found in.
@@ -46,7 +45,7 @@ USERS = 8
 ROUTES = ["/auth/login", "/agent/conversation", "/agent/query", "/agent/conversation/:id/end"]
 CONTROL_ROUTES = {"/auth/login", "/agent/conversation/:id/end"}
 QUERY_CLASSES = {"simple", "moderate", "complex"}
-LOGIN_CPU_MS = 5
+PBKDF2_ITERATIONS = 50000  # the demo agent's default (AGENT_PBKDF2_ITERATIONS)
 TIMEOUT = 240
 
 ENV = {
@@ -210,11 +209,13 @@ def check_outputs(out_dir, output):
 
     logins = [r["cpu_ns"] for r in recs if r["route"] == "/auth/login"]
     at.check("every login request has cpu_ns > 0", logins and all(c > 0 for c in logins), logins)
-    good = [c for c in logins if c >= LOGIN_CPU_MS * 1e6]
-    at.check("at least 3/4 of logins' CPU >= %d ms (PBKDF2, ~15 ms alone)" % LOGIN_CPU_MS,
-             logins and 4 * len(good) >= 3 * len(logins),
+    pbkdf2 = pbkdf2_cpu_ns()
+    good = [c for c in logins if c >= pbkdf2]
+    print("# login cpu ms: %s; PBKDF2 alone %.1f ms" % (
+        [round(c / 1e6, 1) for c in sorted(logins)], pbkdf2 / 1e6))
+    at.check("at least 95%% of logins' CPU >= their PBKDF2's (%.1f ms alone)" % (pbkdf2 / 1e6),
+             logins and len(good) >= 0.95 * len(logins),
              "login cpu ms %s" % [round(c / 1e6, 1) for c in sorted(logins)])
-    print("# login cpu ms: %s" % [round(c / 1e6, 1) for c in sorted(logins)])
     at.check("every record has cpu_ns > 0", all(r.get("cpu_ns", 0) > 0 for r in recs),
              [r for r in recs if not r.get("cpu_ns", 0) > 0][:2])
     at.check("all requests answered 200", all(r["status"] == 200 for r in recs),
@@ -235,6 +236,21 @@ def check_outputs(out_dir, output):
     if proc_ns:
         print("# agent CPU %.2f s, attributed to requests %.2f s (%.0f%%)"
               % (proc_ns / 1e9, req_ns / 1e9, 100 * req_ns / proc_ns))
+
+
+def pbkdf2_cpu_ns():
+    """The thread CPU of one login's PBKDF2 in this Python, the fastest of 5."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import hashlib, time\n"
+         "best = None\n"
+         "for _ in range(5):\n"
+         "    t = time.thread_time_ns()\n"
+         "    hashlib.pbkdf2_hmac('sha256', b'password', b'0123456789abcdef', %d)\n"
+         "    d = time.thread_time_ns() - t\n"
+         "    best = d if best is None else min(best, d)\n"
+         "print(best)" % PBKDF2_ITERATIONS],
+        capture_output=True, text=True, check=True)
+    return int(out.stdout)
 
 
 def main():

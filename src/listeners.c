@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "listeners.h"
+#include "procs.h"
 
 #define TCP_LISTEN 0x0A /* include/net/tcp_states.h */
 
@@ -99,33 +100,26 @@ static struct netns *netns_of(struct scan *s, const char *pid_dir)
 	return v;
 }
 
-static bool holds_listener(const char *pid_dir, const struct netns *ns)
-{
-	char path[300], link[64];
-	unsigned long ino;
-	struct dirent *de;
-	bool found = false;
-	ssize_t n;
-	DIR *d;
+struct listener_search {
+	const struct netns *ns;
+	bool found;
+};
 
-	snprintf(path, sizeof(path), "/proc/%s/fd", pid_dir);
-	d = opendir(path);
-	if (!d)
-		return false;
-	while (!found && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/fd/%s", pid_dir, de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) == 1 &&
-		    bsearch(&ino, ns->inodes, ns->n, sizeof(ino), cmp_ul))
-			found = true;
-	}
-	closedir(d);
-	return found;
+/* Goes on until a socket is one of the namespace's listening ones. */
+static bool not_listening(unsigned long ino, void *ctx)
+{
+	struct listener_search *s = ctx;
+
+	s->found = bsearch(&ino, s->ns->inodes, s->ns->n, sizeof(ino), cmp_ul) != NULL;
+	return !s->found;
+}
+
+static bool holds_listener(pid_t pid, const struct netns *ns)
+{
+	struct listener_search s = { .ns = ns };
+
+	procs__for_each_socket(pid, not_listening, &s);
+	return s.found;
 }
 
 int listeners__for_each(pid_t skip, void (*fn)(pid_t pid, void *ctx), void *ctx)
@@ -144,7 +138,7 @@ int listeners__for_each(pid_t skip, void (*fn)(pid_t pid, void *ctx), void *ctx)
 		if (de->d_name[0] < '0' || de->d_name[0] > '9' || atoi(de->d_name) == skip)
 			continue;
 		ns = netns_of(&s, de->d_name);
-		if (!ns || !ns->n || !holds_listener(de->d_name, ns))
+		if (!ns || !ns->n || !holds_listener(atoi(de->d_name), ns))
 			continue;
 		fn(atoi(de->d_name), ctx);
 		found++;

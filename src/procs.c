@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +35,33 @@ bool procs__exists(pid_t pid)
 
 	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
 	return access(path, F_OK) == 0;
+}
+
+bool procs__for_each_socket(pid_t pid, bool (*fn)(unsigned long ino, void *ctx), void *ctx)
+{
+	char dir[64], path[PATH_MAX], link[64];
+	unsigned long ino;
+	struct dirent *de;
+	ssize_t n;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) == 1 && !fn(ino, ctx))
+			break;
+	}
+	closedir(d);
+	return true;
 }
 
 static pid_t read_ppid(const char *pid_dir)

@@ -14,6 +14,11 @@ pid_t procs__tgid(pid_t pid);
  * returns the number found or -errno.
  */
 int procs__for_each_descendant(pid_t root, void (*fn)(pid_t pid, void *ctx), void *ctx);
+/*
+ * Calls fn with the inode of every socket pid holds open, until fn returns
+ * false; returns false if pid's fds could not be read.
+ */
+bool procs__for_each_socket(pid_t pid, bool (*fn)(unsigned long ino, void *ctx), void *ctx);
 
 /* A command forked stopped: it execs only once procs__release() is called. */
 struct launched {

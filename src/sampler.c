@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +8,7 @@
 
 #include "agentprof/request.h"
 #include "cgroup.h"
+#include "procs.h"
 #include "sampler.h"
 
 #define SAMPLER_MAX_PG_PORTS 16
@@ -122,42 +121,38 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct inode_list {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+/* Keeps ino; stops when out of memory (what was kept is still sampled). */
+static bool keep_inode(unsigned long ino, void *ctx)
+{
+	struct inode_list *l = ctx;
+	uint64_t *nv;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		nv = realloc(l->v, l->cap * sizeof(*nv));
+		if (!nv)
+			return false;
+		l->v = nv;
+	}
+	l->v[l->n++] = ino;
+	return true;
+}
+
 /* The socket inodes pid holds open, sorted; *n of them. */
 static uint64_t *socket_inodes(uint32_t pid, size_t *n)
 {
-	char dir[64], path[PATH_MAX], link[64];
-	uint64_t *v = NULL, *nv, ino;
-	size_t cap = 0;
-	struct dirent *de;
-	ssize_t len;
-	DIR *d;
+	struct inode_list l = {};
 
-	*n = 0;
-	snprintf(dir, sizeof(dir), "/proc/%u/fd", pid);
-	d = opendir(dir);
-	if (!d)
-		return NULL;
-	while ((de = readdir(d))) {
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) != 1)
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv)
-				break;
-			v = nv;
-		}
-		v[(*n)++] = ino;
-	}
-	closedir(d);
-	if (v)
-		qsort(v, *n, sizeof(*v), cmp_u64);
-	return v;
+	procs__for_each_socket((pid_t)pid, keep_inode, &l);
+	if (l.v)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
+	*n = l.n;
+	return l.v;
 }
 
 struct tcp_counts {

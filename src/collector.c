@@ -366,10 +366,11 @@ int collector__find_runtimes(struct collector *c)
  */
 static void runtime_delay(void)
 {
-	const char *ms = getenv("AGENTPROF_RUNTIME_DELAY_MS");
+	const char *env = getenv("AGENTPROF_RUNTIME_DELAY_MS");
+	int ms = env ? atoi(env) : 0;
 
-	if (ms && atoi(ms) > 0)
-		usleep((useconds_t)atoi(ms) * 1000);
+	if (ms > 0)
+		usleep((useconds_t)ms * 1000);
 }
 
 int collector__attach(struct collector *c)

@@ -14,9 +14,9 @@ a tenth of its latency, into a temporary DEMO_OUT, then checks its outputs:
     (control for login and end, simple/moderate/complex for queries);
   - at least 95% of logins cost at least their PBKDF2's CPU: the agent
     hashes every login at its configured work factor (50k iterations of
-    PBKDF2-SHA256; it rehashes a stored hash of another), which this test
-    times in the same Python (the fastest of 5); a login charged less lost
-    it to another request;
+    PBKDF2-SHA256; it rehashes a stored hash of another) and logs the
+    thread CPU each login's hashes took; a login charged less lost it to
+    another request;
   - the CPU attributed to requests is a sane share of the agent's CPU;
   - nothing left running (agentprof, the agent, the fake LLM, Locust) and
     PostgreSQL in the state it was found in.
@@ -45,7 +45,6 @@ USERS = 8
 ROUTES = ["/auth/login", "/agent/conversation", "/agent/query", "/agent/conversation/:id/end"]
 CONTROL_ROUTES = {"/auth/login", "/agent/conversation/:id/end"}
 QUERY_CLASSES = {"simple", "moderate", "complex"}
-PBKDF2_ITERATIONS = 50000  # the demo agent's default (AGENT_PBKDF2_ITERATIONS)
 TIMEOUT = 240
 
 ENV = {
@@ -209,13 +208,21 @@ def check_outputs(out_dir, output):
 
     logins = [r["cpu_ns"] for r in recs if r["route"] == "/auth/login"]
     at.check("every login request has cpu_ns > 0", logins and all(c > 0 for c in logins), logins)
-    pbkdf2 = pbkdf2_cpu_ns()
-    good = [c for c in logins if c >= pbkdf2]
-    print("# login cpu ms: %s; PBKDF2 alone %.1f ms" % (
-        [round(c / 1e6, 1) for c in sorted(logins)], pbkdf2 / 1e6))
-    at.check("at least 95%% of logins' CPU >= their PBKDF2's (%.1f ms alone)" % (pbkdf2 / 1e6),
-             logins and len(good) >= 0.95 * len(logins),
-             "login cpu ms %s" % [round(c / 1e6, 1) for c in sorted(logins)])
+    hashes = agent_hash_cpu_ns(out_dir)
+    at.check("the agent logged each login's PBKDF2 CPU", len(hashes) == len(logins),
+             "%d logged, %d login records" % (len(hashes), len(logins)))
+    # Records and log lines do not pair up, but if every login's CPU is at
+    # least its own hashes', the k-th smallest of one is at least the k-th
+    # smallest of the other. The agent's clock and the kernel's are the same
+    # sum_exec_runtime, read a few µs apart.
+    pairs = list(zip(sorted(logins), sorted(hashes)))
+    good = [c for c, h in pairs if c >= h - 200_000]
+    print("# login cpu ms: %s; their PBKDF2 (the agent's clock) %s" % (
+        [round(c / 1e6, 1) for c in sorted(logins)], [round(h / 1e6, 1) for h in sorted(hashes)]))
+    at.check("at least 95% of logins' CPU >= their PBKDF2's (as the agent timed it)",
+             pairs and len(good) >= 0.95 * len(pairs),
+             "login cpu ms %s, PBKDF2 ms %s" % ([round(c / 1e6, 1) for c, _ in pairs],
+                                                [round(h / 1e6, 1) for _, h in pairs]))
     at.check("every record has cpu_ns > 0", all(r.get("cpu_ns", 0) > 0 for r in recs),
              [r for r in recs if not r.get("cpu_ns", 0) > 0][:2])
     at.check("all requests answered 200", all(r["status"] == 200 for r in recs),
@@ -238,19 +245,13 @@ def check_outputs(out_dir, output):
               % (proc_ns / 1e9, req_ns / 1e9, 100 * req_ns / proc_ns))
 
 
-def pbkdf2_cpu_ns():
-    """The thread CPU of one login's PBKDF2 in this Python, the fastest of 5."""
-    out = subprocess.run(
-        [sys.executable, "-c", "import hashlib, time\n"
-         "best = None\n"
-         "for _ in range(5):\n"
-         "    t = time.thread_time_ns()\n"
-         "    hashlib.pbkdf2_hmac('sha256', b'password', b'0123456789abcdef', %d)\n"
-         "    d = time.thread_time_ns() - t\n"
-         "    best = d if best is None else min(best, d)\n"
-         "print(best)" % PBKDF2_ITERATIONS],
-        capture_output=True, text=True, check=True)
-    return int(out.stdout)
+def agent_hash_cpu_ns(out_dir):
+    """The thread CPU of each login's PBKDF2 hashes, as the agent timed it."""
+    try:
+        with open(os.path.join(out_dir, "state", "agent.log")) as f:
+            return [int(line.split()[2]) for line in f if line.startswith("login hash_cpu_ns ")]
+    except OSError:
+        return []
 
 
 def main():

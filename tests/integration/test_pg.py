@@ -574,12 +574,27 @@ def check_hold_plan(tmp, r, truth):
         return
     j = json.loads(p.stdout)
     d = [g for g in j["demands"] if g["route"] == "/ahold/:id"]
-    want = [t["pg_hold_ns"] for t in truth.values() if t["path"].startswith("/ahold/")]
-    if not at.check("asyncpg pool: plan has the /ahold/:id group", d and want, j["demands"]):
+    want = [t for t in truth.values() if t["path"].startswith("/ahold/")]
+    recs = [x for x in r["recs"]
+            if x["route"] == "/ahold/:id" and "hold_ns" in (x.get("pg") or {})]
+    got = [x["pg"]["hold_ns"] for x in recs]
+    if not at.check("asyncpg pool: plan has the /ahold/:id group", d and want and got,
+                    j["demands"]):
         return
-    at.check("asyncpg pool: plan's hold for /ahold/:id is the servers' mean hold (within 10%)",
-             d[0]["pg_hold_measured"] and at.near(d[0]["pg_hold_s"] * 1e9, sum(want) / len(want)),
-             "plan %.2f ms, servers' %.2f ms" % (d[0]["pg_hold_s"] * 1e3, sum(want) / len(want) / 1e6))
+    # The plan serves what was measured: the records' mean hold. How close
+    # that is to the server's own is checked per request above, with the
+    # slack the mode needs; the mean must sit in the same bounds.
+    plan_ns, rec_ns = d[0]["pg_hold_s"] * 1e9, sum(got) / len(got)
+    at.check("asyncpg pool: plan's hold for /ahold/:id is the records' mean hold (within 1%)",
+             d[0]["pg_hold_measured"] and abs(plan_ns - rec_ns) <= 0.01 * rec_ns,
+             "plan %.2f ms, records' %.2f ms" % (plan_ns / 1e6, rec_ns / 1e6))
+    hi = sum(t["pg_hold_ns"] for t in want) / len(want)
+    lo = (sum(t["pg_hold_ns"] - HOLD_SLACK_NS * len(t["holds"]) for t in want) / len(want)
+          - sum(x.get("runq_ns", 0) for x in recs) / len(recs))
+    at.check("asyncpg pool: plan's hold is within the servers' mean hold, less %.0f ms per "
+             "acquire and runq_ns" % (HOLD_SLACK_NS / 1e6), lo <= plan_ns <= hi + 100_000,
+             "plan %.2f ms, servers' %.2f ms (lowest allowed %.2f ms)" % (
+                 plan_ns / 1e6, hi / 1e6, lo / 1e6))
     at.check("asyncpg pool: plan says it used the measured hold",
              any("measured per request" in n for n in j["assumptions"]), j["assumptions"])
 

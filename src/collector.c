@@ -93,10 +93,11 @@ static void collector__consume(struct collector *c, const struct ap_request_even
 		c->counts.incomplete++;
 	if (ev->flags & AP_REQ_FLUSHED)
 		c->counts.flushed++;
-	if (c->sampler)
-		sampler__add_request(c->sampler, ev);
 	if (c->opts.on_request)
 		c->opts.on_request(c->opts.ctx, &req);
+	/* After on_request: the front end names the request's service. */
+	if (c->sampler)
+		sampler__add_request(c->sampler, ev, req.service);
 	pg__free_queries(queries, nq);
 }
 
@@ -406,7 +407,7 @@ int collector__attach(struct collector *c)
 		c->bpf_run_at_attach_ns = collector__bpf_run_ns(c);
 	if (c->opts.services) {
 		c->sampler = sampler__new(c->opts.services, c->opts.pg_ports, c->opts.npg_ports,
-					  c->last_drain_ns);
+					  c->last_drain_ns, c->opts.lock);
 		if (!c->sampler)
 			return -ENOMEM;
 	}

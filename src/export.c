@@ -33,11 +33,14 @@
 #include "privileges.h"
 #include "prometheus.h"
 #include "service.h"
+#include "services.h"
 #include "tracefs.h"
 
 #define MAX_BUCKETS 64
 #define MAX_FIGURES 128
 #define PID_BUCKETS 4096
+/* Intervals of the services' samples /profile keeps: an hour of seconds (113 KiB a service). */
+#define EXPORT_SAMPLE_WINDOW 3600
 /* /healthz fails when the ring buffer was not drained for this long. */
 #define HEALTHY_DRAIN_S 5.0
 
@@ -373,6 +376,7 @@ static void exporter__forget(struct exporter *x, uint64_t now)
 			s->gone_since_ns = now;
 		} else if (now - s->gone_since_ns >= after) {
 			profile__remove_service(x->profile, s->id.key);
+			services__remove(profile__services(x->profile), s->id.key);
 			cap__forget_scope(x->routes, s->id.key);
 			cap__forget_scope(x->classes, s->id.key);
 			cap__forget_prefix(x->groups, "", s->id.key);
@@ -744,6 +748,9 @@ static int exporter__configure(struct exporter *x)
 	}
 	profile__set_by_status(x->profile, true);
 	profile__run(x->profile)->sample_every = x->env->sample_every ?: 1;
+	/* RSS, in flight and connections over the last hour, for plan from /profile. */
+	profile__services(x->profile)->window = EXPORT_SAMPLE_WINDOW;
+	x->col.opts.services = profile__services(x->profile);
 	return 0;
 }
 

@@ -15,17 +15,31 @@
 #define TCP_ESTABLISHED 0x01
 #define TCP_LISTEN 0x0a
 
+/* Once a minute of intervals, a windowed timeline forgets exited processes. */
+#define SAMPLER_PRUNE_EVERY 60
+
+/* One service's /proc figures, read without the lock from a copy of its pids. */
+struct sample_job {
+	char name[SERVICE_NAME_MAX];
+	uint32_t pids[SERVICE_MAX_PIDS];
+	int npids;
+	uint64_t rss_bytes;
+	uint32_t clients, pg_conns;
+};
+
 struct sampler {
 	struct services *svcs;
+	pthread_mutex_t *lock;
 	uint64_t t0_ns;
 	int64_t last_slot; /* the last interval whose /proc figures were read */
 	unsigned short pg_ports[SAMPLER_MAX_PG_PORTS];
 	int npg_ports;
 	long page_size;
+	struct sample_job jobs[SERVICES_MAX];
 };
 
 struct sampler *sampler__new(struct services *svcs, const unsigned short *pg_ports, int npg_ports,
-			     uint64_t now_ns)
+			     uint64_t now_ns, pthread_mutex_t *lock)
 {
 	struct sampler *s = calloc(1, sizeof(*s));
 	int i;
@@ -33,6 +47,7 @@ struct sampler *sampler__new(struct services *svcs, const unsigned short *pg_por
 	if (!s)
 		return NULL;
 	s->svcs = svcs;
+	s->lock = lock;
 	s->t0_ns = now_ns;
 	s->last_slot = -1;
 	s->page_size = sysconf(_SC_PAGESIZE);
@@ -59,7 +74,11 @@ static void spread_in_flight(struct sampler *s, struct service *svc, uint64_t st
 		start = s->t0_ns;
 	if (end <= start)
 		return;
-	for (i = (start - s->t0_ns) / iv;; i++) {
+	i = (start - s->t0_ns) / iv;
+	/* A request older than the window counts from the window's start. */
+	if (i < svc->first)
+		i = svc->first;
+	for (;; i++) {
 		lo = s->t0_ns + i * iv;
 		hi = lo + iv;
 		if (lo >= end)
@@ -73,7 +92,8 @@ static void spread_in_flight(struct sampler *s, struct service *svc, uint64_t st
 	}
 }
 
-void sampler__add_request(struct sampler *s, const struct ap_request_event *ev)
+void sampler__add_request(struct sampler *s, const struct ap_request_event *ev,
+			  const char *service)
 {
 	char name[AP_COMM_LEN + 1];
 	struct service_sample *smp;
@@ -82,7 +102,7 @@ void sampler__add_request(struct sampler *s, const struct ap_request_event *ev)
 
 	memcpy(name, ev->comm, AP_COMM_LEN);
 	name[AP_COMM_LEN] = '\0';
-	svc = services__get(s->svcs, name);
+	svc = services__get(s->svcs, service ?: name);
 	if (!svc)
 		return;
 	/* One cgroup per service: its first process's (a pod's workers share it). */
@@ -209,39 +229,89 @@ static void scan_tcp(const struct sampler *s, uint32_t pid, const uint64_t *inos
 	}
 }
 
-static void sample_service(struct sampler *s, struct service *svc, size_t slot)
+/* The figures of one service's processes, read into job (no lock held). */
+static void sample_job(const struct sampler *s, struct sample_job *job)
 {
-	struct service_sample *smp = service__sample(svc, slot);
 	struct tcp_counts c;
 	uint64_t *inos;
 	size_t nino;
 	int i;
 
-	if (!smp)
-		return;
-	smp->measured = true;
-	smp->rss_bytes = 0;
-	smp->clients = smp->pg_conns = 0;
-	for (i = 0; i < svc->npids; i++) {
-		smp->rss_bytes += proc_rss(s, svc->pids[i]);
-		inos = socket_inodes(svc->pids[i], &nino);
+	job->rss_bytes = 0;
+	job->clients = job->pg_conns = 0;
+	for (i = 0; i < job->npids; i++) {
+		job->rss_bytes += proc_rss(s, job->pids[i]);
+		inos = socket_inodes(job->pids[i], &nino);
 		if (!inos)
 			continue;
 		memset(&c, 0, sizeof(c));
-		scan_tcp(s, svc->pids[i], inos, nino, true, &c);
-		scan_tcp(s, svc->pids[i], inos, nino, false, &c);
+		scan_tcp(s, job->pids[i], inos, nino, true, &c);
+		scan_tcp(s, job->pids[i], inos, nino, false, &c);
 		free(inos);
-		smp->clients += c.clients;
-		smp->pg_conns += c.pg;
+		job->clients += c.clients;
+		job->pg_conns += c.pg;
 	}
-	if (smp->pg_conns > svc->pg_conns_max)
-		svc->pg_conns_max = smp->pg_conns;
+}
+
+static void lock(struct sampler *s)
+{
+	if (s->lock)
+		pthread_mutex_lock(s->lock);
+}
+
+static void unlock(struct sampler *s)
+{
+	if (s->lock)
+		pthread_mutex_unlock(s->lock);
+}
+
+/* Copies out each service's pids, under the lock; the number of jobs. */
+static int take_jobs(struct sampler *s, bool prune)
+{
+	struct service *svc;
+	int i, n;
+
+	lock(s);
+	n = s->svcs->n;
+	for (i = 0; i < n; i++) {
+		svc = &s->svcs->svc[i];
+		if (prune)
+			service__prune(svc);
+		snprintf(s->jobs[i].name, sizeof(s->jobs[i].name), "%s", svc->name);
+		memcpy(s->jobs[i].pids, svc->pids, svc->npids * sizeof(svc->pids[0]));
+		s->jobs[i].npids = svc->npids;
+	}
+	unlock(s);
+	return n;
+}
+
+/* Stores the figures read, under the lock; a service forgotten meanwhile gets none. */
+static void store_jobs(struct sampler *s, int n, size_t slot)
+{
+	struct service_sample *smp;
+	struct service *svc;
+	int i;
+
+	lock(s);
+	for (i = 0; i < n; i++) {
+		svc = (struct service *)services__find(s->svcs, s->jobs[i].name);
+		smp = svc ? service__sample(svc, slot) : NULL;
+		if (!smp)
+			continue;
+		smp->measured = true;
+		smp->rss_bytes = s->jobs[i].rss_bytes;
+		smp->clients = s->jobs[i].clients;
+		smp->pg_conns = s->jobs[i].pg_conns;
+		if (smp->pg_conns > svc->pg_conns_max)
+			svc->pg_conns_max = smp->pg_conns;
+	}
+	unlock(s);
 }
 
 void sampler__tick(struct sampler *s, uint64_t now_ns)
 {
 	int64_t slot;
-	int i;
+	int i, n;
 
 	if (now_ns < s->t0_ns + s->svcs->interval_ns)
 		return;
@@ -250,6 +320,9 @@ void sampler__tick(struct sampler *s, uint64_t now_ns)
 	if (slot <= s->last_slot)
 		return;
 	s->last_slot = slot;
-	for (i = 0; i < s->svcs->n; i++)
-		sample_service(s, &s->svcs->svc[i], slot);
+	/* A record's profile lists every process it saw; only a window forgets. */
+	n = take_jobs(s, s->svcs->window && slot % SAMPLER_PRUNE_EVERY == 0);
+	for (i = 0; i < n; i++)
+		sample_job(s, &s->jobs[i]);
+	store_jobs(s, n, slot);
 }

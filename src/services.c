@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "services.h"
 
@@ -46,27 +48,95 @@ struct service *services__get(struct services *s, const char *name)
 	memset(svc, 0, sizeof(*svc));
 	snprintf(svc->name, sizeof(svc->name), "%s", name);
 	svc->cgroup.cpu_quota_us = -1;
+	svc->window = s->window;
 	return svc;
+}
+
+void services__remove(struct services *s, const char *name)
+{
+	struct service *svc = (struct service *)services__find(s, name);
+
+	if (!svc)
+		return;
+	free(svc->samples);
+	/* Order does not matter: move the last one into the hole. */
+	if (svc != &s->svc[s->n - 1])
+		*svc = s->svc[s->n - 1];
+	s->n--;
+}
+
+/*
+ * A window full: drop its oldest eighth at once, so that the move happens
+ * once every window/8 intervals rather than at every one.
+ */
+static void slide(struct service *svc, size_t rel)
+{
+	size_t drop = rel + 1 - svc->window;
+
+	if (drop < svc->window / 8)
+		drop = svc->window / 8;
+	if (drop >= svc->nsamples) {
+		/* A jump past the whole window (the host slept): nothing kept. */
+		svc->nsamples = 0;
+	} else {
+		memmove(svc->samples, svc->samples + drop,
+			(svc->nsamples - drop) * sizeof(*svc->samples));
+		/* What is past nsamples now is zeroed as the timeline grows into it. */
+		svc->nsamples -= drop;
+	}
+	svc->first += drop;
 }
 
 struct service_sample *service__sample(struct service *svc, size_t i)
 {
 	struct service_sample *v;
-	size_t cap;
+	size_t cap, rel;
 
-	if (i >= SERVICE_MAX_SAMPLES)
+	if (i < svc->first)
 		return NULL;
-	if (i < svc->nsamples)
-		return &svc->samples[i];
+	rel = i - svc->first;
+	if (svc->window && rel >= svc->window) {
+		slide(svc, rel);
+		rel = i - svc->first;
+	}
+	if (rel >= SERVICE_MAX_SAMPLES)
+		return NULL;
+	if (rel < svc->nsamples)
+		return &svc->samples[rel];
 	/* Grow in whole minutes: one realloc a minute of recording. */
-	cap = (i / 60 + 1) * 60;
+	cap = (rel / 60 + 1) * 60;
 	v = realloc(svc->samples, cap * sizeof(*v));
 	if (!v)
 		return NULL;
 	memset(v + svc->nsamples, 0, (cap - svc->nsamples) * sizeof(*v));
 	svc->samples = v;
-	svc->nsamples = i + 1;
-	return &v[i];
+	svc->nsamples = rel + 1;
+	return &v[rel];
+}
+
+/* /proc/ID answers for a thread as for a process, though only processes are listed. */
+static bool alive(uint32_t id)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "/proc/%u", id);
+	return access(path, F_OK) == 0;
+}
+
+static int keep_alive(uint32_t *v, int n)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (alive(v[i]))
+			v[k++] = v[i];
+	return k;
+}
+
+void service__prune(struct service *svc)
+{
+	svc->npids = keep_alive(svc->pids, svc->npids);
+	svc->ntids = keep_alive(svc->tids, svc->ntids);
 }
 
 bool service__add_pid(struct service *svc, uint32_t pid)
@@ -126,6 +196,7 @@ static struct json_object *samples_json(const struct service *svc, uint64_t inte
 		json_object_array_add(meas, json_object_new_boolean(s->measured));
 	}
 	json_object_object_add(o, "interval_ns", json_object_new_uint64(interval_ns));
+	json_object_object_add(o, "first_interval", json_object_new_uint64(svc->first));
 	json_object_object_add(o, "rss_bytes", rss);
 	json_object_object_add(o, "in_flight", inf);
 	json_object_object_add(o, "arrivals", arr);
@@ -209,8 +280,12 @@ static int samples_load(struct service *svc, struct json_object *o)
 	    json_object_array_length(cli) != n || json_object_array_length(pg) != n ||
 	    json_object_array_length(meas) != n)
 		return -EINVAL;
+	/* Profiles from before the exporter's window start at the timeline's start. */
+	svc->first = json_object_get_uint64(member(o, "first_interval"));
+	if (svc->first > SIZE_MAX - n)
+		return -EINVAL;
 	for (i = 0; i < n; i++) {
-		s = service__sample(svc, i);
+		s = service__sample(svc, svc->first + i);
 		if (!s)
 			return -ENOMEM;
 		s->rss_bytes = json_object_get_uint64(json_object_array_get_idx(rss, i));

@@ -3,7 +3,8 @@
  * What a profile knows of each traced service beyond its requests: its
  * processes and request threads, the cgroup limits it ran under, and samples
  * over time (RSS, requests in flight, arrivals, client and PostgreSQL
- * connections), taken by `record` (src/sampler.c) and read by `plan`.
+ * connections), taken by `record` and `export` (src/sampler.c) and read by
+ * `plan`.
  * Saved as the profile's "services" array (README, "The profile").
  */
 #ifndef AGENTPROF_SERVICES_H
@@ -13,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SERVICES_MAX 16
+#define SERVICES_MAX 64 /* the exporter's default --max-services */
 #define SERVICE_NAME_MAX 64
 #define SERVICE_MAX_PIDS 256
 #define SERVICE_MAX_TIDS 1024
@@ -49,10 +50,17 @@ struct service {
 	uint32_t pg_conns_max;
 	struct service_sample *samples;
 	size_t nsamples;
+	size_t first;  /* the interval samples[0] is, counted from the timeline's start */
+	size_t window; /* the services' window, when this service was made */
 };
 
 struct services {
 	uint64_t interval_ns;
+	/*
+	 * The most recent intervals kept (the exporter's sliding window); 0:
+	 * the timeline from its start, up to SERVICE_MAX_SAMPLES (record).
+	 */
+	size_t window;
 	int n;
 	struct service svc[SERVICES_MAX];
 };
@@ -62,8 +70,16 @@ void services__free(struct services *s);
 /* The service named name, created if new; NULL when SERVICES_MAX are taken. */
 struct service *services__get(struct services *s, const char *name);
 const struct service *services__find(const struct services *s, const char *name);
-/* The sample of interval i, the timeline grown to hold it; NULL past the cap or out of memory. */
+/* Forgets the service named name (the exporter's --forget), samples and all. */
+void services__remove(struct services *s, const char *name);
+/*
+ * The sample of interval i (from the timeline's start), the timeline grown
+ * to hold it and, with a window, its oldest intervals dropped to make room;
+ * NULL for an interval already dropped, past the cap, or out of memory.
+ */
 struct service_sample *service__sample(struct service *svc, size_t i);
+/* Drops the processes and threads that have exited (a long-running exporter's services). */
+void service__prune(struct service *svc);
 bool service__add_pid(struct service *svc, uint32_t pid);
 void service__add_tid(struct service *svc, uint32_t tid);
 

@@ -297,6 +297,34 @@ def check_sampled(srv, port, exp_port, service):
     return box.get("r", [])
 
 
+def check_profile_samples(srv, exp_port, service):
+    """/profile carries the service's samples over time, as record's profile
+    does, for plan's memory fit: after check_sampled's streamed request."""
+    pre = "/profile samples: "
+    status, _, body = http_get("http://%s:%d/profile" % (HOST, exp_port))
+    doc = json.loads(body) if status == 200 else {}
+    svc = [s for s in doc.get("services", []) if s.get("service") == service]
+    if not at.check(pre + "the service is in the profile's services", svc,
+                    [s.get("service") for s in doc.get("services", [])]):
+        return
+    svc, smp = svc[0], svc[0].get("samples", {})
+    with open("/proc/%d/statm" % srv.pid) as f:
+        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    measured = [i for i, m in enumerate(smp.get("measured", [])) if m]
+    at.check(pre + "the server's pid", srv.pid in svc.get("pids", []), svc.get("pids"))
+    at.check(pre + "RSS sampled every second, the last within 10% of /proc statm",
+             len(measured) >= 5 and abs(smp["rss_bytes"][measured[-1]] - rss) <= 0.1 * rss,
+             "%d measured, last %s, statm %d" % (
+                 len(measured), measured and smp["rss_bytes"][measured[-1]], rss))
+    at.check(pre + "the 2.5 s streamed request is a whole interval in flight",
+             max(smp.get("in_flight", [0])) >= 0.99, max(smp.get("in_flight", [0])))
+    at.check(pre + "arrivals count the requests sent",
+             sum(smp.get("arrivals", [])) >= 1, sum(smp.get("arrivals", [])))
+    cap = [l for l in doc.get("capacity", []) if "capacity of %s:" % service in l]
+    at.check(pre + "the capacity line speaks of memory from the samples",
+             cap and "memory not sampled" not in cap[0], cap)
+
+
 def random_segment(rng):
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(7))
 
@@ -545,6 +573,7 @@ def main():
         check_scrape(prom, srv, port, service, truth_path, sent)
         check_endpoints(EXPORT_PORT, service, len(sent))
         check_sampled(srv, port, EXPORT_PORT, service)
+        check_profile_samples(srv, EXPORT_PORT, service)
         check_attack(prom, port, EXPORT_PORT, service)
     finally:
         if prom:

@@ -295,6 +295,54 @@ static void test_services_roundtrip(void)
 	profile__free(p);
 }
 
+/* The exporter's window: the last `window` intervals, the oldest dropped an eighth at a time. */
+static void test_services_window(void)
+{
+	struct profile *p = profile__new(), *q;
+	struct services *svcs = profile__services(p);
+	char path[] = "/tmp/test_plan_window-XXXXXX", err[256];
+	const struct service *b;
+	struct service *svc;
+	size_t i;
+	int fd;
+
+	svcs->window = 80;
+	svc = services__get(svcs, "svc");
+	for (i = 0; i < 200; i++)
+		service__sample(svc, i)->rss_bytes = i;
+	ASSERT_TRUE(svc->nsamples <= 80, "no more than the window kept (%zu)", svc->nsamples);
+	ASSERT_TRUE(svc->nsamples >= 70, "the window less an eighth at least (%zu)", svc->nsamples);
+	ASSERT_EQ(svc->first + svc->nsamples, 200, "the newest interval is the last kept");
+	ASSERT_EQ(svc->samples[0].rss_bytes, svc->first, "each kept sample is its interval's");
+	ASSERT_TRUE(service__sample(svc, svc->first - 1) == NULL, "a dropped interval is refused");
+	ASSERT_TRUE(service__sample(svc, svc->first + 5) == &svc->samples[5],
+		    "a kept interval is found");
+	ASSERT_EQ(svc->samples[svc->nsamples - 1].rss_bytes, 199, "the newest sample kept");
+	/* A jump past the whole window keeps nothing older. */
+	service__sample(svc, 1000)->rss_bytes = 1000;
+	ASSERT_EQ(svc->first + svc->nsamples, 1001, "a jump: the timeline ends at the new interval");
+	ASSERT_TRUE(svc->nsamples <= 80, "a jump: within the window");
+	ASSERT_EQ(svc->samples[svc->nsamples - 2].rss_bytes, 0, "a jump: the gap is empty");
+
+	fd = mkstemp(path);
+	close(fd);
+	ASSERT_EQ(profile__write_json(p, path, NULL), 0, "windowed profile written");
+	q = profile__load(path, err, sizeof(err));
+	ASSERT_TRUE(q != NULL, "windowed profile read back: %.150s", q ? "" : err);
+	b = q ? services__find(profile__services(q), "svc") : NULL;
+	ASSERT_TRUE(b && b->first == svc->first && b->nsamples == svc->nsamples,
+		    "the window's start and length read back");
+	if (q)
+		profile__free(q);
+	unlink(path);
+
+	services__get(svcs, "other");
+	services__remove(svcs, "svc");
+	ASSERT_EQ(svcs->n, 1, "a forgotten service is removed");
+	ASSERT_TRUE(services__find(svcs, "other") != NULL, "the others stay");
+	profile__free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(root)) {
@@ -305,6 +353,7 @@ int main(void)
 	test_model();
 	test_hold();
 	test_services_roundtrip();
+	test_services_window();
 	if (fork() == 0)
 		execlp("rm", "rm", "-rf", root, (char *)NULL);
 	return test_report();

@@ -301,9 +301,18 @@ def check_profile_samples(srv, exp_port, service):
     """/profile carries the service's samples over time, as record's profile
     does, for plan's memory fit: after check_sampled's streamed request."""
     pre = "/profile samples: "
-    status, _, body = http_get("http://%s:%d/profile" % (HOST, exp_port))
-    doc = json.loads(body) if status == 200 else {}
-    svc = [s for s in doc.get("services", []) if s.get("service") == service]
+    # The streamed request is in the samples once its record is drained
+    # (the ring buffer is read every 10 to 100 ms) and the interval it ends
+    # in has closed.
+    deadline = time.time() + 5
+    while True:
+        status, _, body = http_get("http://%s:%d/profile" % (HOST, exp_port))
+        doc = json.loads(body) if status == 200 else {}
+        svc = [s for s in doc.get("services", []) if s.get("service") == service]
+        inf = svc[0].get("samples", {}).get("in_flight", []) if svc else []
+        if (inf and max(inf) >= 0.99) or time.time() > deadline:
+            break
+        time.sleep(0.25)
     if not at.check(pre + "the service is in the profile's services", svc,
                     [s.get("service") for s in doc.get("services", [])]):
         return

@@ -12,10 +12,29 @@ mkdir -p "$LOGDIR"
 run_one() {
 	local name=$1
 	shift
-	local log="$LOGDIR/$(basename "${name// /_}").log" line p f
+	local log="$LOGDIR/$(basename "${name// /_}").log" line p f wd=
 	echo "== $name"
-	"$@" 2>&1 | tee "$log"
+	if [ -n "${RUN_ONE_TIMEOUT:-}" ]; then
+		# A test that hangs: what every process was waiting in, shortly
+		# before it is killed and the next test runs.
+		(sleep $((RUN_ONE_TIMEOUT - 5)) &&
+			echo "# $name: still running after $((RUN_ONE_TIMEOUT - 5)) s; the processes:" &&
+			ps -eo pid,ppid,stat,wchan:30,etimes,args --sort=pid | sed 's/^/# /') &
+		wd=$!
+		timeout -k 10 "$RUN_ONE_TIMEOUT" "$@" 2>&1 | tee "$log"
+	else
+		"$@" 2>&1 | tee "$log"
+	fi
 	local rc=${PIPESTATUS[0]}
+	if [ -n "$wd" ]; then
+		kill "$wd" 2>/dev/null
+		wait "$wd" 2>/dev/null
+	fi
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "FAIL - $name: killed after RUN_ONE_TIMEOUT=$RUN_ONE_TIMEOUT s"
+		fail=$((fail + 1))
+		return
+	fi
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
 	if [ -z "$line" ]; then
 		echo "FAIL - $name: exited $rc without a summary line"

@@ -63,21 +63,22 @@ def run_workload(kind, port):
     return sent, seq_ids, {s["request_id"] for s in conc}
 
 
-def within(got, low_ns, server_ns):
+def within(got, low_ns, server_ns, runq_ns=0):
     """Durations, bracketed by the server's clock, which encloses them.
 
     The C server's clock starts when the read that returns the head returns,
     the asyncio server's when the loop is handed the head's first bytes (so
     also under concurrency, when the handler starts long after); both stop
     after the write returns. 2 ms allow for the thread being preempted between
-    the syscall and the clock. Below, no span is shorter than the handler's
-    own CPU time.
+    the syscall and the clock, and more when agentprof saw the thread wait
+    that long for a CPU (runq_ns: a busy host preempted it for 2.03 ms once).
+    Below, no span is shorter than the handler's own CPU time.
     """
     if at.EMULATED:
         # Emulated, the guest's thread CPU clock runs ahead of its wall clock:
         # only the bracket from above holds (at.emulated_near()).
         return 0 < got <= server_ns + 30_000_000
-    return 0.95 * low_ns - 1_000_000 <= got <= server_ns + 2_000_000
+    return 0.95 * low_ns - 1_000_000 <= got <= server_ns + max(2_000_000, runq_ns + 500_000)
 
 
 def expected_route(path):
@@ -169,11 +170,12 @@ def check_server(kind, tmp):
             bad["threads of pool requests"].append((rid, rec["threads"]))
         # CPU burnt after the response (after=) is the request's, outside its duration.
         own_ns = t["cpu_ns"] - drive.query_ms(t["path"], "after") * 1_000_000
-        if not within(rec["duration_ns"], own_ns, t["wall_ns"]):
-            bad["duration"].append((rid, rec["duration_ns"], t["wall_ns"], s["wall_ns"]))
-        if not within(rec["ttfb_ns"], 0, t["ttfb_ns"]) \
+        runq = rec.get("runq_ns", 0)
+        if not within(rec["duration_ns"], own_ns, t["wall_ns"], runq):
+            bad["duration"].append((rid, rec["duration_ns"], t["wall_ns"], s["wall_ns"], runq))
+        if not within(rec["ttfb_ns"], 0, t["ttfb_ns"], runq) \
                 or rec["ttfb_ns"] > rec["duration_ns"]:
-            bad["ttfb"].append((rid, rec["ttfb_ns"], t["ttfb_ns"]))
+            bad["ttfb"].append((rid, rec["ttfb_ns"], t["ttfb_ns"], runq))
         if rid in conc_ids:
             conc_truth += t["cpu_ns"]
             conc_seen += rec["cpu_ns"]

@@ -19,7 +19,7 @@
 #define PLAN_MAX_GROUPS 256
 #define PLAN_MAX_STATIONS 4
 #define PLAN_MAX_NOTES 32
-#define PLAN_NOTE_MAX 320
+#define PLAN_NOTE_MAX 448
 #define PLAN_CURVE_MAX 400
 
 struct plan_mix {

@@ -12,7 +12,8 @@ For each configuration of the demo agent (tools/demo-agent):
      pool size are read from the profile, the way plan reads them on a pod;
   4. run Locust at user counts from well below to past the predicted
      saturation, each after its ramp-up and a warm-up, and measure
-     throughput, p95 and the agent's CPU over a steady window;
+     throughput, p95, the agent's CPU and its event loop's wakeups (voluntary
+     context switches of its main thread) over a steady window;
   5. print predicted against measured and write the HTML comparison
      (`agentprof plan --measured ... --format html`).
 
@@ -86,6 +87,14 @@ def _cpu():
         v = f.read().rsplit(")", 1)[1].split()
     return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
 
+def _switches():
+    # The loop thread's voluntary context switches: its sleeps, so its wakeups.
+    with open("/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    return 0
+
 @events.init.add_listener
 def _init(environment, **_kw):
     global _env
@@ -93,7 +102,7 @@ def _init(environment, **_kw):
 
 def _reset():
     _env.runner.stats.reset_all()
-    _mark.update(t=time.monotonic(), cpu=_cpu())
+    _mark.update(t=time.monotonic(), cpu=_cpu(), vcsw=_switches())
 
 @events.spawning_complete.add_listener
 def _spawned(user_count, **_kw):
@@ -107,7 +116,8 @@ def _quit(**_kw):
     out = dict(window_s=time.monotonic() - _mark["t"], requests=t.num_requests,
                failures=t.num_failures, p95_s=t.get_response_time_percentile(0.95) / 1000,
                p99_s=t.get_response_time_percentile(0.99) / 1000,
-               mean_s=t.avg_response_time / 1000, agent_cpu_s=_cpu() - _mark["cpu"])
+               mean_s=t.avg_response_time / 1000, agent_cpu_s=_cpu() - _mark["cpu"],
+               agent_wakeups=_switches() - _mark["vcsw"])
     with open({result!r}, "w") as f:
         json.dump(out, f)
 '''
@@ -269,6 +279,9 @@ def measure(stack, users, outdir):
     r["users"] = users
     r["x"] = r["requests"] / r["window_s"]
     r["cpu_cores"] = r["agent_cpu_s"] / r["window_s"]
+    n = max(r["requests"], 1)
+    r["cpu_ms_per_req"] = r["agent_cpu_s"] * 1e3 / n
+    r["wakeups_per_req"] = r.get("agent_wakeups", 0) / n
     return r
 
 
@@ -333,14 +346,15 @@ def validate(name, cfg):
 def report(name, cfg, pred, meas, html):
     print(f"\n=== {name}: {cfg['what']} ===")
     print(f"{'USERS':>6} {'PRED_RPS':>9} {'MEAS_RPS':>9} {'DIFF':>7} {'PRED_P95':>9} "
-          f"{'MEAS_P95':>9} {'AGENT_CPU':>10} {'LOAD':>5}")
+          f"{'MEAS_P95':>9} {'AGENT_CPU':>10} {'CPU_MS/REQ':>11} {'WAKEUPS/REQ':>12} {'LOAD':>5}")
     ok = True
     for r in meas:
         p = predicted_at(pred, r["users"])
         diff = p["throughput_rps"] / r["x"] - 1
         ok &= abs(diff) <= 0.10
         print(f"{r['users']:>6} {p['throughput_rps']:>9.1f} {r['x']:>9.1f} {diff * 100:>+6.1f}% "
-              f"{p['p95_s']:>9.2f} {r['p95_s']:>9.2f} {r['cpu_cores']:>10.2f} {r['loadavg']:>5.1f}")
+              f"{p['p95_s']:>9.2f} {r['p95_s']:>9.2f} {r['cpu_cores']:>10.2f} "
+              f"{r['cpu_ms_per_req']:>11.1f} {r['wakeups_per_req']:>12.1f} {r['loadavg']:>5.1f}")
     kp = pred["summary"]["knee_users_p95"]
     slo = cfg["slo_p95"]
     km = knee_of(meas, slo)

@@ -641,7 +641,7 @@ static void notes_model(struct plan_model *m)
 	note(m, "demands are the means the profile measured at its load (%.1f req/s, the "
 		"bottleneck %.0f%% busy); they do not change with load (no cache, GC or lock "
 		"effects). A busier event loop finds several events per wakeup and spends less CPU "
-		"per request (make validate-plan: 12%% less at saturation than at 30%%): past "
+		"per request (make validate-plan: 11%% less saturated than at 30%% busy): past "
 		"saturation, a CPU-bound plan errs low",
 	     x, isfinite(m->x_max) && m->x_max > 0 ? 100 * fmin(1, x / m->x_max) : 0);
 	note(m, "percentiles: the recorded response times of the mix plus the predicted wait in "

@@ -305,6 +305,15 @@ def load_jsonl(path):
         return []
 
 
+WARM_UP = "warm-up"  # the request id prefix of a server's warm-up before tracing
+
+
+def load_truth(path):
+    """A server's truth lines, without those of the warm-up requests sent
+    before tracing (request ids starting with WARM_UP)."""
+    return [t for t in load_jsonl(path) if not (t.get("request_id") or "").startswith(WARM_UP)]
+
+
 def record_request_id(rec):
     return (rec.get("headers") or {}).get("x-request-id")
 

@@ -194,8 +194,7 @@ def check_scrape(prom, srv, port, service, truth_path, sent):
     pre = "scrape: "
     deadline = time.monotonic() + 5
     while True:  # the server writes a truth line once its response is out
-        truth = [t for t in at.load_jsonl(truth_path)
-                 if not (t.get("request_id") or "").startswith("warm-up")]
+        truth = at.load_truth(truth_path)
         if len(truth) >= len(sent) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -488,7 +487,7 @@ def check_python(tmp):
     pre = "asyncio: "
     truth_path = os.path.join(tmp, "py-truth.jsonl")
     srv, port = at.start_server("asyncio", truth_path)
-    drive.new_conn_each(HOST, port, 1, ms=1, prefix="warm-up")
+    drive.new_conn_each(HOST, port, 1, ms=1, prefix=at.WARM_UP)
     ex = None
     try:
         ex = start_export(["-p", str(srv.pid), "--service", "pyagent=pid:%d" % srv.pid],
@@ -500,8 +499,7 @@ def check_python(tmp):
         if ex:
             at.stop_agentprof(ex)
         at.stop_server(srv)
-    truth = [t for t in at.load_jsonl(truth_path)
-             if not (t.get("request_id") or "").startswith("warm-up")]
+    truth = at.load_truth(truth_path)
     modes = {dict(k[1]).get("mode"): v for k, v in m.items()
              if k[0] == "agentprof_traced_processes"}
     at.check(pre + "traced task-aware (the CPython runtime reader)",
@@ -571,7 +569,7 @@ def main():
     cg = unit_cgroup(service)
     truth_path = os.path.join(tmp, "truth.jsonl")
     srv, port = at.start_server("c", truth_path, cgroup=cg)
-    drive.new_conn_each(HOST, port, 1, ms=1, prefix="warm-up")
+    drive.new_conn_each(HOST, port, 1, ms=1, prefix=at.WARM_UP)
     prom = ex = None
     try:
         ex = start_export(["-p", str(srv.pid), "--max-routes", str(MAX_ROUTES),

@@ -69,7 +69,7 @@ def main():
         try:
             # FastAPI's first request sets things up once, and starts the pool thread.
             conn = http.client.HTTPConnection(HOST, port, timeout=30)
-            warm = get(conn, 0, "warm-up")
+            warm = get(conn, 0, at.WARM_UP)
             conn.close()
         except BaseException:
             at.stop_server(srv)
@@ -80,7 +80,7 @@ def main():
         at.check("agentprof exits 0", rc == 0, err[-300:])
         at.check("client saw no errors", not warm["error"] and not [s for s in sent if s["error"]],
                  [warm["error"]] + [s["error"] for s in sent if s["error"]][:3])
-        truth = [t for t in at.load_jsonl(truth_path) if t["request_id"] != "warm-up"]
+        truth = at.load_truth(truth_path)
         pairs = at.match(at.load_jsonl(reqs_path), truth)
         at.check("every request recorded once", len(pairs) == n and len(truth) == n,
                  "%d matched, %d truth lines, %d sent" % (len(pairs), len(truth), n))

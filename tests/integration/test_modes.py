@@ -67,7 +67,7 @@ def cpu_run(tmp, name):
     srv, port = at.start_server("c", truth_path)
     # One request before tracing, as test_record does: a server's first
     # requests pay for lazy binding and first page faults outside its clock.
-    warm = drive.new_conn_each(HOST, port, 1, ms=1, prefix="warm-up")
+    warm = drive.new_conn_each(HOST, port, 1, ms=1, prefix=at.WARM_UP)
     at.check("%s: C server: warm-up request answered before tracing" % name,
              warm and not warm[0]["error"], warm)
     sent, rc, _, err, _ = at.traced(
@@ -75,8 +75,7 @@ def cpu_run(tmp, name):
         lambda ap: drive.concurrent(HOST, port, 4, 6, ms=lambda i: COSTS[i % len(COSTS)],
                                     prefix="modes"))
     at.check("%s: C server: agentprof exits 0" % name, rc == 0, err[-400:])
-    truth = [t for t in at.load_jsonl(truth_path)
-             if not (t.get("request_id") or "").startswith("warm-up")]
+    truth = at.load_truth(truth_path)
     pairs = at.match(at.load_jsonl(reqs_path), truth)
     at.check("%s: C server: every request recorded" % name, len(pairs) == len(sent) == 24,
              "%d matched, %d sent" % (len(pairs), len(sent)))

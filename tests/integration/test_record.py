@@ -97,7 +97,7 @@ def check_server(kind, tmp):
     # One request before tracing: a server's first request pays for lazy
     # binding and first-touch page faults outside its own clock (seen as
     # 1.1 ms more CPU than the truth on the C server's first request).
-    warm = drive.new_conn_each(HOST, port, 1, ms=1, prefix="warm-up")
+    warm = drive.new_conn_each(HOST, port, 1, ms=1, prefix=at.WARM_UP)
 
     def work(ap):
         sys_tps = at.syscall_tracepoints(ap.pid)
@@ -125,8 +125,7 @@ def check_server(kind, tmp):
              [s["error"] for s in sent if s["error"]][:3])
     at.check(pre + "warm-up request answered before tracing", warm and not warm[0]["error"],
              warm)
-    truth = [t for t in at.load_jsonl(truth_path)
-             if not (t.get("request_id") or "").startswith("warm-up")]
+    truth = at.load_truth(truth_path)
     recs = at.load_jsonl(reqs_path)
     at.check(pre + "server wrote one truth line per request", len(truth) == len(sent),
              "%d truth lines, %d sent" % (len(truth), len(sent)))

@@ -77,7 +77,7 @@ def check_server(kind, tmp):
     # One request before tracing, as in test_record: a server's first request
     # pays for lazy binding and first-touch page faults outside its own clock
     # (0.5 to 1.1 ms more CPU than the truth on the C server's first request).
-    warm = drive.new_conn_each(HOST, port, 1, ms=1, prefix="warm-up")
+    warm = drive.new_conn_each(HOST, port, 1, ms=1, prefix=at.WARM_UP)
     sent, rc, out, err, _ = at.traced(srv, ["-p", str(srv.pid), "--sample", SAMPLE],
                                       reqs_path, prof_path, lambda ap: run_workload(kind, port))
     pre = "%s, --sample %d: " % (kind, SAMPLE)
@@ -86,8 +86,7 @@ def check_server(kind, tmp):
              [s["error"] for s in sent if s["error"]][:3])
     at.check(pre + "warm-up request answered before tracing", warm and not warm[0]["error"],
              warm)
-    truth = [t for t in at.load_jsonl(truth_path)
-             if not (t.get("request_id") or "").startswith("warm-up")]
+    truth = at.load_truth(truth_path)
     recs = at.load_jsonl(reqs_path)
     with open(prof_path) as f:
         prof = json.load(f)

@@ -265,8 +265,26 @@ static void unlock(struct sampler *s)
 		pthread_mutex_unlock(s->lock);
 }
 
+/* /proc/ID answers for a thread as for a process, though only processes are listed. */
+static int keep_alive(uint32_t *v, int n)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (procs__exists((pid_t)v[i]))
+			v[k++] = v[i];
+	return k;
+}
+
+/* Drops the processes and threads that have exited (a long-running exporter's services). */
+static void prune(struct service *svc)
+{
+	svc->npids = keep_alive(svc->pids, svc->npids);
+	svc->ntids = keep_alive(svc->tids, svc->ntids);
+}
+
 /* Copies out each service's pids, under the lock; the number of jobs. */
-static int take_jobs(struct sampler *s, bool prune)
+static int take_jobs(struct sampler *s, bool forget_exited)
 {
 	struct service *svc;
 	int i, n;
@@ -275,8 +293,8 @@ static int take_jobs(struct sampler *s, bool prune)
 	n = s->svcs->n;
 	for (i = 0; i < n; i++) {
 		svc = &s->svcs->svc[i];
-		if (prune)
-			service__prune(svc);
+		if (forget_exited)
+			prune(svc);
 		snprintf(s->jobs[i].name, sizeof(s->jobs[i].name), "%s", svc->name);
 		memcpy(s->jobs[i].pids, svc->pids, svc->npids * sizeof(svc->pids[0]));
 		s->jobs[i].npids = svc->npids;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "services.h"
 
@@ -112,31 +111,6 @@ struct service_sample *service__sample(struct service *svc, size_t i)
 	svc->samples = v;
 	svc->nsamples = rel + 1;
 	return &v[rel];
-}
-
-/* /proc/ID answers for a thread as for a process, though only processes are listed. */
-static bool alive(uint32_t id)
-{
-	char path[32];
-
-	snprintf(path, sizeof(path), "/proc/%u", id);
-	return access(path, F_OK) == 0;
-}
-
-static int keep_alive(uint32_t *v, int n)
-{
-	int i, k = 0;
-
-	for (i = 0; i < n; i++)
-		if (alive(v[i]))
-			v[k++] = v[i];
-	return k;
-}
-
-void service__prune(struct service *svc)
-{
-	svc->npids = keep_alive(svc->pids, svc->npids);
-	svc->ntids = keep_alive(svc->tids, svc->ntids);
 }
 
 bool service__add_pid(struct service *svc, uint32_t pid)

@@ -78,8 +78,6 @@ void services__remove(struct services *s, const char *name);
  * NULL for an interval already dropped, past the cap, or out of memory.
  */
 struct service_sample *service__sample(struct service *svc, size_t i);
-/* Drops the processes and threads that have exited (a long-running exporter's services). */
-void service__prune(struct service *svc);
 bool service__add_pid(struct service *svc, uint32_t pid);
 void service__add_tid(struct service *svc, uint32_t tid);
 

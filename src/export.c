@@ -350,14 +350,17 @@ struct open_pids {
 static void note_open_request(pid_t pid, void *ctx)
 {
 	struct open_pids *o = ctx;
+	size_t cap;
 	pid_t *v;
 
 	if (o->n == o->cap) {
-		o->cap = o->cap ? o->cap * 2 : 64;
-		v = realloc(o->v, o->cap * sizeof(*v));
+		/* The capacity grows only with the array: a failed realloc leaves both. */
+		cap = o->cap ? o->cap * 2 : 64;
+		v = realloc(o->v, cap * sizeof(*v));
 		if (!v)
 			return;
 		o->v = v;
+		o->cap = cap;
 	}
 	o->v[o->n++] = pid;
 }

@@ -151,13 +151,15 @@ static bool keep_inode(unsigned long ino, void *ctx)
 {
 	struct inode_list *l = ctx;
 	uint64_t *nv;
+	size_t cap;
 
 	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		nv = realloc(l->v, l->cap * sizeof(*nv));
+		cap = l->cap ? l->cap * 2 : 64;
+		nv = realloc(l->v, cap * sizeof(*nv));
 		if (!nv)
 			return false;
 		l->v = nv;
+		l->cap = cap;
 	}
 	l->v[l->n++] = ino;
 	return true;

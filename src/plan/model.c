@@ -634,10 +634,10 @@ static void pool_notes(struct plan_model *m)
 
 static void notes_model(struct plan_model *m)
 {
-	note(m, "service times exponential, stations product-form: exact MVA for closed "
-		"populations, M/M/c (Erlang C) for open arrivals");
 	double x = m->requests / fmax(m->seconds, 1e-9);
 
+	note(m, "service times exponential, stations product-form: exact MVA for closed "
+		"populations, M/M/c (Erlang C) for open arrivals");
 	note(m, "demands are the means the profile measured at its load (%.1f req/s, the "
 		"bottleneck %.0f%% busy); they do not change with load (no cache, GC or lock "
 		"effects). A busier event loop finds several events per wakeup and spends less CPU "

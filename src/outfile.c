@@ -11,8 +11,6 @@
 
 #include "outfile.h"
 
-#define LINES_BATCH (256 * 1024)
-
 struct outfile {
 	const char *path;
 	int fd;	   /* the unnamed file (O_TMPFILE), tmp below, or path itself */
@@ -21,15 +19,7 @@ struct outfile {
 	char *target; /* the file path names: path, or a symlink's target */
 };
 
-struct lines {
-	const char *path;
-	int fd;
-	char *buf;
-	size_t len, cap;
-	off_t size; /* what the file holds: whole lines */
-};
-
-static void describe(char *err, size_t errsz, const char *path, const char *dir, int e)
+void outfile__describe(char *err, size_t errsz, const char *path, const char *dir, int e)
 {
 	if (e == ENOENT || e == ENOTDIR)
 		snprintf(err, errsz, "cannot write %s: the directory %s does not exist: create it "
@@ -82,13 +72,13 @@ static int outfile__place(struct outfile *o, mode_t *mode, char *err, size_t err
 
 	if (stat(o->path, &st) == 0) {
 		if (S_ISDIR(st.st_mode)) {
-			describe(err, errsz, o->path, o->path, EISDIR);
+			outfile__describe(err, errsz, o->path, o->path, EISDIR);
 			return -EISDIR;
 		}
 		if (!S_ISREG(st.st_mode)) {
 			o->fd = open(o->path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 			if (o->fd < 0) {
-				describe(err, errsz, o->path, o->path, errno);
+				outfile__describe(err, errsz, o->path, o->path, errno);
 				return -errno;
 			}
 			return 0;
@@ -129,7 +119,7 @@ struct outfile *outfile__open(const char *path, char *err, size_t errsz)
 	if (!e && o->dir) {
 		e = outfile__open_tmp(o, mode);
 		if (e)
-			describe(err, errsz, path, o->dir, -e);
+			outfile__describe(err, errsz, path, o->dir, -e);
 	}
 	if (e) {
 		outfile__discard(o);
@@ -203,107 +193,4 @@ void outfile__discard(struct outfile *o)
 	free(o->dir);
 	free(o->target);
 	free(o);
-}
-
-struct lines *lines__open(const char *path, char *err, size_t errsz)
-{
-	struct lines *w = calloc(1, sizeof(*w));
-	char *copy;
-	int e;
-
-	if (!w || !(w->buf = malloc(LINES_BATCH))) {
-		free(w);
-		snprintf(err, errsz, "out of memory");
-		errno = ENOMEM;
-		return NULL;
-	}
-	w->path = path;
-	w->cap = LINES_BATCH;
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	if (w->fd < 0) {
-		e = errno;
-		copy = strdup(path);
-		describe(err, errsz, path, copy ? dirname(copy) : path, e);
-		free(copy);
-		free(w->buf);
-		free(w);
-		errno = e;
-		return NULL;
-	}
-	return w;
-}
-
-int lines__add(struct lines *w, const char *line, size_t len)
-{
-	char *bigger;
-	int err;
-
-	if (w->len + len + 1 > w->cap) {
-		err = lines__flush(w);
-		if (err)
-			return err;
-	}
-	if (len + 1 > w->cap) {
-		bigger = realloc(w->buf, len + 1);
-		if (!bigger)
-			return -ENOMEM;
-		w->buf = bigger;
-		w->cap = len + 1;
-	}
-	memcpy(w->buf + w->len, line, len);
-	w->buf[w->len + len] = '\n';
-	w->len += len + 1;
-	return 0;
-}
-
-/*
- * A write that failed part way (the disk filled up) may have left half a
- * line: cut the file back to the last whole line that made it.
- */
-static void lines__cut(struct lines *w, size_t written)
-{
-	while (written && w->buf[written - 1] != '\n')
-		written--;
-	w->size += written;
-	if (ftruncate(w->fd, w->size) == 0)
-		lseek(w->fd, w->size, SEEK_SET);
-}
-
-int lines__flush(struct lines *w)
-{
-	size_t off = 0;
-	ssize_t n;
-	int err = 0;
-
-	while (off < w->len) {
-		n = write(w->fd, w->buf + off, w->len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = -errno;
-			break;
-		}
-		off += n;
-	}
-	if (err)
-		lines__cut(w, off);
-	else
-		w->size += off;
-	/* A batch that failed is dropped: retrying would repeat its first lines. */
-	w->len = 0;
-	return err;
-}
-
-int lines__close(struct lines *w)
-{
-	int err;
-
-	if (!w)
-		return 0;
-	err = lines__flush(w);
-	if (close(w->fd) && !err)
-		err = -errno;
-	free(w->buf);
-	free(w);
-	return err;
 }

@@ -1,14 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Output files that lose nothing. Each is opened when the command starts, so
- * a path that cannot be written fails before any tracing, not after it.
- *
- * - struct outfile: a file written once at the end (the profile). It is
- *   written beside its path, unnamed, and takes the path in one rename(), so
- *   a crash mid-write leaves the previous file or none, never half of one.
- * - struct lines: JSON lines appended as the run goes (--requests). Lines are
- *   batched whole and each batch goes out in one write(2): a crash leaves the
- *   file ending at a line's end, never in the middle of one.
+ * A file written once at the end (the profile), that loses nothing. It is
+ * opened when the command starts, so a path that cannot be written fails
+ * before any tracing, not after it. It is written beside its path, unnamed,
+ * and takes the path in one rename(), so a crash mid-write leaves the
+ * previous file or none, never half of one. (Lines appended as the run goes
+ * are lines.h.)
  */
 #ifndef AGENTPROF_OUTFILE_H
 #define AGENTPROF_OUTFILE_H
@@ -16,7 +13,6 @@
 #include <stddef.h>
 
 struct outfile;
-struct lines;
 
 /*
  * Checks that path can be written and opens the file to write it into.
@@ -30,13 +26,7 @@ int outfile__commit(struct outfile *o);
 /* Drops what was written and frees o; the path is left as it was. NULL is fine. */
 void outfile__discard(struct outfile *o);
 
-/* Creates (truncates) path for JSON lines; NULL on failure as outfile__open(). */
-struct lines *lines__open(const char *path, char *err, size_t errsz);
-/* Queues line (without its newline); flushes first when the batch is full. 0 or -errno. */
-int lines__add(struct lines *w, const char *line, size_t len);
-/* Writes the queued whole lines; 0 or -errno. */
-int lines__flush(struct lines *w);
-/* Flushes, closes and frees w; 0 or -errno. NULL is fine. */
-int lines__close(struct lines *w);
+/* Says in err why path (in dir) cannot be written, from errno e, and what to do. */
+void outfile__describe(char *err, size_t errsz, const char *path, const char *dir, int e);
 
 #endif /* AGENTPROF_OUTFILE_H */

@@ -15,6 +15,7 @@
 
 #include "collector.h"
 #include "live.h"
+#include "lines.h"
 #include "outfile.h"
 #include "peers.h"
 #include "pg.h"

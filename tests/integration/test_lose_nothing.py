@@ -220,6 +220,31 @@ def bpftool_json(*args):
     return json.loads(out.stdout or "[]") if out.returncode == 0 else []
 
 
+def read_proc(pid, name):
+    try:
+        with open("/proc/%d/%s" % (pid, name)) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def line_writers(pid):
+    """pids of the --requests writer processes agentprof pid forked (src/lines.h)."""
+    kids = [int(x) for x in read_proc(pid, "task/%d/children" % pid).split()]
+    return [k for k in kids if read_proc(k, "comm").strip() == "agentprof-lines"]
+
+
+def wait_gone(pids, timeout):
+    """True once none of pids runs (gone, or a zombie nobody reaped), within timeout s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # /proc/PID/stat: "pid (comm) S ...", the state after the last ')'
+        if not any(read_proc(x, "stat").rpartition(")")[2][1:2] not in ("", "Z") for x in pids):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def test_crash(tmp, srv, port, truth):
     pre = "SIGKILL: "
     reqs, prof = os.path.join(tmp, "kill.jsonl"), os.path.join(tmp, "kill.json")
@@ -235,11 +260,17 @@ def test_crash(tmp, srv, port, truth):
         time.sleep(0.05)
     rng = random.Random(19)
     bad, sizes = [], set()
+    writers = line_writers(p.pid)
+    at.check(pre + "premise: agentprof writes --requests through its line writer",
+             len(writers) == 1, writers)
     for k in range(60):
-        os.kill(p.pid, signal.SIGSTOP)
+        # Ctrl-Z stops the whole process group: agentprof and its writer.
+        for pid in [p.pid] + writers:
+            os.kill(pid, signal.SIGSTOP)
         with open(reqs, "rb") as f:
             data = f.read()
-        os.kill(p.pid, signal.SIGCONT)
+        for pid in [p.pid] + writers:
+            os.kill(pid, signal.SIGCONT)
         sizes.add(len(data))
         if data and not data.endswith(b"\n"):
             bad.append((k, len(data), data[-40:]))
@@ -248,12 +279,14 @@ def test_crash(tmp, srv, port, truth):
     alive = p.poll() is None
     p.kill()
     wait_exit(p)
+    gone = wait_gone(writers, 5)
     sent = load.end()
     at.check(pre + "60 stops and continues (as Ctrl-Z, fg) did not end the recording", alive,
              "rc %s: %r" % (p.returncode, p._err.text()[-300:]))
     at.check(pre + "premise: the file grew while sampled (%d sizes seen, %d requests sent)"
              % (len(sizes), len(sent)), len(sizes) >= 10, len(sizes))
     at.check(pre + "at 60 instants (SIGSTOP) the file ended at a line's end", not bad, bad[:3])
+    at.check(pre + "the line writer ends within 5 s of agentprof's SIGKILL", gone, writers)
     n, problem = jsonl_state(reqs)
     at.check(pre + "after SIGKILL: %d whole lines, every one parses" % n,
              problem is None and n > 0, problem)

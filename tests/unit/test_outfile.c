@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Output files (src/outfile.c): bad paths refused at open, a profile that
- * replaces its path only when committed, JSON lines that reach the file whole.
+ * Output files (src/outfile.c, src/lines.c): bad paths refused at open, a
+ * profile that replaces its path only when committed, JSON lines that reach
+ * the file whole, even when their process is SIGKILLed mid-batch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,9 +10,13 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "lines.h"
 #include "outfile.h"
 #include "test.h"
 
@@ -146,7 +151,10 @@ static void test_lines(void)
 	free(buf);
 }
 
-/* The disk fills up mid-batch (here: RLIMIT_FSIZE): the file keeps whole lines only. */
+/*
+ * The disk fills up mid-batch (here: RLIMIT_FSIZE, which the writer process
+ * inherits when the file is opened): the file keeps whole lines only.
+ */
 static void test_lines_full(void)
 {
 	struct rlimit old, lim;
@@ -156,20 +164,19 @@ static void test_lines_full(void)
 	int k, e;
 
 	snprintf(path, sizeof(path), "%s/full.jsonl", dir);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 10000;
+	setrlimit(RLIMIT_FSIZE, &lim);
 	w = lines__open(path, err, sizeof(err));
+	setrlimit(RLIMIT_FSIZE, &old);
 	ASSERT_TRUE(w != NULL, "lines open (%s)", err);
 	if (!w)
 		return;
 	memset(line, 'b', sizeof(line));
 	for (k = 0; k < 30; k++)
 		lines__add(w, line, sizeof(line));
-	getrlimit(RLIMIT_FSIZE, &old);
-	lim = old;
-	lim.rlim_cur = 10000;
-	signal(SIGXFSZ, SIG_IGN);
-	setrlimit(RLIMIT_FSIZE, &lim);
 	e = lines__flush(w);
-	setrlimit(RLIMIT_FSIZE, &old);
 	ASSERT_EQ(e, -EFBIG, "a batch cut short by the size limit: the error is returned");
 	ASSERT_EQ(lines__add(w, "{}", 2), 0, "a line after the failure");
 	ASSERT_EQ(lines__close(w), 0, "close");
@@ -179,6 +186,99 @@ static void test_lines_full(void)
 	ASSERT_TRUE(n > 9900 && buf[9899] == '\n' && !strcmp(buf + 9900, "{}\n"),
 		    "no half line in between");
 	free(buf);
+}
+
+/* A process that writes batches of lines back to back until it is killed. */
+static void __attribute__((noreturn)) lines_forever(const char *path)
+{
+	char err[200], line[3000];
+	struct lines *w = lines__open(path, err, sizeof(err));
+	unsigned int k;
+
+	if (!w)
+		_exit(1);
+	for (k = 0;; k++) {
+		/* Lines of 1000-2999 bytes, "<" + x... + ">", so a half one shows. */
+		size_t len = 1000 + (k * 7919) % 2000;
+
+		line[0] = '<';
+		memset(line + 1, 'x', len - 2);
+		line[len - 1] = '>';
+		if (lines__add(w, line, len))
+			_exit(2);
+	}
+}
+
+/*
+ * 1 if path ends with a whole "<x...>" line (the files grow to tens of MB:
+ * only the tail is read), 0 if its last line is cut, -1 if it is empty.
+ */
+static int ends_whole(const char *path)
+{
+	char tail[8192], *nl;
+	struct stat st;
+	ssize_t n = 0;
+	off_t from;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0 || fstat(fd, &st) || !st.st_size) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	from = st.st_size > (off_t)sizeof(tail) ? st.st_size - (off_t)sizeof(tail) : 0;
+	n = pread(fd, tail, st.st_size - from, from);
+	close(fd);
+	if (n < 2 || tail[n - 1] != '\n' || tail[n - 2] != '>')
+		return 0;
+	tail[n - 1] = '\0';
+	nl = strrchr(tail, '\n');
+	/* The whole file is one line, or the last line starts after a newline. */
+	return nl ? nl[1] == '<' : from == 0 && tail[0] == '<';
+}
+
+/*
+ * SIGKILL at random instants of a process that does nothing but write
+ * batches: one write(2) per batch would leave half a line most times (the
+ * kernel stops copying at a page boundary once the kill is pending). The
+ * writer, reparented to this process (a subreaper), must finish whole lines.
+ */
+static void test_lines_killed(void)
+{
+	char path[256];
+	int k, status, cut = 0, written = 0, reaped = 1, whole;
+	struct timespec ts;
+	pid_t pid, w;
+
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	srand(19);
+	for (k = 0; k < 20; k++) {
+		snprintf(path, sizeof(path), "%s/killed-%d.jsonl", dir, k);
+		pid = fork();
+		if (pid == 0)
+			lines_forever(path);
+		ts.tv_sec = 0;
+		ts.tv_nsec = (10 + rand() % 30) * 1000000L;
+		nanosleep(&ts, NULL);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		/* Then its writer, which ends once it has what reached it on disk. */
+		w = waitpid(-1, &status, 0);
+		whole = ends_whole(path);
+		/* None when the kill came before the file was opened (slow sanitizer builds). */
+		if (w < 0 && errno == ECHILD)
+			reaped &= whole == -1;
+		else
+			reaped &= w > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+		written += whole >= 0;
+		cut += whole == 0;
+		unlink(path);
+	}
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	ASSERT_TRUE(reaped, "each writer exited 0 after its process was killed");
+	ASSERT_GE(written, 15, "premise: lines were written before the kill (%d of 20 runs)",
+		  written);
+	ASSERT_EQ(cut, 0, "after 20 SIGKILLs mid-stream, every file ends on a whole line");
 }
 
 int main(void)
@@ -193,7 +293,8 @@ int main(void)
 	test_commit();
 	test_lines();
 	test_lines_full();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	test_lines_killed();
+	snprintf(cmd, sizeof(cmd), getenv("KEEP") ? "true %s" : "rm -rf %s", dir);
 	if (system(cmd))
 		fprintf(stderr, "could not remove %s\n", dir);
 	return test_report();

@@ -23,7 +23,7 @@ struct sample_job {
 	char name[SERVICE_NAME_MAX];
 	uint32_t pids[SERVICE_MAX_PIDS];
 	int npids;
-	uint64_t rss_bytes;
+	uint64_t rss_bytes, cpu_ns;
 	uint32_t clients, pg_conns;
 };
 
@@ -34,7 +34,7 @@ struct sampler {
 	int64_t last_slot; /* the last interval whose /proc figures were read */
 	unsigned short pg_ports[SAMPLER_MAX_PG_PORTS];
 	int npg_ports;
-	long page_size;
+	long page_size, clk_tck;
 	struct sample_job jobs[SERVICES_MAX];
 };
 
@@ -51,6 +51,7 @@ struct sampler *sampler__new(struct services *svcs, const unsigned short *pg_por
 	s->t0_ns = now_ns;
 	s->last_slot = -1;
 	s->page_size = sysconf(_SC_PAGESIZE);
+	s->clk_tck = sysconf(_SC_CLK_TCK);
 	for (i = 0; i < npg_ports && i < SAMPLER_MAX_PG_PORTS; i++)
 		s->pg_ports[s->npg_ports++] = pg_ports[i];
 	if (!s->npg_ports)
@@ -132,6 +133,30 @@ static uint64_t proc_rss(const struct sampler *s, uint32_t pid)
 	n = fscanf(f, "%llu %llu", &size, &resident);
 	fclose(f);
 	return n == 2 ? resident * s->page_size : 0;
+}
+
+/* utime + stime of pid, all its threads, in ns (/proc/PID/stat, clock ticks); 0 if gone. */
+static uint64_t proc_cpu_ns(const struct sampler *s, uint32_t pid)
+{
+	unsigned long long utime, stime;
+	char path[64], buf[1024], *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command may hold spaces and ')': the fields start after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || s->clk_tck <= 0 ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+		   &stime) != 2)
+		return 0;
+	return (utime + stime) * (1000000000ULL / s->clk_tck);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -239,10 +264,11 @@ static void sample_job(const struct sampler *s, struct sample_job *job)
 	size_t nino;
 	int i;
 
-	job->rss_bytes = 0;
+	job->rss_bytes = job->cpu_ns = 0;
 	job->clients = job->pg_conns = 0;
 	for (i = 0; i < job->npids; i++) {
 		job->rss_bytes += proc_rss(s, job->pids[i]);
+		job->cpu_ns += proc_cpu_ns(s, job->pids[i]);
 		inos = socket_inodes(job->pids[i], &nino);
 		if (!inos)
 			continue;
@@ -320,6 +346,7 @@ static void store_jobs(struct sampler *s, int n, size_t slot)
 			continue;
 		smp->measured = true;
 		smp->rss_bytes = s->jobs[i].rss_bytes;
+		smp->cpu_ns = s->jobs[i].cpu_ns;
 		smp->clients = s->jobs[i].clients;
 		smp->pg_conns = s->jobs[i].pg_conns;
 		if (smp->pg_conns > svc->pg_conns_max)

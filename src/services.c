@@ -157,6 +157,7 @@ static struct json_object *samples_json(const struct service *svc, uint64_t inte
 	struct json_object *rss = json_object_new_array(), *inf = json_object_new_array();
 	struct json_object *arr = json_object_new_array(), *cli = json_object_new_array();
 	struct json_object *pg = json_object_new_array(), *meas = json_object_new_array();
+	struct json_object *cpu = json_object_new_array();
 	const struct service_sample *s;
 	size_t i;
 
@@ -167,6 +168,7 @@ static struct json_object *samples_json(const struct service *svc, uint64_t inte
 		json_object_array_add(arr, json_object_new_uint64(s->arrivals));
 		json_object_array_add(cli, json_object_new_uint64(s->clients));
 		json_object_array_add(pg, json_object_new_uint64(s->pg_conns));
+		json_object_array_add(cpu, json_object_new_uint64(s->cpu_ns));
 		json_object_array_add(meas, json_object_new_boolean(s->measured));
 	}
 	json_object_object_add(o, "interval_ns", json_object_new_uint64(interval_ns));
@@ -176,6 +178,7 @@ static struct json_object *samples_json(const struct service *svc, uint64_t inte
 	json_object_object_add(o, "arrivals", arr);
 	json_object_object_add(o, "clients", cli);
 	json_object_object_add(o, "pg_connections", pg);
+	json_object_object_add(o, "cpu_ns", cpu);
 	json_object_object_add(o, "measured", meas);
 	return o;
 }
@@ -243,6 +246,7 @@ static int samples_load(struct service *svc, struct json_object *o)
 	struct json_object *rss = member(o, "rss_bytes"), *inf = member(o, "in_flight");
 	struct json_object *arr = member(o, "arrivals"), *cli = member(o, "clients");
 	struct json_object *pg = member(o, "pg_connections"), *meas = member(o, "measured");
+	struct json_object *cpu = member(o, "cpu_ns"); /* optional: older profiles have none */
 	struct service_sample *s;
 	size_t i, n;
 
@@ -252,7 +256,8 @@ static int samples_load(struct service *svc, struct json_object *o)
 	n = json_object_array_length(rss);
 	if (json_object_array_length(inf) != n || json_object_array_length(arr) != n ||
 	    json_object_array_length(cli) != n || json_object_array_length(pg) != n ||
-	    json_object_array_length(meas) != n)
+	    json_object_array_length(meas) != n || (cpu && (!is_array(cpu) ||
+	    json_object_array_length(cpu) != n)))
 		return -EINVAL;
 	/* Profiles from before the exporter's window start at the timeline's start. */
 	svc->first = json_object_get_uint64(member(o, "first_interval"));
@@ -268,6 +273,8 @@ static int samples_load(struct service *svc, struct json_object *o)
 		s->clients = json_object_get_uint64(json_object_array_get_idx(cli, i));
 		s->pg_conns = json_object_get_uint64(json_object_array_get_idx(pg, i));
 		s->measured = json_object_get_boolean(json_object_array_get_idx(meas, i));
+		if (cpu)
+			s->cpu_ns = json_object_get_uint64(json_object_array_get_idx(cpu, i));
 	}
 	return 0;
 }

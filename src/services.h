@@ -3,7 +3,7 @@
  * What a profile knows of each traced service beyond its requests: its
  * processes and request threads, the cgroup limits it ran under, and samples
  * over time (RSS, requests in flight, arrivals, client and PostgreSQL
- * connections), taken by `record` and `export` (src/sampler.c) and read by
+ * connections, CPU time), taken by `record` and `export` (src/sampler.c) and read by
  * `plan`.
  * Saved as the profile's "services" array (README, "The profile").
  */
@@ -37,6 +37,12 @@ struct service_sample {
 	uint32_t arrivals;    /* requests whose head was read in the interval */
 	uint32_t clients;     /* established inbound TCP connections to its listening ports */
 	uint32_t pg_conns;    /* established TCP connections to a PostgreSQL port */
+	/*
+	 * CPU time (user + system) of the service's processes, cumulative, at
+	 * the interval's end: two samples' difference is the CPU used between
+	 * them (while the same processes ran). 0: not read.
+	 */
+	uint64_t cpu_ns;
 	bool measured;	      /* the /proc figures above were read (a tick landed here) */
 };
 

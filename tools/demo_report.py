@@ -7,11 +7,13 @@ directory:
   profile.json       agentprof's profile (per service, route, class)
   locust_stats.csv   Locust's own per-request-name counts
   agent_cpu.txt      "TICKS_BEFORE TICKS_AFTER CLK_TCK" of the agent process
+  state/agent.log    the agent's log: each login's PBKDF2 thread CPU
 
 Prints Locust's request count next to agentprof's per route (Locust names
 requests by route template, as agentprof does), the difference and what it
-is made of, then a per-class summary (the X-Request-Class header), and
-writes summary.json. Columns for fields the records do not carry yet show
+is made of, then a per-class summary (the X-Request-Class header), how
+many logins were charged at least the CPU of their own PBKDF2, and writes
+summary.json. Columns for fields the records do not carry yet show
 "-".
 
 Exit status 1 if a demo route has no request or the counts differ by more
@@ -96,6 +98,28 @@ def upstream_wait_ns(rec):
 def pg_round_trips(rec):
     pg = rec.get("pg")
     return None if pg is None else pg.get("round_trips")
+
+
+def agent_hash_cpu_ns(out):
+    """The thread CPU of each login's PBKDF2 hashes, as the agent timed it."""
+    try:
+        with open(os.path.join(out, "state", "agent.log")) as f:
+            return [int(line.split()[2]) for line in f if line.startswith("login hash_cpu_ns ")]
+    except OSError:
+        return []
+
+
+def logins_vs_pbkdf2(recs, hashes, slack_ns=200_000):
+    """(login CPU, PBKDF2 CPU) pairs, and how many logins cost at least their hashes.
+
+    Records and the agent's log lines do not pair up, but if every login's
+    CPU is at least its own hashes', the k-th smallest of one is at least
+    the k-th smallest of the other. Both clocks are the thread's
+    sum_exec_runtime, read a few µs apart: slack_ns covers that.
+    """
+    logins = sorted(r.get("cpu_ns", 0) for r in recs if r.get("route") == "/auth/login")
+    pairs = list(zip(logins, sorted(hashes)))
+    return pairs, sum(1 for c, h in pairs if c >= h - slack_ns)
 
 
 def table(rows, header, right):
@@ -224,6 +248,15 @@ def main():
     except (OSError, ValueError):
         pass
 
+    # ------------------------------------------------ logins and their PBKDF2
+    hashes = agent_hash_cpu_ns(out)
+    pairs, good = logins_vs_pbkdf2(recs, hashes)
+    if pairs:
+        print("logins charged at least their own PBKDF2's CPU (the agent's clock): "
+              "%d of %d (%.0f%%); %d logins recorded, %d hashed"
+              % (good, len(pairs), 100.0 * good / len(pairs),
+                 sum(1 for r in recs if r.get("route") == "/auth/login"), len(hashes)))
+
     if args.locust_rc:
         print("Locust reported failed requests (exit status %d): see locust_failures.csv"
               % args.locust_rc)
@@ -233,7 +266,8 @@ def main():
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
         json.dump({"routes": route_summary, "classes": class_summary,
                    "total_abs_diff": total_abs, "users": args.users,
-                   "records": len(recs), "problems": problems}, f, indent=1)
+                   "records": len(recs), "problems": problems,
+                   "logins": {"pairs": len(pairs), "at_least_pbkdf2": good}}, f, indent=1)
         f.write("\n")
     return 1 if problems else 0
 

@@ -6,7 +6,9 @@ For each configuration of the demo agent (tools/demo-agent):
 
   1. start the stack (run_stack.sh), put the agent in a cgroup of its own
      (the v1 cpu controller here, or v2) with the configuration's CPU quota;
-  2. profile it at low load: Locust at LOW users, `agentprof record -p AGENT`;
+  2. profile it at low load: Locust at LOW users, then 2 x LOW (so that plan
+     can fit how CPU per request falls as the loop gets busier), under
+     `agentprof record -p AGENT`;
   3. `agentprof plan` the profile: throughput and p95 against users, the knee
      (users at which p95 crosses the SLO), the bottleneck; the quota and the
      pool size are read from the profile, the way plan reads them on a pod;
@@ -42,7 +44,8 @@ OUT = os.path.abspath(os.environ.get("VALIDATE_OUT", os.path.join(ROOT, "validat
 STEADY = int(os.environ.get("VALIDATE_STEADY", "40"))
 WARMUP = 10
 SPAWN_RATE = 20
-PROFILE_S = 90
+# The profile's loads: (users as a multiple of the configuration's low_users, seconds).
+PROFILE_PHASES = [(1, 60), (2, 50)]
 PORT_BASE = int(os.environ.get("VALIDATE_PORT_BASE", "19300"))
 CGROUP_NAME = "agentprof-validate-plan"
 LOAD_CGROUP = "agentprof-validate-load"
@@ -230,22 +233,28 @@ def locust(stack, users, seconds, tag, outdir):
 
 
 def profile(stack, users, outdir):
-    """Low load: `record` from before the first user connects, then Locust at users."""
+    """Low load: `record` from before the first user connects, then Locust at
+    users and at twice as many (PROFILE_PHASES): the two loads let plan fit
+    how CPU per request changes with load."""
     prof = os.path.join(outdir, "profile.json")
     logf = os.path.join(outdir, "record.log")
-    log(f"recording the agent (pid {stack.pid}) at {users} users for {PROFILE_S} s")
+    phases = [(round(users * k), secs) for k, secs in PROFILE_PHASES]
+    log(f"recording the agent (pid {stack.pid}) at " +
+        ", then ".join(f"{u} users for {s} s" for u, s in phases))
     rec = subprocess.Popen([AGENTPROF, "record", "-p", str(stack.pid), "-q", "-o", prof],
                            stderr=open(logf, "w"))
     for _ in range(300):
         if "agentprof: tracing" in open(logf).read() or rec.poll() is not None:
             break
         time.sleep(0.1)
-    proc, _ = locust(stack, users, PROFILE_S, "profile", outdir)
+    proc = None
     try:
-        proc.wait()
+        for i, (u, secs) in enumerate(phases):
+            proc, _ = locust(stack, u, secs, f"profile{i}", outdir)
+            proc.wait()
     finally:
         for p in (proc, rec):
-            if p.poll() is None:
+            if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGINT if p is rec else signal.SIGTERM)
     rec.send_signal(signal.SIGINT)
     if rec.wait() != 0:
@@ -320,6 +329,9 @@ def validate(name, cfg):
         with open(os.path.join(outdir, "plan.txt"), "w") as f:
             f.write(plan(prof, slo, fmt="text"))
         users = user_points(pred)
+        for n in pred.get("assumptions", []):
+            if n.startswith("CPU per request"):
+                log(f"plan: {n}")
         log(f"plan: bottleneck {pred['summary']['bottleneck']}, saturation "
             f"{pred['summary']['saturation_rps']:.1f} req/s, knee (p95 > {slo} s) at "
             f"{pred['summary']['knee_users_p95']} users; measuring at {users} users")

@@ -66,6 +66,9 @@ static struct json_object *stations(const struct plan_model *m)
 		add(o, "kind", str(kinds[m->st[i].q.kind]));
 		add(o, "servers", json_object_new_int(m->st[i].q.servers));
 		add(o, "demand_s", num(m->st[i].q.demand));
+		/* The demand is demand_s + idle_demand_s x the idle fraction (loadfit.h). */
+		if (m->st[i].q.idle_demand > 0)
+			add(o, "idle_demand_s", num(m->st[i].q.idle_demand));
 		add(o, "capacity_rps", num(m->st[i].capacity));
 		add(o, "bottleneck", json_object_new_boolean(i == m->bottleneck));
 		json_object_array_add(a, o);

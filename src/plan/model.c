@@ -309,6 +309,23 @@ static void add_station(struct plan_model *m, const char *name, enum queue_kind 
 	s->capacity = kind == QK_DELAY || work <= 0 ? INFINITY : servers * speed / work;
 }
 
+/*
+ * The profile's CPU per request was measured at its load; with a fit of how
+ * it changes with load (loadfit.h), the CPU station serves sat per request
+ * when busy and idle more when idle, so it saturates at servers / sat.
+ */
+static void cpu_load_dependent(struct plan_model *m, struct plan_station *s)
+{
+	double at_profile = s->q.demand;
+
+	m->x_max_flat = s->capacity;
+	if (!m->cpu_fit.fitted)
+		return;
+	s->q.demand = at_profile * loadfit__factor(&m->cpu_fit, 1);
+	s->q.idle_demand = at_profile * loadfit__factor(&m->cpu_fit, 0) - s->q.demand;
+	s->capacity = s->q.servers / s->q.demand;
+}
+
 static void add_stations(struct plan_model *m)
 {
 	int exec = m->event_loop ? m->workers : m->threads, c;
@@ -343,6 +360,7 @@ static void add_stations(struct plan_model *m)
 	snprintf(m->st[m->nst - 1].what, sizeof(m->st[0].what),
 		 "upstream waits, %sother waits: time, not capacity",
 		 m->nst > 2 ? "" : "PostgreSQL time, ");
+	cpu_load_dependent(m, &m->st[0]);
 	m->bottleneck = 0;
 	m->x_max = INFINITY;
 	for (i = 0; i < m->nst; i++) {
@@ -422,7 +440,7 @@ double plan_model__quantile(const struct plan_model *m, const struct queue_wait 
 /* M/M/c: wait 0 with probability 1 - C, else exponential at rate c/S - lambda. */
 static void open_point(const struct plan_model *m, double lambda, struct plan_point *pt)
 {
-	double mean[PLAN_MAX_STATIONS], m2[PLAN_MAX_STATIONS], p[PLAN_MAX_STATIONS], rate, w = 0;
+	double mean[PLAN_MAX_STATIONS], m2[PLAN_MAX_STATIONS], p[PLAN_MAX_STATIONS], rate, d, w = 0;
 	const struct plan_station *s;
 	struct queue_wait qw;
 	size_t k = 0;
@@ -432,9 +450,10 @@ static void open_point(const struct plan_model *m, double lambda, struct plan_po
 		s = &m->st[i];
 		if (s->q.kind == QK_DELAY)
 			continue;
-		p[k] = queue__erlang_c(s->q.servers, lambda * s->q.demand);
-		rate = s->q.servers / s->q.demand - lambda;
-		mean[k] = queue__mmc_wait_mean(s->q.servers, lambda, s->q.demand);
+		d = queue__open_demand(&s->q, lambda);
+		p[k] = queue__erlang_c(s->q.servers, lambda * d);
+		rate = s->q.servers / d - lambda;
+		mean[k] = queue__mmc_wait_mean(s->q.servers, lambda, d);
 		m2[k] = rate > 0 ? p[k] * 2 / (rate * rate) : INFINITY;
 		w += mean[k++];
 	}
@@ -632,6 +651,25 @@ static void pool_notes(struct plan_model *m)
 			"it is not counted", m->d_hold * 1e3);
 }
 
+static void notes_cpu_fit(struct plan_model *m)
+{
+	const struct loadfit *f = &m->cpu_fit;
+
+	if (f->fitted)
+		note(m, "CPU per request falls as the CPU gets busier (an idle event loop is woken "
+			"for each event, a busy one finds several per turn): %.2f ms + %.2f ms x the "
+			"idle fraction, fitted over %d windows of the recording %.0f-%.0f%% busy. "
+			"Saturated at %.1f req/s, against %.1f had it stayed as measured",
+		     f->sat * 1e3, f->idle * 1e3, f->windows, 100 * f->u_lo, 100 * f->u_hi,
+		     m->st[0].capacity, m->x_max_flat);
+	else
+		note(m, "CPU per request as measured at every load: %s. An event loop spends less "
+			"per request as it gets busier (fewer wakeups), so past saturation a "
+			"CPU-bound plan errs low: record while the load changes (or plan from an "
+			"exporter's /profile) to have it fitted",
+		     f->why);
+}
+
 static void notes_model(struct plan_model *m)
 {
 	double x = m->requests / fmax(m->seconds, 1e-9);
@@ -639,11 +677,10 @@ static void notes_model(struct plan_model *m)
 	note(m, "service times exponential, stations product-form: exact MVA for closed "
 		"populations, M/M/c (Erlang C) for open arrivals");
 	note(m, "demands are the means the profile measured at its load (%.1f req/s, the "
-		"bottleneck %.0f%% busy); they do not change with load (no cache, GC or lock "
-		"effects). A busier event loop finds several events per wakeup and spends less CPU "
-		"per request (make validate-plan: 11%% less saturated than at 30%% busy): past "
-		"saturation, a CPU-bound plan errs low",
+		"bottleneck %.0f%% busy); but for the CPU's (next), they do not change with load "
+		"(no cache, GC or lock effects)",
 	     x, isfinite(m->x_max) && m->x_max > 0 ? 100 * fmin(1, x / m->x_max) : 0);
+	notes_cpu_fit(m);
 	note(m, "percentiles: the recorded response times of the mix plus the predicted wait in "
 		"queue, independent of them: closed, an Erlang of the completions an arrival finds "
 		"ahead (MVA marginals); open, exponential (M/M/c)");
@@ -714,6 +751,8 @@ int plan_model__build(struct plan_model *m, struct profile *p, const struct plan
 	svc = services__find(svcs, m->service);
 	pod_cpu(m, svc, o);
 	pod_pool(m, svc, o);
+	loadfit__fit(svc, svcs->interval_ns / NS,
+		     fmin(m->cpu_limit, m->event_loop ? m->workers : m->threads), &m->cpu_fit);
 	if (o->pod_memory)
 		m->mem_limit = o->pod_memory;
 	else if (svc)

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "loadfit.h"
 #include "plan/queue.h"
 #include "profile.h"
 
@@ -97,6 +98,8 @@ struct plan_model {
 	int pool;
 	const char *pool_from;
 	int hold_measured; /* groups whose hold was measured (pg_hold_ns), of ng */
+	struct loadfit cpu_fit; /* CPU per request against the CPU's load */
+	double x_max_flat;	/* the CPU's capacity had its demand not changed with load */
 	uint64_t mem_limit;
 	double think_s;
 	const char *think_from;

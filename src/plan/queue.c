@@ -124,26 +124,57 @@ static int check_stations(const struct queue_station *st, size_t k)
 	for (i = 0; i < k; i++) {
 		if (!(st[i].demand >= 0) || !isfinite(st[i].demand))
 			return -EINVAL;
+		if (!(st[i].idle_demand >= 0) || !isfinite(st[i].idle_demand))
+			return -EINVAL;
 		if (st[i].kind == QK_MULTI && st[i].servers < 1)
 			return -EINVAL;
 	}
 	return 0;
 }
 
-int queue__mva(const struct queue_station *st, size_t k, double z, int n_max,
+double queue__open_demand(const struct queue_station *s, double lambda)
+{
+	int c = s->kind == QK_MULTI ? s->servers : 1;
+	double u;
+
+	if (s->kind == QK_DELAY || s->idle_demand <= 0)
+		return s->demand;
+	if (lambda <= 0)
+		return s->demand + s->idle_demand;
+	u = fmin(1, lambda * (s->demand + s->idle_demand) / (c + lambda * s->idle_demand));
+	return s->demand + s->idle_demand * (1 - u);
+}
+
+/* The stations as they serve population n: demands from the utilisations at n - 1. */
+static void mva_demands(const struct queue_station *st, struct queue_station *cur, size_t k,
+			const double *util)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++) {
+		cur[i] = st[i];
+		if (st[i].kind != QK_DELAY && st[i].idle_demand > 0)
+			cur[i].demand += st[i].idle_demand * (1 - fmin(1, util[i]));
+	}
+}
+
+int queue__mva(const struct queue_station *st_in, size_t k, double z, int n_max,
 	       struct queue_mva_point *points, struct queue_station_result *per_station)
 {
 	struct queue_station_result *o;
+	struct queue_station *st = NULL;
 	struct mva_state *m = NULL;
-	double *res = NULL, x, r;
+	double *res = NULL, *util = NULL, x, r;
 	size_t i;
 	int n, err = -ENOMEM;
 
-	if (!st || !points || n_max < 1 || !(z >= 0) || check_stations(st, k))
+	if (!st_in || !points || n_max < 1 || !(z >= 0) || check_stations(st_in, k))
 		return -EINVAL;
 	m = calloc(k ? k : 1, sizeof(*m));
 	res = calloc(k ? k : 1, sizeof(*res));
-	if (!m || !res)
+	util = calloc(k ? k : 1, sizeof(*util));
+	st = calloc(k ? k : 1, sizeof(*st));
+	if (!m || !res || !util || !st)
 		goto cleanup;
 	for (i = 0; i < k; i++) {
 		if (st[i].kind == QK_DELAY)
@@ -154,6 +185,7 @@ int queue__mva(const struct queue_station *st, size_t k, double z, int n_max,
 		m[i].p[0] = 1;
 	}
 	for (n = 1; n <= n_max; n++) {
+		mva_demands(st_in, st, k, util);
 		r = 0;
 		for (i = 0; i < k; i++) {
 			res[i] = mva_residence(&st[i], &m[i]);
@@ -168,6 +200,7 @@ int queue__mva(const struct queue_station *st, size_t k, double z, int n_max,
 				o->util = x * st[i].demand / (st[i].kind == QK_MULTI ? st[i].servers : 1);
 				mva_wait(&st[i], &m[i], n, o);
 			}
+			util[i] = x * st[i].demand / (st[i].kind == QK_MULTI ? st[i].servers : 1);
 			m[i].q = x * res[i];
 			if (st[i].kind != QK_DELAY)
 				mva_update_marginals(&st[i], &m[i], x, n);
@@ -180,6 +213,8 @@ cleanup:
 		free(m[i].p);
 	free(m);
 	free(res);
+	free(util);
+	free(st);
 	return err;
 }
 

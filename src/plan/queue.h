@@ -33,7 +33,21 @@ struct queue_station {
 	enum queue_kind kind;
 	double demand; /* seconds of service per request (service time x visits) */
 	int servers;   /* QK_MULTI only; QK_QUEUE is 1 */
+	/*
+	 * Seconds of service more per request when the servers are idle, none
+	 * when they are busy: the demand at utilisation u is demand +
+	 * idle_demand * (1 - u) (an event loop's wakeups, plan/loadfit.h). 0:
+	 * a constant demand.
+	 */
+	double idle_demand;
 };
+
+/*
+ * A station's demand at open arrivals lambda: with idle_demand, the
+ * utilisation u that solves u = lambda * (demand + idle_demand * (1 - u)) /
+ * servers gives it.
+ */
+double queue__open_demand(const struct queue_station *s, double lambda);
 
 /* Per station, at one population. */
 struct queue_station_result {
@@ -52,11 +66,14 @@ struct queue_mva_point {
 };
 
 /*
- * Exact single-class MVA for populations 1..n_max with think time z
+ * Single-class MVA for populations 1..n_max with think time z, exact for
+ * constant demands
  * (Reiser & Lavenberg 1980; multi-server stations by their marginal
  * probabilities, Bolch et al. 2006, sec. 8.2), and what an arrival finds at
  * each station (arrival theorem) as its wait's moments. points has n_max entries;
  * per_station (may be NULL) n_max * nstations, row n-1 for population n.
+ * A station with idle_demand takes its demand at population n from its
+ * utilisation at n - 1 (0 at n = 1), so it falls as the population grows.
  * Returns 0, or -EINVAL on bad arguments, -ENOMEM.
  */
 int queue__mva(const struct queue_station *st, size_t nstations, double z, int n_max,

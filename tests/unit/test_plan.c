@@ -142,6 +142,7 @@ static void add_service(struct profile *p, double cores, int pool)
 		s->in_flight = i % 5;
 		s->rss_bytes = (100 + 2 * (i % 5)) << 20;
 		s->pg_conns = pool;
+		s->cpu_ns = (i + 1) * 40000000ULL; /* 4 arrivals of 10 ms each a second */
 	}
 	profile__run(p)->start_real_ns = 1;
 	profile__run(p)->end_real_ns = 1 + 60000000000ULL;
@@ -283,6 +284,7 @@ static void test_services_roundtrip(void)
 		if (b) {
 			ASSERT_EQ(b->nsamples, a->nsamples, "samples read back");
 			ASSERT_EQ(b->samples[3].rss_bytes, a->samples[3].rss_bytes, "RSS read back");
+			ASSERT_EQ(b->samples[3].cpu_ns, a->samples[3].cpu_ns, "CPU time read back");
 			ASSERT_NEAR(b->samples[3].in_flight, a->samples[3].in_flight, 1e-9,
 				    "in flight read back");
 			ASSERT_EQ(b->pg_conns_max, 4, "pool hint read back");
@@ -343,6 +345,102 @@ static void test_services_window(void)
 	profile__free(p);
 }
 
+/*
+ * A loop on one core whose CPU per request is 30 ms + 6 ms x its idle
+ * fraction: n intervals of 1 s with `arrivals` each, from interval `from`.
+ * A second of a arrivals keeps it u busy with u = a (0.036 - 0.006 u).
+ */
+static void loop_phase(struct service *svc, size_t from, size_t n, int arrivals, uint64_t *cum)
+{
+	double u = arrivals * 0.036 / (1 + arrivals * 0.006);
+	struct service_sample *s;
+	size_t i;
+
+	for (i = from; i < from + n; i++) {
+		s = service__sample(svc, i);
+		s->measured = true;
+		s->arrivals = arrivals;
+		*cum += (uint64_t)(u * 1e9);
+		s->cpu_ns = *cum;
+	}
+}
+
+static void test_loadfit(void)
+{
+	struct services *svcs = services__new();
+	struct service *svc = services__get(svcs, "loop"), *flat = services__get(svcs, "flat");
+	uint64_t cum = 1, cum2 = 1;
+	struct loadfit f;
+	double u10 = 10 * 0.036 / 1.06;
+
+	svc->cgroup.host_cpus = 2;
+	loop_phase(svc, 0, 100, 10, &cum);
+	loop_phase(svc, 100, 100, 20, &cum);
+	loadfit__fit(svc, 1, 1, &f);
+	ASSERT_TRUE(f.fitted, "two loads: fitted (%s)", f.why);
+	/* The window across the change of load mixes the two: a little off the line. */
+	ASSERT_NEAR(f.sat, 0.030, 1e-4, "saturated CPU per request: 30 ms");
+	ASSERT_NEAR(f.idle, 0.006, 1e-4, "what an idle loop adds: 6 ms");
+	ASSERT_NEAR(f.u_lo, u10, 1e-4, "the lighter load's busy fraction");
+	ASSERT_NEAR(loadfit__factor(&f, f.u_mean), 1, 1e-12, "factor 1 at the profile's load");
+	ASSERT_NEAR(loadfit__factor(&f, 1) * (f.sat + f.idle * (1 - f.u_mean)), f.sat, 1e-12,
+		    "saturated: the profile's mean times the factor is 30 ms");
+
+	flat->cgroup.host_cpus = 2;
+	loop_phase(flat, 0, 200, 10, &cum2);
+	loadfit__fit(flat, 1, 1, &f);
+	ASSERT_FALSE(f.fitted, "one load: not fitted");
+	ASSERT_TRUE(strstr(f.why, "barely varied") != NULL, "one load: says why (%s)", f.why);
+	ASSERT_NEAR(loadfit__factor(&f, 1), 1, 0, "not fitted: factor 1");
+
+	/* A worker exiting makes the cumulative CPU fall: that window is left out. */
+	svc->samples[150].cpu_ns = 5;
+	loadfit__fit(svc, 1, 1, &f);
+	ASSERT_EQ(f.windows, 17, "the windows either side of a CPU that went backwards are left out");
+	ASSERT_NEAR(f.sat, 0.030, 1e-4, "and the fit stands");
+
+	svc = services__get(svcs, "unread");
+	loop_phase(svc, 0, 100, 10, &cum);
+	for (cum = 0; cum < 100; cum++)
+		svc->samples[cum].cpu_ns = 0;
+	loadfit__fit(svc, 1, 1, &f);
+	ASSERT_TRUE(!f.fitted && f.windows == 0, "no CPU read (an older profile): not fitted");
+	services__free(svcs);
+}
+
+/* The plan of a recording across two loads: the loop saturates past the flat estimate. */
+static void test_model_loadfit(void)
+{
+	struct plan_model *m = calloc(1, sizeof(*m));
+	struct profile *p = profile__new();
+	struct service *svc;
+	struct plan_opts o;
+	uint64_t cum = 1;
+	char err[512];
+	int i;
+
+	for (i = 0; i < 100; i++)
+		add_request(p, "simple", 34, 200, 0);
+	add_service(p, 1, 0);
+	svc = services__get(profile__services(p), "svc");
+	loop_phase(svc, 0, 30, 10, &cum);
+	loop_phase(svc, 30, 30, 20, &cum);
+	plan_opts__defaults(&o);
+	ASSERT_EQ(plan_model__build(m, p, &o, err, sizeof(err)), 0, "model builds: %.150s", err);
+	ASSERT_TRUE(m->cpu_fit.fitted, "the CPU's load fitted (%s)", m->cpu_fit.why);
+	ASSERT_NEAR(m->x_max, m->x_max_flat / loadfit__factor(&m->cpu_fit, 1), 1e-9,
+		    "saturation: the flat estimate over the saturated factor");
+	ASSERT_TRUE(m->x_max > m->x_max_flat * 1.05, "the loop saturates later than measured "
+		    "CPU per request says (%.1f vs %.1f)", m->x_max, m->x_max_flat);
+	ASSERT_TRUE(m->nclosed > 0 && m->closed[m->nclosed - 1].x <= m->x_max * 1.0001 &&
+		    m->closed[m->nclosed - 1].x > m->x_max * 0.97,
+		    "the closed curve rises to the fitted saturation (%.2f of %.2f)",
+		    m->closed[m->nclosed - 1].x, m->x_max);
+	plan_model__free(m);
+	profile__free(p);
+	free(m);
+}
+
 int main(void)
 {
 	if (!mkdtemp(root)) {
@@ -354,6 +452,8 @@ int main(void)
 	test_hold();
 	test_services_roundtrip();
 	test_services_window();
+	test_loadfit();
+	test_model_loadfit();
 	if (fork() == 0)
 		execlp("rm", "rm", "-rf", root, (char *)NULL);
 	return test_report();

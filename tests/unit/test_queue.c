@@ -46,7 +46,7 @@ static void test_mva_jain(void)
 {
 	/* S = [0.125 0.3 0.2] s per visit, V = [16 10 5]: D = S V. */
 	const struct queue_station st[] = {
-	    {QK_QUEUE, 0.125 * 16, 1}, {QK_QUEUE, 0.3 * 10, 1}, {QK_QUEUE, 0.2 * 5, 1}};
+	    {QK_QUEUE, 0.125 * 16, 1, 0}, {QK_QUEUE, 0.3 * 10, 1, 0}, {QK_QUEUE, 0.2 * 5, 1, 0}};
 	const double v[] = {16, 10, 5}, r_visit[] = {0.373, 4.854, 0.300},
 		     q[] = {1.991, 16.177, 0.500};
 	struct queue_mva_point pts[20];
@@ -68,16 +68,16 @@ static void test_mva_jain(void)
 static void test_mva_bolch(void)
 {
 	/* Example 8.4: a 2-server station, two single servers, a delay; N = 3. */
-	const struct queue_station st4[] = {{QK_MULTI, 0.5 * 1, 2},
-					    {QK_QUEUE, 0.6 * 0.5, 1},
-					    {QK_QUEUE, 0.8 * 0.5, 1},
-					    {QK_DELAY, 1 * 1, 0}};
+	const struct queue_station st4[] = {{QK_MULTI, 0.5 * 1, 2, 0},
+					    {QK_QUEUE, 0.6 * 0.5, 1, 0},
+					    {QK_QUEUE, 0.8 * 0.5, 1, 0},
+					    {QK_DELAY, 1 * 1, 0, 0}};
 	const double q4[] = {0.624, 0.473, 0.686, 1.217};
 	/* Example 8.3: four single servers, K = 6 jobs, no think time. */
-	const struct queue_station st3[] = {{QK_QUEUE, 0.02 * 1, 1},
-					    {QK_QUEUE, 0.2 * 0.4, 1},
-					    {QK_QUEUE, 0.4 * 0.2, 1},
-					    {QK_QUEUE, 0.6 * 0.1, 1}};
+	const struct queue_station st3[] = {{QK_QUEUE, 0.02 * 1, 1, 0},
+					    {QK_QUEUE, 0.2 * 0.4, 1, 0},
+					    {QK_QUEUE, 0.4 * 0.2, 1, 0},
+					    {QK_QUEUE, 0.6 * 0.1, 1, 0}};
 	const double u3[] = {0.198, 0.794, 0.794, 0.595};
 	struct queue_mva_point pts[6];
 	struct queue_station_result res[6 * 4];
@@ -97,7 +97,7 @@ static void test_mva_bolch(void)
 /* M/M/1//N: p0 = 1 / sum_k N!/(N-k)! (D/Z)^k, X = (1 - p0) / D. */
 static void test_mva_repairman(void)
 {
-	const struct queue_station st[] = {{QK_QUEUE, 1.0, 1}};
+	const struct queue_station st[] = {{QK_QUEUE, 1.0, 1, 0}};
 	struct queue_mva_point pts[10];
 	double sum = 0, term = 1, p0;
 	int k;
@@ -114,7 +114,7 @@ static void test_mva_repairman(void)
 /* A multi-server station of c servers with c customers and no think time never queues. */
 static void test_mva_multi(void)
 {
-	const struct queue_station st[] = {{QK_MULTI, 0.1, 8}, {QK_DELAY, 0.5, 0}};
+	const struct queue_station st[] = {{QK_MULTI, 0.1, 8, 0}, {QK_DELAY, 0.5, 0, 0}};
 	struct queue_mva_point pts[400];
 	struct queue_station_result res[400 * 2];
 	int n;
@@ -169,7 +169,7 @@ static void test_wait_combine(void)
  */
 static void test_mva_arrival(void)
 {
-	const struct queue_station st[] = {{QK_QUEUE, 1.0, 1}};
+	const struct queue_station st[] = {{QK_QUEUE, 1.0, 1, 0}};
 	struct queue_station_result res[10];
 	struct queue_mva_point pts[10];
 	double sum = 0, term = 1;
@@ -187,6 +187,34 @@ static void test_mva_arrival(void)
 		    "N=10: the wait varies");
 }
 
+/*
+ * A station whose demand is 30 ms busy and 36 ms idle (an event loop's
+ * wakeups, plan/loadfit.h): alone, a request takes 36 ms; a crowd saturates
+ * it at 1 / 30 ms; open arrivals solve u = lambda (0.036 - 0.006 u).
+ */
+static void test_idle_demand(void)
+{
+	const struct queue_station st[] = {{QK_QUEUE, 0.030, 1, 0.006}};
+	const struct queue_station flat[] = {{QK_QUEUE, 0.036, 1, 0}};
+	struct queue_mva_point pts[400], fpts[400];
+	double u = 10 * 0.036 / 1.06;
+	int n, rising = 1;
+
+	ASSERT_EQ(queue__mva(st, 1, 1, 400, pts, NULL), 0, "idle demand: solves");
+	ASSERT_EQ(queue__mva(flat, 1, 1, 400, fpts, NULL), 0, "flat: solves");
+	ASSERT_NEAR(pts[0].r, 0.036, 1e-12, "one request alone: the idle demand");
+	ASSERT_NEAR(pts[399].x, 1 / 0.030, 0.01 / 0.030, "400 users: saturated at 1 / 30 ms");
+	ASSERT_NEAR(fpts[399].x, 1 / 0.036, 0.01 / 0.036, "flat: at 1 / 36 ms");
+	for (n = 1; n < 400; n++)
+		rising &= pts[n].x >= pts[n - 1].x - 1e-12 && pts[n].x >= fpts[n].x - 1e-12;
+	ASSERT_TRUE(rising, "throughput rises with users, never below the flat station's");
+	ASSERT_NEAR(queue__open_demand(&st[0], 0), 0.036, 1e-12, "open, no load: 36 ms");
+	ASSERT_NEAR(queue__open_demand(&st[0], 10), 0.030 + 0.006 * (1 - u), 1e-12,
+		    "open, 10 req/s: u = 0.36 / 1.06");
+	ASSERT_NEAR(queue__open_demand(&st[0], 1 / 0.030), 0.030, 1e-12, "open, saturated: 30 ms");
+	ASSERT_NEAR(queue__open_demand(&flat[0], 10), 0.036, 0, "flat: constant");
+}
+
 int main(void)
 {
 	test_erlang_c();
@@ -197,5 +225,6 @@ int main(void)
 	test_quantile();
 	test_wait_combine();
 	test_mva_arrival();
+	test_idle_demand();
 	return test_report();
 }

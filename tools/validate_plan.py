@@ -45,7 +45,7 @@ STEADY = int(os.environ.get("VALIDATE_STEADY", "40"))
 WARMUP = 10
 SPAWN_RATE = 20
 # The profile's loads: (users as a multiple of the configuration's low_users, seconds).
-PROFILE_PHASES = [(1, 60), (2, 50)]
+PROFILE_PHASES = [(1, 150), (2.5, 150)]
 PORT_BASE = int(os.environ.get("VALIDATE_PORT_BASE", "19300"))
 CGROUP_NAME = "agentprof-validate-plan"
 LOAD_CGROUP = "agentprof-validate-load"

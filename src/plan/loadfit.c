@@ -72,7 +72,28 @@ static void regress(const struct window *v, int n, struct loadfit *fit)
 	fit->sat = md - slope * mx;
 	fit->u_mean = 1 - mx;
 	/* Weights are counts: the residual variance per unit weight, n - 2 degrees of freedom. */
-	fit->idle_se = n > 2 && sxx > 0 ? sqrt(res / (n - 2) / sxx) : INFINITY;
+	fit->sigma = n > 2 ? sqrt(res / (n - 2)) : INFINITY;
+	fit->idle_se = n > 2 && sxx > 0 ? fit->sigma / sqrt(sxx) : INFINITY;
+}
+
+/*
+ * Drops the windows more than LOADFIT_OUTLIER standard errors off the line
+ * (a load test's ramp: a burst of cheap logins arrives, their work comes
+ * later); the number left.
+ */
+static int trim(struct window *v, int n, const struct loadfit *fit)
+{
+	double e;
+	int i, k = 0;
+
+	if (!isfinite(fit->sigma) || fit->sigma <= 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		e = v[i].d - (fit->sat + fit->idle * (1 - v[i].u));
+		if (fabs(e) * sqrt(v[i].w) <= LOADFIT_OUTLIER * fit->sigma)
+			v[k++] = v[i];
+	}
+	return k;
 }
 
 void loadfit__fit(const struct service *svc, double interval_s, double cores,
@@ -86,20 +107,27 @@ void loadfit__fit(const struct service *svc, double interval_s, double cores,
 		snprintf(fit->why, sizeof(fit->why), "the profile has no samples of the service");
 		return;
 	}
+	fit->window_s = LOADFIT_WINDOW * interval_s;
 	n = windows(svc, interval_s, cores, v, (int)(sizeof(v) / sizeof(v[0])));
 	fit->windows = n;
 	if (n < LOADFIT_MIN_WINDOWS) {
-		snprintf(fit->why, sizeof(fit->why), "%d windows of %d s with the CPU time read and "
-			 "%d+ arrivals, %d needed", n, (int)(LOADFIT_WINDOW * interval_s),
+		snprintf(fit->why, sizeof(fit->why), "%d windows of %.0f s with the CPU time read and "
+			 "%d+ arrivals, %d needed", n, fit->window_s,
 			 LOADFIT_MIN_ARRIVALS, LOADFIT_MIN_WINDOWS);
 		return;
+	}
+	regress(v, n, fit);
+	i = trim(v, n, fit);
+	if (i < n && i >= LOADFIT_MIN_WINDOWS) {
+		fit->dropped = n - i;
+		fit->windows = n = i;
+		regress(v, n, fit);
 	}
 	fit->u_lo = fit->u_hi = v[0].u;
 	for (i = 1; i < n; i++) {
 		fit->u_lo = fmin(fit->u_lo, v[i].u);
 		fit->u_hi = fmax(fit->u_hi, v[i].u);
 	}
-	regress(v, n, fit);
 	if (fit->u_hi - fit->u_lo < LOADFIT_MIN_SPAN)
 		snprintf(fit->why, sizeof(fit->why), "the recording's load barely varied (CPU "
 			 "%.0f-%.0f%% busy)", 100 * fit->u_lo, 100 * fit->u_hi);

@@ -25,15 +25,20 @@
 #define LOADFIT_MIN_WINDOWS 4
 /* The windows' busy fractions must span this much for a slope to mean anything. */
 #define LOADFIT_MIN_SPAN 0.15
+/* Windows this many standard errors off the first fit are left out of the second. */
+#define LOADFIT_OUTLIER 3.0
 
 struct loadfit {
 	bool fitted;	   /* false: CPU per request taken as constant (why says why) */
 	char why[160];
 	int windows;	   /* windows used */
+	double window_s;   /* their length */
+	int dropped;	   /* windows left out as outliers */
 	double u_lo, u_hi; /* the busy fractions they span */
 	double u_mean;	   /* arrival-weighted: the load the profile's means were measured at */
 	double sat, idle;  /* s of CPU per request: d(u) = sat + idle * (1 - u) */
 	double idle_se;	   /* idle's standard error */
+	double sigma;	   /* the residuals' deviation, per unit weight (an arrival) */
 };
 
 /*

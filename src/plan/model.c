@@ -658,9 +658,11 @@ static void notes_cpu_fit(struct plan_model *m)
 	if (f->fitted)
 		note(m, "CPU per request falls as the CPU gets busier (an idle event loop is woken "
 			"for each event, a busy one finds several per turn): %.2f ms + %.2f ms x the "
-			"idle fraction, fitted over %d windows of the recording %.0f-%.0f%% busy. "
-			"Saturated at %.1f req/s, against %.1f had it stayed as measured",
-		     f->sat * 1e3, f->idle * 1e3, f->windows, 100 * f->u_lo, 100 * f->u_hi,
+			"idle fraction, fitted over %d windows of %.0f s %.0f-%.0f%% busy (%d more "
+			"off the line left out). Saturated at %.1f req/s, against %.1f had it stayed "
+			"as measured",
+		     f->sat * 1e3, f->idle * 1e3, f->windows, f->window_s, 100 * f->u_lo,
+		     100 * f->u_hi, f->dropped,
 		     m->st[0].capacity, m->x_max_flat);
 	else
 		note(m, "CPU per request as measured at every load: %s. An event loop spends less "

@@ -39,7 +39,7 @@
 #define MAX_BUCKETS 64
 #define MAX_FIGURES 128
 #define PID_BUCKETS 4096
-/* Intervals of the services' samples /profile keeps: an hour of seconds (113 KiB a service). */
+/* Intervals of the services' samples /profile keeps: an hour of seconds (141 KiB a service). */
 #define EXPORT_SAMPLE_WINDOW 3600
 /* /healthz fails when the ring buffer was not drained for this long. */
 #define HEALTHY_DRAIN_S 5.0

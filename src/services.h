@@ -34,15 +34,15 @@ struct service_cgroup {
 struct service_sample {
 	uint64_t rss_bytes;   /* summed over the service's processes, at the interval's end */
 	double in_flight;     /* requests in flight, averaged over the interval */
-	uint32_t arrivals;    /* requests whose head was read in the interval */
-	uint32_t clients;     /* established inbound TCP connections to its listening ports */
-	uint32_t pg_conns;    /* established TCP connections to a PostgreSQL port */
 	/*
 	 * CPU time (user + system) of the service's processes, cumulative, at
 	 * the interval's end: two samples' difference is the CPU used between
 	 * them (while the same processes ran). 0: not read.
 	 */
 	uint64_t cpu_ns;
+	uint32_t arrivals;    /* requests whose head was read in the interval */
+	uint32_t clients;     /* established inbound TCP connections to its listening ports */
+	uint32_t pg_conns;    /* established TCP connections to a PostgreSQL port */
 	bool measured;	      /* the /proc figures above were read (a tick landed here) */
 };
 

@@ -328,6 +328,19 @@ def check_profile_samples(srv, exp_port, service):
              max(smp.get("in_flight", [0])) >= 0.99, max(smp.get("in_flight", [0])))
     at.check(pre + "arrivals count the requests sent",
              sum(smp.get("arrivals", [])) >= 1, sum(smp.get("arrivals", [])))
+    # CPU time, cumulative, for plan's fit of CPU per request against load:
+    # the kernel's own counter, read by agentprof at the interval's end and
+    # by the test now, at most a second and the /profile read later.
+    with open("/proc/%d/stat" % srv.pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    cpu_now = (int(v[11]) + int(v[12])) * 10**9 // os.sysconf("SC_CLK_TCK")
+    cpu = [smp.get("cpu_ns", [])[i] for i in measured] if "cpu_ns" in smp else []
+    at.check(pre + "CPU time sampled every second, never going back",
+             len(cpu) == len(measured) and cpu and cpu[-1] > 0 and
+             all(b >= a for a, b in zip(cpu, cpu[1:])), cpu[-5:])
+    at.check(pre + "the last CPU time sampled is /proc stat's, less at most 2 s of one core",
+             cpu and 0 <= cpu_now - cpu[-1] <= 2 * 10**9, "sampled %s, now %d" % (
+                 cpu and cpu[-1], cpu_now))
     cap = [l for l in doc.get("capacity", []) if "capacity of %s:" % service in l]
     at.check(pre + "the capacity line speaks of memory from the samples",
              cap and "memory not sampled" not in cap[0], cap)

@@ -234,7 +234,7 @@ def locust(stack, users, seconds, tag, outdir):
 
 def profile(stack, users, outdir):
     """Low load: `record` from before the first user connects, then Locust at
-    users and at twice as many (PROFILE_PHASES): the two loads let plan fit
+    users and at 2.5 times as many (PROFILE_PHASES): the two loads let plan fit
     how CPU per request changes with load."""
     prof = os.path.join(outdir, "profile.json")
     logf = os.path.join(outdir, "record.log")

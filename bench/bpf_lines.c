@@ -4,9 +4,11 @@
  *
  * Usage: bpf_lines PROG_ID < OFFSETS
  *
- * OFFSETS holds "COUNT 0xOFFSET" lines: how many samples fell at that offset
- * from the start of the program's JIT image (perf script's symoff field for
- * the bpf_prog_<tag>_<name> symbol). The kernel keeps, for every line-info
+ * OFFSETS holds "COUNT FUNC 0xOFFSET" lines: how many samples fell at that
+ * offset from the start of function FUNC's JIT image, FUNC being the
+ * program itself or one of its global functions (perf script's sym and
+ * symoff fields for the bpf_prog_<tag>_<FUNC> symbol: a global function
+ * is JITed as a symbol of its own). The kernel keeps, for every line-info
  * record of the program, the address its JIT code starts at
  * (jited_line_info); a sample belongs to the last record starting at or
  * before it. Output: "COUNT file:line: source", one per line-info record
@@ -25,15 +27,16 @@ struct prog_lines {
 	struct bpf_line_info *li;
 	__u64 *addr;		/* JIT address of each li[i] */
 	__u32 n;
-	__u64 start;		/* the main function's address */
+	__u64 *ksyms;		/* JIT address of each function, the program's first */
+	struct bpf_func_info *funcs;	/* each function's BTF type, same order */
+	__u32 nfuncs;
 	__u32 btf_id;
 };
 
 static int prog_lines_load(int fd, struct prog_lines *pl)
 {
 	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info), nks;
-	__u64 *ksyms = NULL;
+	__u32 len = sizeof(info), nks, nfi;
 	int err;
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
@@ -43,13 +46,13 @@ static int prog_lines_load(int fd, struct prog_lines *pl)
 	pl->n = info.nr_line_info;
 	pl->btf_id = info.btf_id;
 	nks = info.nr_jited_ksyms;
+	nfi = info.nr_func_info;
 	pl->li = calloc(pl->n, sizeof(*pl->li));
 	pl->addr = calloc(pl->n, sizeof(*pl->addr));
-	ksyms = calloc(nks ? nks : 1, sizeof(*ksyms));
-	if (!pl->li || !pl->addr || !ksyms) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
+	pl->ksyms = calloc(nks ? nks : 1, sizeof(*pl->ksyms));
+	pl->funcs = calloc(nfi ? nfi : 1, sizeof(*pl->funcs));
+	if (!pl->li || !pl->addr || !pl->ksyms || !pl->funcs)
+		return -ENOMEM;
 	memset(&info, 0, sizeof(info));
 	info.nr_line_info = pl->n;
 	info.line_info_rec_size = sizeof(*pl->li);
@@ -58,17 +61,33 @@ static int prog_lines_load(int fd, struct prog_lines *pl)
 	info.jited_line_info_rec_size = sizeof(*pl->addr);
 	info.jited_line_info = (__u64)(unsigned long)pl->addr;
 	info.nr_jited_ksyms = nks;
-	info.jited_ksyms = (__u64)(unsigned long)ksyms;
+	info.jited_ksyms = (__u64)(unsigned long)pl->ksyms;
+	info.nr_func_info = nfi;
+	info.func_info_rec_size = sizeof(*pl->funcs);
+	info.func_info = (__u64)(unsigned long)pl->funcs;
 	len = sizeof(info);
-	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-		err = -errno;
-		goto cleanup;
-	}
-	pl->start = ksyms[0];
-	err = 0;
-cleanup:
-	free(ksyms);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	/* Without func info (no BTF), only the program's own offsets resolve. */
+	pl->nfuncs = nfi == nks ? nfi : 0;
+	err = nks ? 0 : -ENOENT;
 	return err;
+}
+
+/* JIT address of function name (the program or a global function of it), 0 if none. */
+static __u64 func_start(const struct prog_lines *pl, const struct btf *btf, const char *name)
+{
+	const struct btf_type *t;
+	const char *fn;
+	__u32 i;
+
+	for (i = 0; i < pl->nfuncs; i++) {
+		t = btf__type_by_id(btf, pl->funcs[i].type_id);
+		fn = t ? btf__name_by_offset(btf, t->name_off) : NULL;
+		if (fn && !strcmp(fn, name))
+			return pl->ksyms[i];
+	}
+	return i ? 0 : pl->ksyms[0];
 }
 
 /* The line-info record whose code holds addr: the last one starting at or before it. */
@@ -106,11 +125,14 @@ int main(int argc, char **argv)
 {
 	struct prog_lines pl = {};
 	unsigned long *counts = NULL, count, off;
+	char func[128];
+	__u64 start;
 	struct btf *btf = NULL;
 	int fd = -1, err, i;
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s PROG_ID < OFFSETS (\"COUNT 0xOFFSET\" lines)\n", argv[0]);
+		fprintf(stderr, "usage: %s PROG_ID < OFFSETS (\"COUNT FUNC 0xOFFSET\" lines)\n",
+			argv[0]);
 		return 2;
 	}
 	fd = bpf_prog_get_fd_by_id(atoi(argv[1]));
@@ -133,8 +155,11 @@ int main(int argc, char **argv)
 		err = -1;
 		goto cleanup;
 	}
-	while (scanf("%lu %lx", &count, &off) == 2) {
-		i = line_of(&pl, pl.start + off);
+	while (scanf("%lu %127s %lx", &count, func, &off) == 3) {
+		start = func_start(&pl, btf, func);
+		if (!start)
+			continue;
+		i = line_of(&pl, start + off);
 		if (i >= 0)
 			counts[i] += count;
 	}
@@ -144,6 +169,8 @@ cleanup:
 	free(counts);
 	free(pl.li);
 	free(pl.addr);
+	free(pl.ksyms);
+	free(pl.funcs);
 	if (fd >= 0)
 		close(fd);
 	return err ? 1 : 0;

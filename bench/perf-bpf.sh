@@ -9,7 +9,8 @@
 # prints, for the samples inside PROG (e.g. ap_sock_recv):
 #   - the leaf functions: the program's own code, and the kernel helpers it
 #     called (bpf_ringbuf_output, copy_from_user_nofault, htab lookups, ...);
-#   - the program's own samples per line of bpf/ source (bench/bpf_lines).
+#   - its samples per line of bpf/ source (bench/bpf_lines), a helper's on the
+#     line that calls it, its global functions' (py_sync, ...) included.
 # Run it as root with agentprof tracing PID and a load on PID (wrk, the demo).
 # Scheduler hooks run with interrupts off: cpu-clock sampling cannot see
 # inside them.
@@ -45,7 +46,11 @@ awk -v prog="_$PROG" '
 	END { printf "%d of %d samples (%.1f%%)\n", t, n, n ? 100 * t / n : 0
 	      for (k in c) printf "%7d %s\n", c[k], k | "sort -rn | head -25" }' "$TMP/stacks"
 
-echo "== $PROG's own samples per source line"
-awk 'BEGIN { RS = ""; FS = "\n" } { split($1, f, " "); print f[2] }' "$TMP/stacks" |
-	grep "_${PROG}+0x" | sed 's/.*+//' | sort | uniq -c > "$TMP/offsets"
+echo "== $PROG's samples per source line (its global functions' too; a helper's samples on the line that calls it)"
+# The first BPF frame of each sample under PROG: "FUNC 0xOFFSET".
+awk -v prog="_$PROG+" 'BEGIN { RS = ""; FS = "\n" }
+	index($0, prog) { for (i = 1; i <= NF; i++) { split($i, f, " ")
+		if (f[2] ~ /^bpf_prog_[0-9a-f]+_/) { sym = f[2]; sub(/^bpf_prog_[0-9a-f]+_/, "", sym)
+			split(sym, p, "+"); print p[1], p[2]; break } } }' "$TMP/stacks" |
+	sort | uniq -c > "$TMP/offsets"
 "$LINES" "$ID" < "$TMP/offsets" | sort -rn | head -40

@@ -81,7 +81,7 @@ static __always_inline void charge(struct thread *t, struct task_struct *task, _
 		 */
 		if (t->py == PY_FOUND && t->py_counted != t->req_id) {
 			t->py_counted = t->req_id;
-			if (py_first_time(t->req_id, TASK_FIELD(btf, task, pid)))
+			if (py_first_time(r, t->req_id, TASK_FIELD(btf, task, pid)))
 				__sync_fetch_and_add(&r->nthreads, 1);
 		}
 	}
@@ -299,6 +299,15 @@ static __always_inline void request_count_thread(__u64 req_id)
 		__sync_fetch_and_add(&r->nthreads, 1);
 }
 
+/* Thread tid of a CPython process works for req_id: counted once a request. */
+static __always_inline void py_count_thread(__u64 req_id, __u32 tid)
+{
+	struct ap_request_event *r = request_lookup(req_id);
+
+	if (py_first_time(r, req_id, tid))
+		__sync_fetch_and_add(&r->nthreads, 1);
+}
+
 /*
  * Make the running thread work for req_id (0: for nothing), charging the
  * on-CPU time since the last accounting point to the request it worked for.
@@ -333,7 +342,7 @@ static __always_inline struct thread *thread_bind_to(struct thread *t, struct ta
 		if (!r)
 			r = request_get(req_id);
 		/* Marked for py_switch(), which may count the thread again. */
-		if (r && py_first_time(req_id, tid))
+		if (py_first_time(r, req_id, tid))
 			__sync_fetch_and_add(&r->nthreads, 1);
 		return t;
 	}

@@ -73,18 +73,26 @@ struct {
 	__type(value, struct ap_py_proc);
 } py_procs SEC(".maps") __weak;
 
-struct py_unit_key {
-	__u64 ctx;		/* the Context object's address */
+/*
+ * The request each unit works for, in a set-associative table: the set of
+ * a (process, context) pair is a hash of the two, and a unit is one of its
+ * set's ways. Contexts are freed with no hook to see it, so nothing is
+ * removed when a unit ends: a new unit takes a free way, else one whose
+ * request has finished, else (a set full of units of open requests) the
+ * way its context's address picks, counted in AP_STAT_PY_UNIT_EVICTED.
+ * An array rather than a hash: a unit is looked up at nearly every task
+ * step, and an LRU hash cost a chain walk through a large table there and
+ * interrupts off at each update (docs/python.md, "Cost").
+ */
+#define PY_UNIT_SETS (1u << PY_UNIT_SET_BITS)
+#define PY_UNIT_WAYS 4
+/* log2 of the sets in use: fewer only in tests (AGENTPROF_PY_UNIT_SET_BITS). */
+extern const volatile __u32 py_unit_set_bits;
+
+struct py_unit {
+	__u64 ctx;		/* the Context object's address; 0: a free way */
 	__u32 tgid;
 	__u32 pad;
-};
-
-/*
- * The request each unit works for. LRU: contexts are freed with no hook to
- * see it; a freed context's address reused by a copy is overwritten at the
- * copy, and a stale binding to a finished request binds nothing.
- */
-struct py_unit_val {
 	__u64 req_id;		/* 0, a request, or PY_UNIT_GUESS | a request */
 	/*
 	 * An event loop's CPU in the unit while it was bound to nothing:
@@ -95,11 +103,15 @@ struct py_unit_val {
 	__u64 parent;		/* the unit that made it (a task's creator), 0 if unknown */
 };
 
+struct py_unit_set {
+	struct py_unit way[PY_UNIT_WAYS];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct py_unit_key);
-	__type(value, struct py_unit_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PY_UNIT_SETS);
+	__type(key, __u32);
+	__type(value, struct py_unit_set);
 } py_units SEC(".maps") __weak;
 
 struct py_seen_key {
@@ -208,19 +220,104 @@ static __always_inline bool py_none(struct thread *t)
 	return false;
 }
 
-/* Unit ctx of process tgid's entry, NULL if none. */
-static __always_inline struct py_unit_val *py_unit_get(__u32 tgid, __u64 ctx)
+/* The set unit (tgid, ctx) belongs in (Fibonacci hashing: the top bits). */
+static __always_inline struct py_unit_set *py_set_of(__u32 tgid, __u64 ctx)
 {
-	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
+	__u64 h = ((ctx >> 4) ^ ((__u64)tgid << 40)) * 0x9E3779B97F4A7C15ULL;
+	__u32 bits = py_unit_set_bits, i = 0;
 
-	return bpf_map_lookup_elem(&py_units, &k);
+	if (bits && bits <= PY_UNIT_SET_BITS)
+		i = h >> (64 - bits);
+
+	return bpf_map_lookup_elem(&py_units, &i);
+}
+
+/* Unit ctx of process tgid, NULL if none. */
+static __always_inline struct py_unit *py_unit_get(__u32 tgid, __u64 ctx)
+{
+	struct py_unit_set *s;
+	int i;
+
+	if (!ctx)
+		return NULL;
+	s = py_set_of(tgid, ctx);
+	if (!s)
+		return NULL;
+#pragma unroll
+	for (i = 0; i < PY_UNIT_WAYS; i++)
+		if (s->way[i].ctx == ctx && s->way[i].tgid == tgid)
+			return &s->way[i];
+	return NULL;
+}
+
+/* A new context at ctx: a binding a freed one left there is none. */
+static __always_inline void py_unit_forget(__u32 tgid, __u64 ctx)
+{
+	struct py_unit *u = py_unit_get(tgid, ctx);
+
+	if (u)
+		u->ctx = 0;
+}
+
+/* A way that holds nothing anybody will look for: of a finished request. */
+static __always_inline bool py_unit_spent(const struct py_unit *u)
+{
+	__u64 req = u->req_id & ~PY_UNIT_GUESS;
+
+	if (req == PY_UNIT_UNSAMPLED || !req)
+		return !u->pending_ns;
+	return !request_lookup(req);
+}
+
+/*
+ * Unit ctx of process tgid, made if it has no way yet: a new one starts
+ * bound to nothing, with no CPU and no parent. NULL if another CPU took
+ * the way first.
+ */
+static __always_inline struct py_unit *py_unit_make(__u32 tgid, __u64 ctx)
+{
+	struct py_unit *u = NULL;
+	struct py_unit_set *s;
+	__u64 old;
+	int i;
+
+	if (!ctx)
+		return NULL;
+	s = py_set_of(tgid, ctx);
+	if (!s)
+		return NULL;
+#pragma unroll
+	for (i = 0; i < PY_UNIT_WAYS; i++) {
+		if (s->way[i].ctx == ctx && s->way[i].tgid == tgid)
+			return &s->way[i];
+		if (!u && !s->way[i].ctx)
+			u = &s->way[i];
+	}
+	/* No free way: one of a finished request (a look at its record each). */
+#pragma unroll
+	for (i = 0; i < PY_UNIT_WAYS; i++)
+		if (!u && py_unit_spent(&s->way[i]))
+			u = &s->way[i];
+	if (!u) {
+		stat_inc(AP_STAT_PY_UNIT_EVICTED);
+		u = &s->way[(ctx >> 4) & (PY_UNIT_WAYS - 1)];
+	}
+	/* Claimed whole before it is filled: a racing maker of the same way loses. */
+	old = u->ctx;
+	if (__sync_val_compare_and_swap(&u->ctx, old, ctx) != old)
+		return NULL;
+	u->tgid = tgid;
+	u->req_id = 0;
+	u->pending_ns = 0;
+	u->parent = 0;
+	return u;
 }
 
 static __always_inline __u64 py_unit_req(__u32 tgid, __u64 ctx)
 {
-	struct py_unit_val *v = py_unit_get(tgid, ctx);
+	struct py_unit *u = py_unit_get(tgid, ctx);
 
-	return v ? v->req_id : 0;
+	return u ? u->req_id : 0;
 }
 
 /*
@@ -229,26 +326,23 @@ static __always_inline __u64 py_unit_req(__u32 tgid, __u64 ctx)
  */
 static __always_inline void py_unit_set(__u32 tgid, __u64 ctx, __u64 req_id)
 {
-	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-	struct py_unit_val *v, nv = { .req_id = req_id };
 	struct ap_request_event *r;
-	__u64 pending = 0;
+	struct py_unit *u;
+	__u64 pending;
 
 	if (!req_id) {
-		bpf_map_delete_elem(&py_units, &k);
+		py_unit_forget(tgid, ctx);
 		return;
 	}
-	v = bpf_map_lookup_elem(&py_units, &k);
-	if (!v) {
-		bpf_map_update_elem(&py_units, &k, &nv, BPF_ANY);
+	u = py_unit_make(tgid, ctx);
+	if (!u)
 		return;
-	}
-	v->req_id = req_id;
+	u->req_id = req_id;
 	/* A guess keeps the CPU waiting: the unit's own I/O says whose it is. */
 	if (req_id & PY_UNIT_FLAGS)
 		return;
-	pending = v->pending_ns;
-	v->pending_ns = 0;
+	pending = u->pending_ns;
+	u->pending_ns = 0;
 	if (pending && req_id != PY_UNIT_UNSAMPLED) {
 		r = request_lookup(req_id);
 		if (r)
@@ -262,49 +356,39 @@ static __always_inline void py_unit_set(__u32 tgid, __u64 ctx, __u64 req_id)
  */
 static __always_inline void py_unit_new(__u32 tgid, __u64 ctx, __u64 req_id, __u64 parent)
 {
-	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-	struct py_unit_val v = { .req_id = req_id, .parent = parent };
+	struct py_unit *u = py_unit_make(tgid, ctx);
 
-	bpf_map_update_elem(&py_units, &k, &v, BPF_ANY);
+	if (!u)
+		return;
+	u->req_id = req_id;
+	u->pending_ns = 0;
+	u->parent = parent;
 }
-
 
 /* The unit that made unit ctx, 0 if unknown. */
 static __always_inline __u64 py_unit_parent_of(__u32 tgid, __u64 ctx)
 {
-	struct py_unit_val *v = py_unit_get(tgid, ctx);
+	struct py_unit *u = py_unit_get(tgid, ctx);
 
-	return v ? v->parent : 0;
-}
-
-/* A new context at ctx: a binding a freed one left there is none. */
-static __always_inline void py_unit_forget(__u32 tgid, __u64 ctx)
-{
-	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-
-	if (bpf_map_lookup_elem(&py_units, &k))
-		bpf_map_delete_elem(&py_units, &k);
+	return u ? u->parent : 0;
 }
 
 /* Unit ctx is bound to nothing (a wrong guess); its pending CPU stays. */
 static __always_inline void py_unit_unbind(__u32 tgid, __u64 ctx)
 {
-	struct py_unit_val *v = py_unit_get(tgid, ctx);
+	struct py_unit *u = py_unit_get(tgid, ctx);
 
-	if (v)
-		v->req_id = 0;
+	if (u)
+		u->req_id = 0;
 }
 
 /* An event loop ran ns of CPU in unit ctx while it was bound to nothing. */
 static __always_inline void py_unit_pend(__u32 tgid, __u64 ctx, __u64 ns)
 {
-	struct py_unit_key k = { .ctx = ctx, .tgid = tgid };
-	struct py_unit_val *v = bpf_map_lookup_elem(&py_units, &k), nv = { .pending_ns = ns };
+	struct py_unit *u = py_unit_make(tgid, ctx);
 
-	if (v)
-		__sync_fetch_and_add(&v->pending_ns, ns);
-	else
-		bpf_map_update_elem(&py_units, &k, &nv, BPF_NOEXIST);
+	if (u)
+		__sync_fetch_and_add(&u->pending_ns, ns);
 }
 
 /* An event loop runs a unit bound to nothing: its CPU waits for a binding. */
@@ -322,12 +406,31 @@ static __always_inline void py_leave(struct thread *t, __u32 tgid)
 		t->pending_ns = 0;
 }
 
-/* True the first time thread tid works for req_id. */
-static __always_inline bool py_first_time(__u64 req_id, __u32 tid)
+/*
+ * True the first time thread tid works for req_id (r: its record, NULL if
+ * finished). The record's own tids first: an event loop comes back to each
+ * request many times, and an update of the py_seen LRU map (a node taken
+ * from its free list with interrupts off, even when the key is there) was
+ * the dearest part of a unit change.
+ */
+static __always_inline bool py_first_time(struct ap_request_event *r, __u64 req_id, __u32 tid)
 {
 	struct py_seen_key k = { .req_id = req_id, .tid = tid };
+	__u64 old;
 	__u8 one = 1;
+	int i;
 
+	if (!r)
+		return false;
+	for (i = 0; i < AP_REQ_TIDS; i++) {
+		old = r->tids[i];
+		if (!old)
+			old = __sync_val_compare_and_swap(&r->tids[i], 0, tid);
+		if (!old)
+			return true;
+		if (old == tid)
+			return false;
+	}
 	return !bpf_map_update_elem(&py_seen, &k, &one, BPF_NOEXIST);
 }
 

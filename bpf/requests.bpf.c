@@ -41,6 +41,7 @@ const volatile bool sock_tps = false;
 const volatile bool thread_storage = false;
 /* Trace one request in sample_every, picked at random (--sample): see sampled_now(). */
 const volatile __u32 sample_every = 1;
+const volatile __u32 py_unit_set_bits = PY_UNIT_SET_BITS;	/* python.bpf.h */
 const volatile __u64 sample_below = 1ULL << 32;	/* 2^32 / sample_every */
 /* PostgreSQL server ports (0 = unused slot). */
 const volatile __u16 pg_ports[AP_PG_MAX_PORTS] = { AP_PG_DEFAULT_PORT };
@@ -217,6 +218,7 @@ static __always_inline struct ap_request_event *request_start(struct conn *c, __
 	r->flags = 0;
 	r->resp_len = 0;
 	r->nthreads = 0;
+	__builtin_memset(r->tids, 0, sizeof(r->tids));
 	r->type = AP_EV_REQUEST;
 	r->npeers = 0;
 	r->peers_dropped = 0;

@@ -239,8 +239,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		thread_snapshot(t, p, now, false, btf);
 		t->on_cpu = 0;
 		t->wake_ns = now;
-		if (py_first_time(w->req_id, tid))
-			request_count_thread(w->req_id);
+		py_count_thread(w->req_id, tid);
 		return 0;
 	}
 	/*
@@ -262,8 +261,10 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 		return 0;
 	t->req_id = w->req_id;
 	t->inherited = 1;
-	if (t->py == PY_NONE || (t->py == PY_UNSEEN && py_first_time(w->req_id, tid)))
+	if (t->py == PY_NONE)
 		request_count_thread(w->req_id);
+	else if (t->py == PY_UNSEEN)
+		py_count_thread(w->req_id, tid);
 	return 0;
 }
 

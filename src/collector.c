@@ -595,6 +595,7 @@ void collector__read_stats(struct collector *c, struct profile_run *run)
 	run->non_http_reads = collector__stat(c, AP_STAT_NON_HTTP);
 	run->stale_bindings = collector__stat(c, AP_STAT_STALE_REQ);
 	run->unsampled = collector__stat(c, AP_STAT_UNSAMPLED);
+	run->py_units_evicted = collector__stat(c, AP_STAT_PY_UNIT_EVICTED);
 	run->pg_hold_overflow = pg__hold_counts(c->pg).overflow;
 	run->mapped_measured = collector__mapped_measured(c);
 	if (c->stats_fd >= 0)

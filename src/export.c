@@ -503,7 +503,7 @@ static struct prom_count figure(const char *label, uint64_t value, uint64_t limi
 static void render_metrics(struct exporter *x, bool om, struct export_http_response *r)
 {
 	struct collector_figure progs[MAX_FIGURES];
-	struct prom_count lost[8], caps[7], pc[MAX_FIGURES], mc[8];
+	struct prom_count lost[9], caps[7], pc[MAX_FIGURES], mc[8];
 	struct prom_service *svcs = NULL;
 	struct prom_route_peer *rps;
 	struct route_peer *rp;
@@ -551,6 +551,7 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	lost[5] = figure("malformed_head", x->col.counts.malformed_heads, 0);
 	lost[6] = figure("oversized_head", x->col.counts.oversized_heads, 0);
 	lost[7] = figure("pg_stream_garbage", collector__stat(&x->col, AP_STAT_PG_BAD), 0);
+	lost[8] = figure("py_units_full", collector__stat(&x->col, AP_STAT_PY_UNIT_EVICTED), 0);
 	caps[0] = figure("routes", cap__overflow(x->routes), cap__limit(x->routes));
 	caps[1] = figure("classes", cap__overflow(x->classes), cap__limit(x->classes));
 	caps[2] = figure("services", cap__overflow(x->services), cap__limit(x->services));
@@ -579,7 +580,7 @@ static void render_metrics(struct exporter *x, bool om, struct export_http_respo
 	in.caps = caps;
 	in.ncaps = 7;
 	in.lost = lost;
-	in.nlost = 8;
+	in.nlost = sizeof(lost) / sizeof(lost[0]);
 	in.flushed_early = collector__stat(&x->col, AP_STAT_REQ_MAP_FULL);
 	in.requests = x->col.counts.records;
 	in.progs = pc;

@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 
 #include "agentprof/pgwire.h"
+#include "agentprof/python.h"
 #include "agentprof.skel.h"
 #include "feature.h"
 #include "loader.h"
@@ -189,6 +190,22 @@ static void select_io_hooks(struct agentprof_bpf *skel, bool sock_tps, bool mmap
 	bpf_program__set_autoload(skel->progs.ap_sock_send, sock_tps);
 }
 
+/*
+ * AGENTPROF_PY_UNIT_SET_BITS (tests): fewer sets of the CPython units' table
+ * (bpf/python.bpf.h), so that a few overlapping requests fill it.
+ */
+static unsigned int py_unit_set_bits(void)
+{
+	const char *env = getenv("AGENTPROF_PY_UNIT_SET_BITS");
+	int bits = env ? atoi(env) : -1;
+
+	if (bits < 0 || bits > PY_UNIT_SET_BITS)
+		return PY_UNIT_SET_BITS;
+	fprintf(stderr, "agentprof: AGENTPROF_PY_UNIT_SET_BITS=%d: the CPython units' table has "
+			"%u sets of %u (tests)\n", bits, 1u << bits, 1u << PY_UNIT_SET_BITS);
+	return bits;
+}
+
 static void configure(struct agentprof_bpf *skel, const struct loader_mode *m,
 		      const struct loader_opts *o)
 {
@@ -202,6 +219,7 @@ static void configure(struct agentprof_bpf *skel, const struct loader_mode *m,
 	skel->rodata->has_bpf_loop = m->bpf_loop;
 	skel->rodata->sock_tps = m->sock_tps;
 	skel->rodata->thread_storage = m->thread_storage;
+	skel->rodata->py_unit_set_bits = py_unit_set_bits();
 	/* The thread map left unused is shrunk to one entry. */
 	if (m->thread_storage)
 		bpf_map__set_max_entries(skel->maps.threads, 1);

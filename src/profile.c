@@ -405,7 +405,8 @@ static struct json_object *group_json(const struct profile *p, const struct prof
 	X(sample_every, "sample_every")                                                            \
 	X(unsampled, "unsampled")                                                                  \
 	X(bpf_run_ns, "bpf_run_ns")                                                                \
-	X(pg_hold_overflow, "pg_hold_overflow")
+	X(pg_hold_overflow, "pg_hold_overflow")                                                    \
+	X(py_units_evicted, "py_units_evicted")
 
 static struct json_object *run_json(const struct profile_run *r)
 {

@@ -86,6 +86,7 @@ struct profile_run {
 	uint64_t procs_map_full;
 	uint64_t non_http_reads;
 	uint64_t stale_bindings;
+	uint64_t py_units_evicted;	/* CPython units' bindings lost: a set full */
 	uint64_t flushed; /* still open at exit, closed off by userspace */
 	uint64_t mapped_measured; /* 1: mapped_bytes was measured (record --mmap) */
 	/*

@@ -175,6 +175,10 @@ static void recorder__print_summary(struct recorder *r)
 	report_loss(run->pg_hold_overflow,
 		    "PostgreSQL round trips in no connection hold: their requests' pg.hold_ns is null",
 		    "more requests using PostgreSQL at once than PGHOLD_MAX_REQS (src/pghold.h)");
+	report_loss(run->py_units_evicted,
+		    "CPython units (tasks, callbacks, pool jobs) whose request binding was lost",
+		    "more units of open requests than py_units holds (bpf/python.bpf.h): "
+		    "their CPU went to the thread rules");
 }
 
 static int recorder__report(struct recorder *r)

@@ -444,6 +444,8 @@ static void write_losses(FILE *out, const struct profile_run *r)
 	loss_row(out, "incomplete", r->incomplete, "requests with no response byte");
 	loss_row(out, "flushed", r->flushed, "requests still open when tracing stopped");
 	loss_row(out, "unsampled", r->unsampled, "requests seen and not traced (--sample)");
+	loss_row(out, "py_units_evicted", r->py_units_evicted,
+		 "CPython units whose request binding was lost: table full");
 	fputs("</tbody></table>\n", out);
 }
 

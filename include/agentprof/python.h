@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * What userspace tells the BPF side about a CPython process (the py_procs
- * map, bpf/python.bpf.h; filled by src/pyrt.c).
+ * map, bpf/python.bpf.h; filled by src/pyrt.c), and the size of its table
+ * of units.
  */
 #ifndef AGENTPROF_PYTHON_H
 #define AGENTPROF_PYTHON_H
@@ -19,5 +20,8 @@ struct ap_py_proc {
 	__u32 ts_context;	/* PyThreadState.context */
 	__u32 pad;
 };
+
+/* log2 of the sets of the CPython units' table (py_units, bpf/python.bpf.h). */
+#define PY_UNIT_SET_BITS 13
 
 #endif /* AGENTPROF_PYTHON_H */

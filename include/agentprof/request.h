@@ -79,6 +79,9 @@ enum ap_req_flags {
 	AP_REQ_PG_UNCOUNTED = 1 << 5,	/* a round trip whose rows and errors were not seen */
 };
 
+/* Threads a request remembers in itself (struct ap_request_event's tids). */
+#define AP_REQ_TIDS 4
+
 /*
  * An open request, in its slot of the requests map, and (from type on) the
  * record sent for it. A record is trimmed to what was filled in: it ends
@@ -88,6 +91,13 @@ enum ap_req_flags {
  */
 struct ap_request_event {
 	struct ap_peer peers[AP_MAX_PEERS];
+	/*
+	 * The first threads of a CPython process that worked for it (0: free),
+	 * so that an event loop coming back to the request at each of its
+	 * units finds it counted without a hash update; later ones go to the
+	 * py_seen map. Not in the record.
+	 */
+	__u64 tids[AP_REQ_TIDS];
 	__u32 type;		/* AP_EV_REQUEST */
 	__u32 npeers;		/* valid entries in peers[] */
 	__u64 id;		/* seq << AP_REQ_SLOT_BITS | slot: AP_REQ_SEQ() */
@@ -128,7 +138,7 @@ struct ap_request_event {
 	__u8 peers_room[AP_MAX_PEERS * sizeof(struct ap_peer)];
 };
 
-_Static_assert(sizeof(struct ap_request_event) == 2152, "ap_request_event ABI changed");
+_Static_assert(sizeof(struct ap_request_event) == 2184, "ap_request_event ABI changed");
 
 /* Where a record begins in the struct. */
 #define AP_REQ_WIRE_OFF __builtin_offsetof(struct ap_request_event, type)
@@ -169,6 +179,7 @@ enum ap_stat {
 	AP_STAT_PG_BAD,		/* PostgreSQL streams that stopped parsing (garbage) */
 	AP_STAT_PG_DROPS,	/* PostgreSQL round-trip records lost: ring buffer full */
 	AP_STAT_UNSAMPLED,	/* requests seen and not sampled (--sample) */
+	AP_STAT_PY_UNIT_EVICTED, /* CPython units' bindings lost: a py_units set full */
 	AP_STAT__COUNT,
 };
 

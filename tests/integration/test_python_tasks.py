@@ -39,6 +39,7 @@ Usage: test_python_tasks.py [--agentprof PATH] [--clients 1,4,16] [--keep DIR]
 
 import argparse
 import http.client
+import json
 import os
 import statistics
 import sys
@@ -223,6 +224,36 @@ def check_model(tmp, upstream_port):
              "(errors, truth lines of 6, wire, truth) by kind: %s" % got)
 
 
+def check_table_full(tmp, upstream_port):
+    """A table of units too small for the requests in flight (one set of
+    four ways) loses bindings: counted in the profile and said by record,
+    never silent; every request is still recorded."""
+    srv, port, _ = start_app(tmp, "full", upstream_port)
+    try:
+        warm(port)
+    except BaseException:
+        at.stop_server(srv)
+        raise
+    os.environ["AGENTPROF_PY_UNIT_SET_BITS"] = "0"
+    try:
+        reqs = os.path.join(tmp, "requests-full.jsonl")
+        prof = os.path.join(tmp, "profile-full.json")
+        (ids, errors), rc, _, err, _ = at.traced(
+            srv, ["-p", srv.pid], reqs, prof,
+            lambda ap: run_clients(port, "async", 8, 3, "py-full"))
+    finally:
+        del os.environ["AGENTPROF_PY_UNIT_SET_BITS"]
+    at.check("table full: agentprof exits 0, every request answered", rc == 0 and not errors,
+             (rc, errors[:3], err[-300:]))
+    with open(prof) as f:
+        lost = json.load(f)["run"].get("py_units_evicted")
+    at.check("table full: lost bindings counted (py_units_evicted > 0)",
+             isinstance(lost, int) and lost > 0, lost)
+    at.check("table full: record says so", "whose request binding was lost" in err, err[-500:])
+    got = {at.record_request_id(r) for r in at.load_jsonl(reqs)}
+    at.check("table full: every request recorded", set(ids) <= got, sorted(set(ids) - got)[:5])
+
+
 class Poke:
     """Requests, one after another, from start() until stop(): a service
     busy while agentprof starts."""
@@ -402,6 +433,7 @@ def main():
             up, up_port = start_upstream()
             try:
                 check_model(tmp, up_port)
+                check_table_full(tmp, up_port)
                 srv, port, truth = start_app(tmp, "traced", up_port)
                 try:
                     warm(port)
@@ -429,6 +461,12 @@ def main():
             aware = [l for l in err.splitlines() if l.startswith(line)]
             at.check("record names the app task-aware",
                      aware and "task-aware (contexts, asyncio task steps)" in aware[0], aware)
+            with open(os.path.join(tmp, "profile.json")) as f:
+                run = json.load(f)["run"]
+            # Every unit of 16 clients' requests keeps its binding: none
+            # was pushed out of a full py_units set.
+            at.check("no unit binding lost (py_units_evicted 0)",
+                     run.get("py_units_evicted") == 0, run.get("py_units_evicted"))
             records = at.load_jsonl(reqs)
             for ph in phases:
                 check_phase(ph, records, truth, up_port)

@@ -220,34 +220,37 @@ static __always_inline bool py_none(struct thread *t)
 	return false;
 }
 
-/* The set unit (tgid, ctx) belongs in (Fibonacci hashing: the top bits). */
+/* The set unit (tgid, ctx) belongs in (Fibonacci hashing: the top bits); NULL for no context. */
 static __always_inline struct py_unit_set *py_set_of(__u32 tgid, __u64 ctx)
 {
 	__u64 h = ((ctx >> 4) ^ ((__u64)tgid << 40)) * 0x9E3779B97F4A7C15ULL;
 	__u32 bits = py_unit_set_bits, i = 0;
 
+	if (!ctx)
+		return NULL;
 	if (bits && bits <= PY_UNIT_SET_BITS)
 		i = h >> (64 - bits);
-
 	return bpf_map_lookup_elem(&py_units, &i);
 }
 
-/* Unit ctx of process tgid, NULL if none. */
-static __always_inline struct py_unit *py_unit_get(__u32 tgid, __u64 ctx)
+/* Unit (tgid, ctx) in its set s, NULL if none. */
+static __always_inline struct py_unit *py_unit_in(struct py_unit_set *s, __u32 tgid, __u64 ctx)
 {
-	struct py_unit_set *s;
 	int i;
 
-	if (!ctx)
-		return NULL;
-	s = py_set_of(tgid, ctx);
-	if (!s)
-		return NULL;
 #pragma unroll
 	for (i = 0; i < PY_UNIT_WAYS; i++)
 		if (s->way[i].ctx == ctx && s->way[i].tgid == tgid)
 			return &s->way[i];
 	return NULL;
+}
+
+/* Unit ctx of process tgid, NULL if none. */
+static __always_inline struct py_unit *py_unit_get(__u32 tgid, __u64 ctx)
+{
+	struct py_unit_set *s = py_set_of(tgid, ctx);
+
+	return s ? py_unit_in(s, tgid, ctx) : NULL;
 }
 
 /* A new context at ctx: a binding a freed one left there is none. */
@@ -276,23 +279,20 @@ static __always_inline bool py_unit_spent(const struct py_unit *u)
  */
 static __always_inline struct py_unit *py_unit_make(__u32 tgid, __u64 ctx)
 {
-	struct py_unit *u = NULL;
-	struct py_unit_set *s;
+	struct py_unit_set *s = py_set_of(tgid, ctx);
+	struct py_unit *u = NULL, *found;
 	__u64 old;
 	int i;
 
-	if (!ctx)
-		return NULL;
-	s = py_set_of(tgid, ctx);
 	if (!s)
 		return NULL;
+	found = py_unit_in(s, tgid, ctx);
+	if (found)
+		return found;
 #pragma unroll
-	for (i = 0; i < PY_UNIT_WAYS; i++) {
-		if (s->way[i].ctx == ctx && s->way[i].tgid == tgid)
-			return &s->way[i];
+	for (i = 0; i < PY_UNIT_WAYS; i++)
 		if (!u && !s->way[i].ctx)
 			u = &s->way[i];
-	}
 	/* No free way: one of a finished request (a look at its record each). */
 #pragma unroll
 	for (i = 0; i < PY_UNIT_WAYS; i++)

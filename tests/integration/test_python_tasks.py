@@ -188,6 +188,17 @@ def start_app(tmp, name, upstream_port, pg_port=pgtest.PG_PORT):
     return srv, port, truth
 
 
+def start_warm_app(tmp, name, upstream_port):
+    """start_app(), then warm() it: stopped again if warming fails."""
+    srv, port, truth = start_app(tmp, name, upstream_port)
+    try:
+        warm(port)
+    except BaseException:
+        at.stop_server(srv)
+        raise
+    return srv, port, truth
+
+
 def wait_truth(path, ids, timeout=5):
     """The truth lines of ids, once all are written (or after timeout s)."""
     deadline = time.monotonic() + timeout
@@ -228,12 +239,7 @@ def check_table_full(tmp, upstream_port):
     """A table of units too small for the requests in flight (one set of
     four ways) loses bindings: counted in the profile and said by record,
     never silent; every request is still recorded."""
-    srv, port, _ = start_app(tmp, "full", upstream_port)
-    try:
-        warm(port)
-    except BaseException:
-        at.stop_server(srv)
-        raise
+    srv, port, _ = start_warm_app(tmp, "full", upstream_port)
     os.environ["AGENTPROF_PY_UNIT_SET_BITS"] = "0"
     try:
         reqs = os.path.join(tmp, "requests-full.jsonl")
@@ -434,12 +440,7 @@ def main():
             try:
                 check_model(tmp, up_port)
                 check_table_full(tmp, up_port)
-                srv, port, truth = start_app(tmp, "traced", up_port)
-                try:
-                    warm(port)
-                except BaseException:
-                    at.stop_server(srv)
-                    raise
+                srv, port, truth = start_warm_app(tmp, "traced", up_port)
                 reqs = os.path.join(tmp, "requests.jsonl")
                 t0 = time.monotonic()
                 # A busy service's threads are seen before agentprof finds

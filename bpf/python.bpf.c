@@ -16,6 +16,10 @@
  *   ends by awaiting a future makes no syscall: without it, the CPU of the
  *   next task's step would be charged to it. The next step's probe ends
  *   it; no return probe (a uretprobe costs a second trap per step).
+ *
+ * Neither asks traced(): src/pyrt.c attaches them to a traced process's
+ * pid alone, and the kernel runs them for no other (a forked child's copy
+ * of the breakpoint is removed at its first hit).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -33,7 +37,7 @@ int BPF_KRETPROBE(ap_py_copy, void *ctx_new)
 	struct thread *t;
 	__u64 req = 0;
 
-	if (!ctx_new || !traced(tgid))
+	if (!ctx_new)
 		return 0;
 	t = thread_current();
 	if (t && !py_none(t)) {
@@ -63,8 +67,6 @@ int BPF_KPROBE(ap_py_step)
 	__u32 tgid;
 	__u64 req;
 
-	if (!traced(bpf_get_current_pid_tgid() >> 32))
-		return 0;
 	t = thread_current();
 	if (!t || py_none(t))
 		return 0;

@@ -8,7 +8,8 @@ struct bpf_link;
  * Destroys the n links *links[i] (NULL ones skipped) side by side, setting
  * each to NULL. A detach waits out the hook's grace period (~100 ms for
  * syscall tracepoints and uprobes); one after the other, agentprof's links
- * took over a second at every exit.
+ * took over a second at every exit. The threads exit together, once every
+ * link is destroyed.
  */
 void links__destroy(struct bpf_link **links[], int n);
 

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
 #include <glob.h>
-#include <libelf.h>
-#include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,192 +12,18 @@
 
 #include "agentprof.skel.h"
 #include "agentprof/python.h"
+#include "elf_sites.h"
 #include "pyrt.h"
 #include "pyrt_offsets.h"
 
-/* An ELF file opened for reading its sections and symbols. */
-struct elf_file {
-	int fd;
-	Elf *e;
-};
-
-static int elf_open(const char *path, struct elf_file *f)
+/* A message into a fixed buffer; a path too long for it is cut short. */
+static void __attribute__((format(printf, 3, 4))) note(char *buf, size_t sz, const char *fmt, ...)
 {
-	f->e = NULL;
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (f->fd < 0)
-		return -errno;
-	elf_version(EV_CURRENT);
-	f->e = elf_begin(f->fd, ELF_C_READ, NULL);
-	if (!f->e || elf_kind(f->e) != ELF_K_ELF) {
-		close(f->fd);
-		return -EINVAL;
-	}
-	return 0;
-}
+	va_list ap;
 
-static void elf_close(struct elf_file *f)
-{
-	elf_end(f->e);
-	close(f->fd);
-}
-
-static Elf_Scn *section(Elf *e, const char *name, GElf_Shdr *sh)
-{
-	Elf_Scn *scn = NULL;
-	size_t shstrndx;
-	const char *n;
-
-	if (elf_getshdrstrndx(e, &shstrndx))
-		return NULL;
-	while ((scn = elf_nextscn(e, scn))) {
-		if (!gelf_getshdr(scn, sh))
-			continue;
-		n = elf_strptr(e, shstrndx, sh->sh_name);
-		if (n && !strcmp(n, name))
-			return scn;
-	}
-	return NULL;
-}
-
-/* The value of the defined dynamic symbol name, 0 if none. */
-static GElf_Addr dynsym(Elf *e, const char *name)
-{
-	GElf_Shdr sh;
-	Elf_Scn *scn = section(e, ".dynsym", &sh);
-	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
-	size_t i, n;
-	GElf_Sym s;
-	const char *sn;
-
-	if (!d || !sh.sh_entsize)
-		return 0;
-	n = sh.sh_size / sh.sh_entsize;
-	for (i = 0; i < n; i++) {
-		if (!gelf_getsym(d, (int)i, &s) || s.st_shndx == SHN_UNDEF)
-			continue;
-		sn = elf_strptr(e, sh.sh_link, s.st_name);
-		if (sn && !strcmp(sn, name))
-			return s.st_value;
-	}
-	return 0;
-}
-
-/* The GOT slot (address) the PLT fills for the undefined function func, 0 if none. */
-static GElf_Addr plt_slot(Elf *e, const char *func)
-{
-	GElf_Shdr sh, symsh;
-	Elf_Scn *scn = section(e, ".rela.plt", &sh);
-	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL, *syms;
-	Elf_Scn *symscn;
-	size_t i, n;
-	GElf_Rela r;
-	GElf_Sym s;
-	const char *sn;
-
-	if (!d || !sh.sh_entsize)
-		return 0;
-	symscn = elf_getscn(e, sh.sh_link);
-	if (!symscn || !gelf_getshdr(symscn, &symsh))
-		return 0;
-	syms = elf_getdata(symscn, NULL);
-	if (!syms)
-		return 0;
-	n = sh.sh_size / sh.sh_entsize;
-	for (i = 0; i < n; i++) {
-		if (!gelf_getrela(d, (int)i, &r) ||
-		    !gelf_getsym(syms, (int)GELF_R_SYM(r.r_info), &s))
-			continue;
-		sn = elf_strptr(e, symsh.sh_link, s.st_name);
-		if (sn && !strcmp(sn, func))
-			return r.r_offset;
-	}
-	return 0;
-}
-
-/*
- * The PLT stub's jump through slot: `jmp *disp(%rip)` (ff 25), maybe after
- * a bnd prefix (f2, part of the instruction), in .plt.sec (IBT builds) or
- * .plt. Found by decoding rather than from the stub's index, which the
- * layout of each linker decides. Returns its file offset and sets *addr to
- * its address; 0 if none.
- */
-static size_t plt_stub(Elf *e, GElf_Addr slot, GElf_Addr *addr)
-{
-	static const char *const names[] = { ".plt.sec", ".plt" };
-	const unsigned char *b;
-	Elf_Data *d;
-	Elf_Scn *scn;
-	GElf_Shdr sh;
-	size_t i, k, at;
-	int32_t disp;
-
-	for (k = 0; k < 2; k++) {
-		scn = section(e, names[k], &sh);
-		d = scn ? elf_getdata(scn, NULL) : NULL;
-		if (!d || !d->d_buf)
-			continue;
-		b = d->d_buf;
-		for (i = 0; i + 6 <= d->d_size; i++) {
-			if (b[i] != 0xff || b[i + 1] != 0x25)
-				continue;
-			memcpy(&disp, b + i + 2, sizeof(disp));
-			if (sh.sh_addr + i + 6 + (GElf_Addr)(int64_t)disp != slot)
-				continue;
-			at = i && b[i - 1] == 0xf2 ? i - 1 : i;
-			*addr = sh.sh_addr + at;
-			return sh.sh_offset + at;
-		}
-	}
-	return 0;
-}
-
-/*
- * The file offsets of the `call rel32` instructions in .text to target
- * (a PLT stub), at most max; returns how many. A uprobe on a call is
- * emulated, one trap; on the stub's indirect jump it is single-stepped,
- * two.
- */
-static int call_sites(Elf *e, GElf_Addr target, size_t *offs, int max)
-{
-	const unsigned char *b;
-	Elf_Data *d;
-	Elf_Scn *scn;
-	GElf_Shdr sh;
-	size_t i;
-	int32_t rel;
-	int n = 0;
-
-	scn = section(e, ".text", &sh);
-	d = scn ? elf_getdata(scn, NULL) : NULL;
-	if (!d || !d->d_buf)
-		return 0;
-	b = d->d_buf;
-	for (i = 0; i + 5 <= d->d_size && n < max; i++) {
-		if (b[i] != 0xe8)
-			continue;
-		memcpy(&rel, b + i + 1, sizeof(rel));
-		if (sh.sh_addr + i + 5 + (GElf_Addr)(int64_t)rel == target)
-			offs[n++] = sh.sh_offset + i;
-	}
-	return n;
-}
-
-/* The lowest PT_LOAD address, page-aligned: with its mapping, the load bias. */
-static int first_load(Elf *e, GElf_Addr *vaddr)
-{
-	size_t i, n;
-	GElf_Phdr ph;
-
-	if (elf_getphdrnum(e, &n))
-		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD) {
-			*vaddr = ph.p_vaddr & ~(GElf_Addr)0xfff;
-			return 0;
-		}
-	}
-	return -ENOENT;
+	va_start(ap, fmt);
+	vsnprintf(buf, sz, fmt, ap);
+	va_end(ap);
 }
 
 /* 3.minor from a path naming "python3.N" or "libpython3.N"; -1 if it does not. */
@@ -222,19 +45,57 @@ struct mapped {
 	unsigned long start;
 };
 
+/* What pyrt__add() needs of a process's mappings. */
+struct scan {
+	struct mapped run;	/* the runtime: executable or libpython */
+	char aio[PATH_MAX];	/* _asyncio, "" if not loaded */
+	/* Other files that import PyContext_CopyCurrent (_contextvars, uvloop, ...). */
+	char copiers[PYRT_MAX_COPIERS][PATH_MAX];
+	int ncopiers;
+	bool too_many;		/* more than PYRT_MAX_COPIERS of them */
+};
+
+/* Whether the ELF file path imports PyContext_CopyCurrent. */
+static bool copies_contexts(const char *path)
+{
+	struct elf_file ef;
+	bool yes;
+
+	if (elf_file_open(path, &ef))
+		return false;
+	yes = elf_imports(ef.e, "PyContext_CopyCurrent");
+	elf_file_close(&ef);
+	return yes;
+}
+
+static void scan_copier(struct scan *sc, const char *file)
+{
+	int i;
+
+	for (i = 0; i < sc->ncopiers; i++)
+		if (!strcmp(sc->copiers[i], file))
+			return;
+	if (!copies_contexts(file))
+		return;
+	if (sc->ncopiers == PYRT_MAX_COPIERS) {
+		sc->too_many = true;
+		return;
+	}
+	snprintf(sc->copiers[sc->ncopiers++], PATH_MAX, "%s", file);
+}
+
 /*
  * The runtime file of pid: the first mapped file whose name says python3.N
  * or libpython3.N (the executable, or the library it links), with its
- * base; and the _asyncio extension, if loaded. Returns 0 if a runtime file
- * was found.
+ * base; the _asyncio extension, if loaded; the other files that make
+ * contexts. Returns 0 if a runtime file was found.
  */
-static int maps_scan(pid_t pid, struct mapped *rt, struct mapped *aio)
+static int maps_scan(pid_t pid, struct scan *sc)
 {
 	char path[64], line[PATH_MAX + 128], *file;
 	unsigned long start, end, off;
 	FILE *f;
 
-	rt->path[0] = aio->path[0] = '\0';
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -244,22 +105,24 @@ static int maps_scan(pid_t pid, struct mapped *rt, struct mapped *aio)
 		if (!file || sscanf(line, "%lx-%lx %*s %lx", &start, &end, &off) != 3 || off)
 			continue;
 		file[strcspn(file, "\n")] = '\0';
-		if (!rt->path[0] && version_of(file) >= 0 && !strstr(file, "/lib-dynload/")) {
-			snprintf(rt->path, sizeof(rt->path), "%s", file);
-			rt->start = start;
-		} else if (!aio->path[0] && strstr(file, "/_asyncio.")) {
-			snprintf(aio->path, sizeof(aio->path), "%s", file);
+		if (!sc->run.path[0] && version_of(file) >= 0 && !strstr(file, "/lib-dynload/")) {
+			snprintf(sc->run.path, sizeof(sc->run.path), "%s", file);
+			sc->run.start = start;
+		} else if (strstr(file, "/_asyncio.")) {
+			snprintf(sc->aio, sizeof(sc->aio), "%s", file);
+		} else if (strcmp(file, sc->run.path)) {
+			scan_copier(sc, file);
 		}
 	}
 	fclose(f);
-	return rt->path[0] ? 0 : -ENOENT;
+	return sc->run.path[0] ? 0 : -ENOENT;
 }
 
 /*
- * Where the _asyncio extension of CPython 3.minor is, for a process that has
- * not imported asyncio yet: lib-dynload beside the standard library.
+ * Where the extension module of CPython 3.minor is, for a process that has
+ * not imported it yet: lib-dynload beside the standard library.
  */
-static void asyncio_default(int minor, char *out, size_t sz)
+static void module_default(int minor, const char *module, char *out, size_t sz)
 {
 	static const char *const dirs[] = { "/usr/lib", "/usr/local/lib", "/usr/lib64" };
 	char pat[PATH_MAX];
@@ -268,8 +131,8 @@ static void asyncio_default(int minor, char *out, size_t sz)
 
 	out[0] = '\0';
 	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && !out[0]; i++) {
-		snprintf(pat, sizeof(pat), "%s/python3.%d/lib-dynload/_asyncio.*.so", dirs[i],
-			 minor);
+		snprintf(pat, sizeof(pat), "%s/python3.%d/lib-dynload/%s.*.so", dirs[i], minor,
+			 module);
 		if (glob(pat, 0, NULL, &g))
 			continue;
 		if (g.gl_pathc)
@@ -297,30 +160,175 @@ static int attach(struct pyrt *rt, struct bpf_program *prog, pid_t pid, const ch
 	return 0;
 }
 
-/* The file offset of _asyncio's PLT entry for PyIter_Send (cached per file); 0 if none. */
-static size_t step_offset(struct pyrt *rt, const char *path)
+/* Destroys the links from the first-th on: a process's half-attached probes. */
+static void detach_from(struct pyrt *rt, int first)
 {
-	GElf_Addr slot, stub = 0;
-	struct elf_file ef;
-	size_t off = 0, sites[2];
+	while (rt->nlinks > first)
+		bpf_link__destroy(rt->links[--rt->nlinks]);
+}
+
+/* The file's entry in the cache of files looked at, made if new; NULL if full. */
+static struct pyrt_file *file_get(struct pyrt *rt, const char *path, bool *fresh)
+{
+	struct pyrt_file *f;
 	int i;
 
-	for (i = 0; i < rt->nasyncios; i++)
-		if (!strcmp(rt->asyncios[i].path, path))
-			return rt->asyncios[i].step_off;
-	if (elf_open(path, &ef))
-		return 0;
-	slot = plt_slot(ef.e, "PyIter_Send");
-	off = slot ? plt_stub(ef.e, slot, &stub) : 0;
+	*fresh = false;
+	for (i = 0; i < rt->nfiles; i++)
+		if (!strcmp(rt->files[i].path, path))
+			return &rt->files[i];
+	if (rt->nfiles == PYRT_MAX_FILES)
+		return NULL;
+	f = &rt->files[rt->nfiles++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	*fresh = true;
+	return f;
+}
+
+/* The file offset of _asyncio's call of PyIter_Send (or of its PLT entry); 0 if none. */
+static size_t step_offset(Elf *e)
+{
+	GElf_Addr slot, stub = 0;
+	struct elf_site sites[2];
+	size_t off;
+
+	slot = elf_plt_slot(e, "PyIter_Send");
+	off = slot ? elf_plt_stub(e, slot, &stub) : 0;
 	/* One call site (the C Task step's): on it rather than on the stub. */
-	if (off && call_sites(ef.e, stub, sites, 2) == 1)
-		off = sites[0];
-	elf_close(&ef);
-	if (rt->nasyncios < PYRT_MAX_FILES) {
-		snprintf(rt->asyncios[rt->nasyncios].path, sizeof(rt->asyncios[0].path), "%s", path);
-		rt->asyncios[rt->nasyncios++].step_off = off;
-	}
+	if (off && elf_branch_sites(e, stub, sites, 2) == 1 && !sites[0].tail)
+		off = sites[0].off;
 	return off;
+}
+
+/*
+ * Where a file's copies of contexts are probed: after each call of
+ * PyContext_CopyCurrent (the new context in %rax), or at a tail call's
+ * jump as a return probe; or, where its calls cannot all be found, on its
+ * PLT stub as a return probe. _asyncio's calls in Future.add_done_callback
+ * are left out: a callback's context, the most copies an event loop makes,
+ * which run no task step and seldom any I/O (docs/python.md, "Cost").
+ * Returns 0, or -ENOENT with f->why set: then only a probe on the function
+ * itself sees every copy.
+ */
+static int copy_sites(Elf *e, struct pyrt_file *f, bool asyncio)
+{
+	struct elf_site all[PYRT_MAX_SITES * 2];
+	GElf_Addr slot, stub = 0, skip = 0, skip_end = 0;
+	size_t stub_off;
+	int i, n;
+
+	slot = elf_plt_slot(e, "PyContext_CopyCurrent");
+	stub_off = slot ? elf_plt_stub(e, slot, &stub) : 0;
+	if (!stub_off || elf_branches_through(e, slot)) {
+		note(f->why, sizeof(f->why), "%s calls PyContext_CopyCurrent without a PLT entry",
+			 f->path);
+		return -ENOENT;
+	}
+	n = elf_branch_sites(e, stub, all, PYRT_MAX_SITES * 2);
+	if (asyncio && elf_method(e, "add_done_callback", &skip, &skip_end))
+		note(f->why, sizeof(f->why), "Future.add_done_callback not found in %s: its "
+			 "copies are probed too", f->path);
+	for (i = 0; i < n && i < PYRT_MAX_SITES * 2; i++) {
+		if (all[i].addr >= skip && all[i].addr < skip_end)
+			f->skipped++;
+		else if (f->nsites++ < PYRT_MAX_SITES)
+			f->sites[f->nsites - 1] = (struct pyrt_site){
+				.off = all[i].tail ? all[i].off : all[i].off + 5, .ret = all[i].tail };
+	}
+	/* Calls through a pointer to the stub, or too many sites: the stub. */
+	if (!n || n > PYRT_MAX_SITES * 2 || f->nsites > PYRT_MAX_SITES) {
+		f->sites[0] = (struct pyrt_site){ .off = stub_off, .ret = true };
+		f->nsites = 1;
+		f->skipped = 0;
+	}
+	return 0;
+}
+
+/*
+ * Whether the runtime file calls PyContext_CopyCurrent itself (a build with
+ * _asyncio or _contextvars built in): then its copies are seen only on the
+ * function.
+ */
+static bool runtime_copies(Elf *e, struct pyrt_file *f)
+{
+	GElf_Addr fn = elf_dynsym(e, "PyContext_CopyCurrent"), slot, stub = 0;
+
+	slot = elf_plt_slot(e, "PyContext_CopyCurrent");
+	if ((fn && elf_branch_sites(e, fn, NULL, 0)) ||
+	    (slot && elf_plt_stub(e, slot, &stub) && elf_branch_sites(e, stub, NULL, 0))) {
+		note(f->why, sizeof(f->why), "%s calls PyContext_CopyCurrent itself", f->path);
+		return true;
+	}
+	return false;
+}
+
+/* Looks at a file once: its step site (_asyncio), its copy sites. */
+static struct pyrt_file *file_look(struct pyrt *rt, const char *path, enum pyrt_role role)
+{
+	struct elf_file ef;
+	struct pyrt_file *f;
+	bool fresh;
+
+	f = file_get(rt, path, &fresh);
+	if (!f || !fresh)
+		return f;
+	if (elf_file_open(path, &ef)) {
+		note(f->why, sizeof(f->why), "cannot read %s", path);
+		f->whole = true;
+		return f;
+	}
+	if (role == PYRT_ROLE_RUNTIME) {
+		f->whole = runtime_copies(ef.e, f);
+	} else {
+		if (role == PYRT_ROLE_ASYNCIO)
+			f->step_off = step_offset(ef.e);
+		f->whole = copy_sites(ef.e, f, role == PYRT_ROLE_ASYNCIO) != 0;
+	}
+	elf_file_close(&ef);
+	return f;
+}
+
+/*
+ * The copy probes of process p: at the call sites of each file that makes
+ * contexts, or, when one of them cannot be probed that way, a return probe
+ * on PyContext_CopyCurrent itself (every copy, a trap more per callback).
+ */
+static int copy_probes(struct pyrt *rt, struct agentprof_bpf *skel, struct pyrt_proc *p,
+		       const struct scan *sc)
+{
+	struct pyrt_file *files[PYRT_MAX_COPIERS + 2];
+	int first = rt->nlinks, nfiles = 0, i, j, err = 0;
+	const char *why = NULL;
+
+	files[nfiles++] = file_look(rt, sc->run.path, PYRT_ROLE_RUNTIME);
+	if (sc->aio[0])
+		files[nfiles++] = file_look(rt, sc->aio, PYRT_ROLE_ASYNCIO);
+	for (i = 0; i < sc->ncopiers; i++)
+		files[nfiles++] = file_look(rt, sc->copiers[i], PYRT_ROLE_COPIER);
+	if (sc->too_many)
+		why = "more files make contexts than are probed by site";
+	for (i = 0; i < nfiles && !why; i++) {
+		if (!files[i])
+			why = "too many CPython files to look at";
+		else if (files[i]->whole)
+			why = files[i]->why;
+	}
+	for (i = 0; i < nfiles && !why && !err; i++) {
+		for (j = 0; j < files[i]->nsites && !err; j++)
+			err = attach(rt, skel->progs.ap_py_copy, p->pid, files[i]->path, NULL,
+				     files[i]->sites[j].off, files[i]->sites[j].ret);
+		if (files[i]->why[0])
+			note(p->copies, sizeof(p->copies), "%s", files[i]->why);
+	}
+	if (!why && !err)
+		return 0;
+	detach_from(rt, first);
+	if (err)
+		why = strerror(-err);
+	note(p->copies, sizeof(p->copies), "every context copy probed (%s)", why);
+	return attach(rt, skel->progs.ap_py_copy, p->pid, sc->run.path, "PyContext_CopyCurrent", 0,
+		      true);
 }
 
 /* Fills p from pid's runtime file: the BPF side's description of it. */
@@ -332,19 +340,19 @@ static int describe(struct pyrt_proc *p, const struct mapped *rt, struct ap_py_p
 	int err;
 
 	if (!o) {
-		snprintf(p->why, sizeof(p->why), "no struct offsets for CPython 3.%d", p->minor);
+		note(p->why, sizeof(p->why), "no struct offsets for CPython 3.%d", p->minor);
 		return -ENOTSUP;
 	}
-	err = elf_open(rt->path, &ef);
+	err = elf_file_open(rt->path, &ef);
 	if (err) {
-		snprintf(p->why, sizeof(p->why), "cannot read %s: %s", rt->path, strerror(-err));
+		note(p->why, sizeof(p->why), "cannot read %s: %s", rt->path, strerror(-err));
 		return err;
 	}
-	sym = dynsym(ef.e, "_PyRuntime");
-	err = first_load(ef.e, &vaddr);
-	elf_close(&ef);
+	sym = elf_dynsym(ef.e, "_PyRuntime");
+	err = elf_first_load(ef.e, &vaddr);
+	elf_file_close(&ef);
 	if (!sym || err) {
-		snprintf(p->why, sizeof(p->why), "%s exports no _PyRuntime", rt->path);
+		note(p->why, sizeof(p->why), "%s exports no _PyRuntime", rt->path);
 		return -ENOENT;
 	}
 	*out = (struct ap_py_proc){
@@ -368,53 +376,84 @@ static struct pyrt_proc *proc_find(struct pyrt *rt, pid_t pid)
 	return NULL;
 }
 
+/*
+ * A process that has not imported asyncio (or contextvars) yet: their
+ * files beside its standard library, probed before they are mapped.
+ */
+static void scan_defaults(struct scan *sc, int minor)
+{
+	char path[PATH_MAX];
+
+	if (!sc->aio[0])
+		module_default(minor, "_asyncio", sc->aio, sizeof(sc->aio));
+	module_default(minor, "_contextvars", path, sizeof(path));
+	if (path[0])
+		scan_copier(sc, path);
+}
+
+/* The task-step probe: on _asyncio's call of PyIter_Send. */
+static void step_probe(struct pyrt *rt, struct agentprof_bpf *skel, struct pyrt_proc *p,
+		       const char *aio)
+{
+	struct pyrt_file *f = aio[0] ? file_look(rt, aio, PYRT_ROLE_ASYNCIO) : NULL;
+	int err;
+
+	err = f && f->step_off ? attach(rt, skel->progs.ap_py_step, p->pid, aio, NULL, f->step_off,
+					false) : -ENOENT;
+	p->steps = !err;
+	if (err)
+		note(p->why, sizeof(p->why),
+			 "asyncio task steps not probed (%s%s%s): the CPU of a step that ends "
+			 "without a syscall goes to the unit before it",
+			 aio[0] ? aio : "no _asyncio extension found", aio[0] ? ": " : "",
+			 aio[0] ? strerror(-err) : "");
+}
+
 int pyrt__add(struct pyrt *rt, struct agentprof_bpf *skel, pid_t pid)
 {
-	struct mapped run, aio;
-	struct ap_py_proc desc;
 	struct pyrt_proc *p = proc_find(rt, pid);
+	struct ap_py_proc desc;
 	__u32 key = (__u32)pid;
-	size_t off;
+	struct scan *sc;
 	int err;
 
 	if (p)
 		return p->kind;
-	err = maps_scan(pid, &run, &aio);
-	if (err == -ENOENT)
-		return PYRT_OTHER;
-	if (err)
-		return err;
-	if (rt->nprocs == PYRT_MAX_PROCS)
-		return -ENOSPC;
-	p = &rt->procs[rt->nprocs++];
-	*p = (struct pyrt_proc){ .pid = pid, .kind = PYRT_HEURISTIC, .minor = version_of(run.path) };
-	if (describe(p, &run, &desc))
-		return p->kind;
-	err = attach(rt, skel->progs.ap_py_copy, pid, run.path, "PyContext_CopyCurrent", 0, true);
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	err = maps_scan(pid, sc);
 	if (err) {
-		snprintf(p->why, sizeof(p->why), "uprobe on %s:PyContext_CopyCurrent failed: %s",
-			 run.path, strerror(-err));
-		return p->kind;
+		free(sc);
+		return err == -ENOENT ? PYRT_OTHER : err;
+	}
+	if (rt->nprocs == PYRT_MAX_PROCS) {
+		free(sc);
+		return -ENOSPC;
+	}
+	p = &rt->procs[rt->nprocs++];
+	*p = (struct pyrt_proc){ .pid = pid, .kind = PYRT_HEURISTIC,
+				 .minor = version_of(sc->run.path) };
+	if (describe(p, &sc->run, &desc))
+		goto out;
+	scan_defaults(sc, p->minor);
+	err = copy_probes(rt, skel, p, sc);
+	if (err) {
+		note(p->why, sizeof(p->why), "uprobe on %s:PyContext_CopyCurrent failed: %s",
+			 sc->run.path, strerror(-err));
+		goto out;
 	}
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.py_procs), &key, &desc, BPF_ANY)) {
-		snprintf(p->why, sizeof(p->why), "py_procs map full or failing: %s",
+		note(p->why, sizeof(p->why), "py_procs map full or failing: %s",
 			 strerror(errno));
-		return p->kind;
+		goto out;
 	}
 	p->kind = PYRT_TASK_AWARE;
 	/* Its threads seen before it was added are looked for again (py_none()). */
 	__atomic_fetch_add(&skel->bss->py_procs_gen, 1, __ATOMIC_RELAXED);
-	if (!aio.path[0])
-		asyncio_default(p->minor, aio.path, sizeof(aio.path));
-	off = aio.path[0] ? step_offset(rt, aio.path) : 0;
-	err = off ? attach(rt, skel->progs.ap_py_step, pid, aio.path, NULL, off, false) : -ENOENT;
-	p->steps = !err;
-	if (err)
-		snprintf(p->why, sizeof(p->why),
-			 "asyncio task steps not probed (%s%s%s): the CPU of a step that ends "
-			 "without a syscall goes to the unit before it",
-			 aio.path[0] ? aio.path : "no _asyncio extension found",
-			 aio.path[0] ? ": " : "", aio.path[0] ? strerror(-err) : "");
+	step_probe(rt, skel, p, sc->aio);
+out:
+	free(sc);
 	return p->kind;
 }
 
@@ -425,12 +464,11 @@ void pyrt__report(const struct pyrt *rt, int from, FILE *out)
 
 	for (i = from; i < rt->nprocs; i++) {
 		p = &rt->procs[i];
-		if (p->kind == PYRT_TASK_AWARE && p->steps)
-			fprintf(out, "agentprof: pid %d: python3.%d task-aware (contexts, asyncio "
-				"task steps)\n", (int)p->pid, p->minor);
-		else if (p->kind == PYRT_TASK_AWARE)
-			fprintf(out, "agentprof: pid %d: python3.%d task-aware (contexts); %s\n",
-				(int)p->pid, p->minor, p->why);
+		if (p->kind == PYRT_TASK_AWARE)
+			fprintf(out, "agentprof: pid %d: python3.%d task-aware (contexts%s)%s%s%s%s\n",
+				(int)p->pid, p->minor, p->steps ? ", asyncio task steps" : "",
+				p->steps ? "" : "; ", p->steps ? "" : p->why,
+				p->copies[0] ? "; " : "", p->copies);
 		else
 			fprintf(out, "agentprof: pid %d: python3.%d heuristic: %s; requests that "
 				"overlap may be charged each other's work (docs/limitations.md)\n",
@@ -440,9 +478,5 @@ void pyrt__report(const struct pyrt *rt, int from, FILE *out)
 
 void pyrt__detach(struct pyrt *rt)
 {
-	int i;
-
-	for (i = 0; i < rt->nlinks; i++)
-		bpf_link__destroy(rt->links[i]);
-	rt->nlinks = 0;
+	detach_from(rt, 0);
 }

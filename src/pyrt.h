@@ -4,8 +4,9 @@
  * CPython runtime of a traced process (_PyRuntime in the executable or in
  * libpython, its version, the struct offsets of that version), hands them
  * to the BPF side (py_procs), and attaches the uprobes that bound units of
- * work: PyContext_CopyCurrent in the runtime, and the PyIter_Send call of
- * asyncio's C Task step (its PLT entry in _asyncio's shared object).
+ * work: after the calls of PyContext_CopyCurrent that make a task's or a
+ * job's context (or on the function), and on the PyIter_Send call of
+ * asyncio's C Task step (in _asyncio's shared object).
  * A process it cannot read keeps the thread rules ("heuristic").
  */
 #ifndef AGENTPROF_PYRT_H
@@ -17,9 +18,14 @@
 #include <sys/types.h>
 
 #define PYRT_MAX_PROCS 256
-#define PYRT_MAX_FILES 8
-/* Per process: PyContext_CopyCurrent's return, and the task step. */
-#define PYRT_MAX_LINKS (PYRT_MAX_PROCS * 2)
+/* Files looked at: runtimes, _asyncio, _contextvars, other extensions. */
+#define PYRT_MAX_FILES 32
+/* Files besides the runtime and _asyncio that make contexts, per process. */
+#define PYRT_MAX_COPIERS 6
+/* Copy sites probed in one file; more, and its PLT entry is. */
+#define PYRT_MAX_SITES 4
+/* Per process: a few copy sites, and the task step. */
+#define PYRT_MAX_LINKS (PYRT_MAX_PROCS * 4)
 
 struct agentprof_bpf;
 struct bpf_link;
@@ -36,19 +42,37 @@ struct pyrt_proc {
 	int minor;		/* CPython 3.minor */
 	bool steps;		/* asyncio task steps probed */
 	char why[160];		/* heuristic: the reason; task-aware: what is missing */
+	char copies[200];	/* how its copies are probed, if not as designed */
 };
 
-/* An _asyncio extension file and where its task-step probe goes. */
+enum pyrt_role {
+	PYRT_ROLE_RUNTIME,	/* the executable or libpython */
+	PYRT_ROLE_ASYNCIO,	/* _asyncio: task steps, tasks' and callbacks' copies */
+	PYRT_ROLE_COPIER,	/* another file that makes contexts (_contextvars) */
+};
+
+/* A uprobe in a file: after a call (its return value), or a return probe. */
+struct pyrt_site {
+	size_t off;		/* file offset */
+	bool ret;
+};
+
+/* A file looked at once, for every process that maps it. */
 struct pyrt_file {
 	char path[PATH_MAX];
-	size_t step_off;	/* file offset of its PLT entry for PyIter_Send; 0: none */
+	size_t step_off;	/* _asyncio: file offset of its PyIter_Send call; 0: none */
+	struct pyrt_site sites[PYRT_MAX_SITES];	/* where its copies are probed */
+	int nsites;
+	int skipped;		/* copy sites left unprobed (Future.add_done_callback's) */
+	bool whole;		/* its copies are not found by site: probe the function */
+	char why[160];
 };
 
 struct pyrt {
 	struct pyrt_proc procs[PYRT_MAX_PROCS];
 	int nprocs;
-	struct pyrt_file asyncios[PYRT_MAX_FILES];
-	int nasyncios;
+	struct pyrt_file files[PYRT_MAX_FILES];
+	int nfiles;
 	struct bpf_link *links[PYRT_MAX_LINKS];
 	int nlinks;
 };

@@ -4,14 +4,15 @@
  * Attached by src/pyrt.c only where a traced process runs a CPython whose
  * layout it knows.
  *
- * - ap_py_copy: PyContext_CopyCurrent() returns a new Context: a Task's,
- *   a callback's (call_soon, add_done_callback) or copy_context()'s (anyio
- *   hands it to the pool thread). It works for the request the copying
- *   thread works for: "a task created while a request is dispatched
- *   inherits it".
+ * - ap_py_copy: a new Context, just returned by PyContext_CopyCurrent(): a
+ *   Task's (Task.__init__) or copy_context()'s (call_soon's handles, anyio's
+ *   job contexts); src/pyrt.c probes the instruction after those calls, or
+ *   a tail call's return (Future.add_done_callback's copies are left out).
+ *   It works for the request the copying thread works for: "a task created
+ *   while a request is dispatched inherits it".
  * - ap_py_step: asyncio's C Task step resumes the task's coroutine with
- *   PyIter_Send(). The probe sits on the call site's PLT entry in
- *   _asyncio's shared object, so it fires once per step, not at each level
+ *   PyIter_Send(). The probe sits on that call in _asyncio's shared
+ *   object, so it fires once per step, not at each level
  *   of the await chain (each of which calls PyIter_Send too). A step that
  *   ends by awaiting a future makes no syscall: without it, the CPU of the
  *   next task's step would be charged to it. The next step's probe ends

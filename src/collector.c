@@ -333,6 +333,16 @@ int collector__find_runtimes(struct collector *c)
 	/* The thread rules alone, as before the runtime reader (comparisons). */
 	if (getenv("AGENTPROF_NO_RUNTIME"))
 		return 0;
+	if (c->opts.no_python) {
+		if (!c->runtime_note) {
+			fprintf(stderr, "agentprof: --python off: CPython processes keep the thread "
+					"rules (not task-aware); requests that overlap may be charged "
+					"each other's work (docs/limitations.md)\n");
+			c->runtime_note = true;
+		}
+		return 0;
+	}
+	c->pyrt.no_steps = c->opts.no_task_steps;
 	/*
 	 * A unit that answers requests traced and not (a connection's handler
 	 * task) would carry one's CPU to the other: not followed yet.

@@ -38,6 +38,8 @@ struct collector_opts {
 	bool verbose;		  /* libbpf's log; no load figures of ours */
 	bool pg_literals;	  /* statements with their literal values */
 	unsigned int sample_every; /* one request in N traced; 0 or 1: all */
+	bool no_python;		  /* --python off: CPython processes keep the thread rules */
+	bool no_task_steps;	  /* --python contexts: no uprobe on asyncio task steps */
 	const unsigned short *pg_ports;
 	int npg_ports;
 	const char *class_header;

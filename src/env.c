@@ -39,6 +39,7 @@ enum {
 	OPT_FORGET,
 	OPT_SAMPLE_INTERVAL,
 	OPT_LOGS_ROOT,
+	OPT_PYTHON,
 };
 
 static const char main_doc[] =
@@ -147,6 +148,12 @@ static const struct argp_option export_opts[] = {
      1},
     {"mmap", OPT_MMAP, NULL, 0, "Also count mmap()/brk() per request (syscall tracepoints)",
      1},
+    {"python", OPT_PYTHON, "MODE", 0,
+     "CPython processes: steps (default: each asyncio task, callback and pool job charged "
+     "to its request; a uprobe trap per task step, task and copy_context()), contexts (no "
+     "trap per task step: the CPU of a step that ends without a syscall goes to the unit "
+     "before it) or off (the thread rules)",
+     1},
     {NULL, 0, NULL, 0, "Serving:", 2},
     {"listen", OPT_LISTEN, "ADDR:PORT", 0, "Serve HTTP on ADDR:PORT (default 0.0.0.0:9464)", 2},
     {"service", OPT_SERVICE, "NAME=SELECTOR", 0,
@@ -220,6 +227,12 @@ static const struct argp_option record_opts[] = {
      "data: off by default)",
      4},
     {NULL, 0, NULL, 0, "Other:", 3},
+    {"python", OPT_PYTHON, "MODE", 0,
+     "CPython processes: steps (default: each asyncio task, callback and pool job charged "
+     "to its request; a uprobe trap per task step, task and copy_context()), contexts (no "
+     "trap per task step: the CPU of a step that ends without a syscall goes to the unit "
+     "before it) or off (the thread rules)",
+     3},
     {"mmap", OPT_MMAP, NULL, 0,
      "Also count the memory each request maps (mmap, brk: mapped_bytes). Needs syscall "
      "tracepoints, which slow every syscall on the host (~50 ns each) where socket "
@@ -252,6 +265,21 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	if (errno || end == s || *end || *out > max || s[0] == '-')
 		return -EINVAL;
 	return 0;
+}
+
+static int parse_python(struct argp_state *state, const char *arg, enum env_python *out)
+{
+	static const char *const names[] = { "steps", "contexts", "off" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(arg, names[i])) {
+			*out = (enum env_python)i;
+			return 0;
+		}
+	}
+	argp_error(state, "invalid --python '%s': expected steps, contexts or off", arg);
+	return EINVAL;
 }
 
 static int parse_double(const char *s, double max, double *out)
@@ -336,6 +364,8 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 	case OPT_PG_LITERALS:
 		env->pg_literals = true;
 		return 0;
+	case OPT_PYTHON:
+		return parse_python(state, arg, &env->python);
 	case OPT_CLASS_HEADER:
 		env->class_header = arg;
 		return 0;

@@ -45,6 +45,13 @@ struct env_export {
 	const char *logs_root;	     /* the kubelet's pods/ and containers/ log dirs */
 };
 
+/* --python: how far CPython services are followed (docs/python.md). */
+enum env_python {
+	ENV_PY_STEPS,	 /* contexts and asyncio task steps (default) */
+	ENV_PY_CONTEXTS, /* contexts only: no trap per task step */
+	ENV_PY_OFF,	 /* the thread rules */
+};
+
 struct env {
 	enum env_cmd cmd;
 	bool verbose;
@@ -66,6 +73,7 @@ struct env {
 	unsigned int sample_every; /* --sample N: one request in N traced; 1: all */
 	bool wide;		   /* --wide: the table with every column */
 	bool live;		   /* --live: the table refreshed every second */
+	enum env_python python;	   /* --python */
 
 	/* report and diff: they read profiles, never BPF */
 	const char *inputs[2];	   /* report: PROFILE; diff: BEFORE AFTER */

@@ -841,6 +841,8 @@ int export__run(const struct env *env)
 		.mmap = env->mmap,
 		.verbose = env->verbose,
 		.sample_every = env->sample_every ?: 1,
+		.no_python = env->python == ENV_PY_OFF,
+		.no_task_steps = env->python == ENV_PY_CONTEXTS,
 		.pg_ports = env->pg_ports,
 		.npg_ports = env->npg_ports,
 		.class_header = env->class_header,

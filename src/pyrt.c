@@ -398,6 +398,11 @@ static void step_probe(struct pyrt *rt, struct agentprof_bpf *skel, struct pyrt_
 	struct pyrt_file *f = aio[0] ? file_look(rt, aio, PYRT_ROLE_ASYNCIO) : NULL;
 	int err;
 
+	if (rt->no_steps) {
+		note(p->why, sizeof(p->why), "asyncio task steps not probed (--python contexts): "
+		     "the CPU of a step that ends without a syscall goes to the unit before it");
+		return;
+	}
 	err = f && f->step_off ? attach(rt, skel->progs.ap_py_step, p->pid, aio, NULL, f->step_off,
 					false) : -ENOENT;
 	p->steps = !err;

@@ -75,6 +75,7 @@ struct pyrt {
 	int nfiles;
 	struct bpf_link *links[PYRT_MAX_LINKS];
 	int nlinks;
+	bool no_steps;		/* --python contexts */
 };
 
 /*

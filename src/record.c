@@ -381,6 +381,8 @@ int record__run(const struct env *cli)
 		.verbose = env->verbose,
 		.pg_literals = env->pg_literals,
 		.sample_every = env->sample_every ?: 1,
+		.no_python = env->python == ENV_PY_OFF,
+		.no_task_steps = env->python == ENV_PY_CONTEXTS,
 		.pg_ports = env->pg_ports,
 		.npg_ports = env->npg_ports,
 		.class_header = env->class_header,

@@ -323,6 +323,17 @@ int collector__ntraced(const struct collector *c)
 	return n;
 }
 
+/* Says once that CPython processes keep the thread rules, and why; returns 0. */
+static int thread_rules_note(struct collector *c, const char *why)
+{
+	if (!c->runtime_note)
+		fprintf(stderr, "agentprof: %s: CPython processes keep the thread rules (not "
+				"task-aware); requests that overlap may be charged each other's "
+				"work (docs/limitations.md)\n", why);
+	c->runtime_note = true;
+	return 0;
+}
+
 int collector__find_runtimes(struct collector *c)
 {
 	int before = c->pyrt.nprocs;
@@ -333,29 +344,15 @@ int collector__find_runtimes(struct collector *c)
 	/* The thread rules alone, as before the runtime reader (comparisons). */
 	if (getenv("AGENTPROF_NO_RUNTIME"))
 		return 0;
-	if (c->opts.no_python) {
-		if (!c->runtime_note) {
-			fprintf(stderr, "agentprof: --python off: CPython processes keep the thread "
-					"rules (not task-aware); requests that overlap may be charged "
-					"each other's work (docs/limitations.md)\n");
-			c->runtime_note = true;
-		}
-		return 0;
-	}
+	if (c->opts.no_python)
+		return thread_rules_note(c, "--python off");
 	c->pyrt.no_steps = c->opts.no_task_steps;
 	/*
 	 * A unit that answers requests traced and not (a connection's handler
 	 * task) would carry one's CPU to the other: not followed yet.
 	 */
-	if (c->opts.sample_every > 1) {
-		if (!c->runtime_note) {
-			fprintf(stderr, "agentprof: --sample: CPython processes keep the thread rules "
-					"(not task-aware); requests that overlap may be charged each "
-					"other's work (docs/limitations.md)\n");
-			c->runtime_note = true;
-		}
-		return 0;
-	}
+	if (c->opts.sample_every > 1)
+		return thread_rules_note(c, "--sample");
 	d = opendir("/proc");
 	if (!d)
 		return 0;

@@ -30,7 +30,8 @@ over all six phases. Each request against its truth line:
 Then `record --python contexts` (no uprobe on task steps) over 4 clients of
 another app: the same checks, but for async requests' CPU, printed and not
 checked (a step that ends without a syscall goes to the unit before it);
-record says the steps are not probed.
+record says the steps are not probed. And `--python off` on it: record says
+its CPython processes keep the thread rules.
 The handler's own lines (its clock between awaits, without the framework's
 and the drivers' work) are printed beside as a second truth, not checked:
 on this 2-vCPU host FastAPI, asyncpg and aiohttp take 1.5-4 ms a request
@@ -46,6 +47,7 @@ import http.client
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -437,6 +439,8 @@ def check_contexts_run(tmp, up_port):
     charged to the unit before it). Traced now, checked by the function
     returned (after the upstream is stopped)."""
     srv, port, truth = start_warm_app(tmp, "contexts", up_port)
+    off = subprocess.run([at.AGENTPROF, "record", "-p", str(srv.pid), "--python", "off",
+                          "-d", "1", "-q"], capture_output=True, text=True, timeout=60)
     reqs = os.path.join(tmp, "requests-contexts.jsonl")
     phases, rc, _, err, _ = at.traced(
         srv, ["-p", srv.pid, "--python", "contexts"], reqs,
@@ -444,6 +448,10 @@ def check_contexts_run(tmp, up_port):
         lambda ap: run_phases(srv, port, [4], "pyc"))
 
     def check():
+        at.check("--python off: record says CPython processes keep the thread rules",
+                 off.returncode == 0 and "agentprof: --python off: CPython processes keep "
+                 "the thread rules" in off.stderr and "task-aware (" not in off.stderr,
+                 off.stderr[-500:])
         at.check("--python contexts: agentprof exits 0", rc == 0, err[-500:])
         line = "agentprof: pid %d: python3." % srv.pid
         aware = [l for l in err.splitlines() if l.startswith(line)]

@@ -138,6 +138,7 @@ int collector__init(struct collector *c, const struct collector_opts *o)
 {
 	memset(c, 0, sizeof(*c));
 	c->opts = *o;
+	c->pyrt.no_steps = o->no_task_steps;
 	c->interval_ms = RB_DRAIN_MS;
 	c->stats_fd = -1;
 	libbpf_set_print(o->verbose ? libbpf_print : libbpf_quiet);
@@ -346,7 +347,6 @@ int collector__find_runtimes(struct collector *c)
 		return 0;
 	if (c->opts.no_python)
 		return thread_rules_note(c, "--python off");
-	c->pyrt.no_steps = c->opts.no_task_steps;
 	/*
 	 * A unit that answers requests traced and not (a connection's handler
 	 * task) would carry one's CPU to the other: not followed yet.

@@ -42,6 +42,13 @@ enum {
 	OPT_PYTHON,
 };
 
+/* --python, for record and export. */
+#define PYTHON_DOC                                                                                 \
+	"CPython processes: steps (default: each asyncio task, callback and pool job charged to "  \
+	"its request; a uprobe trap per task step, task and copy_context()), contexts (no trap "   \
+	"per task step: the CPU of a step that ends without a syscall goes to the unit before "    \
+	"it) or off (the thread rules)"
+
 static const char main_doc[] =
     "agentprof: per-request resource profiles of HTTP services, from eBPF.\n"
     "\n"
@@ -148,11 +155,7 @@ static const struct argp_option export_opts[] = {
      1},
     {"mmap", OPT_MMAP, NULL, 0, "Also count mmap()/brk() per request (syscall tracepoints)",
      1},
-    {"python", OPT_PYTHON, "MODE", 0,
-     "CPython processes: steps (default: each asyncio task, callback and pool job charged "
-     "to its request; a uprobe trap per task step, task and copy_context()), contexts (no "
-     "trap per task step: the CPU of a step that ends without a syscall goes to the unit "
-     "before it) or off (the thread rules)",
+    {"python", OPT_PYTHON, "MODE", 0, PYTHON_DOC,
      1},
     {NULL, 0, NULL, 0, "Serving:", 2},
     {"listen", OPT_LISTEN, "ADDR:PORT", 0, "Serve HTTP on ADDR:PORT (default 0.0.0.0:9464)", 2},
@@ -227,11 +230,7 @@ static const struct argp_option record_opts[] = {
      "data: off by default)",
      4},
     {NULL, 0, NULL, 0, "Other:", 3},
-    {"python", OPT_PYTHON, "MODE", 0,
-     "CPython processes: steps (default: each asyncio task, callback and pool job charged "
-     "to its request; a uprobe trap per task step, task and copy_context()), contexts (no "
-     "trap per task step: the CPU of a step that ends without a syscall goes to the unit "
-     "before it) or off (the thread rules)",
+    {"python", OPT_PYTHON, "MODE", 0, PYTHON_DOC,
      3},
     {"mmap", OPT_MMAP, NULL, 0,
      "Also count the memory each request maps (mmap, brk: mapped_bytes). Needs syscall "

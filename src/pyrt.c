@@ -84,13 +84,9 @@ static void scan_copier(struct scan *sc, const char *file)
 	snprintf(sc->copiers[sc->ncopiers++], PATH_MAX, "%s", file);
 }
 
-/*
- * The runtime file of pid: the first mapped file whose name says python3.N
- * or libpython3.N (the executable, or the library it links), with its
- * base; the _asyncio extension, if loaded; the other files that make
- * contexts. Returns 0 if a runtime file was found.
- */
-static int maps_scan(pid_t pid, struct scan *sc)
+/* Calls fn for each file pid maps, with where its offset-0 page is. */
+static int maps_each(pid_t pid, void (*fn)(struct scan *, const char *, unsigned long),
+		     struct scan *sc)
 {
 	char path[64], line[PATH_MAX + 128], *file;
 	unsigned long start, end, off;
@@ -105,16 +101,42 @@ static int maps_scan(pid_t pid, struct scan *sc)
 		if (!file || sscanf(line, "%lx-%lx %*s %lx", &start, &end, &off) != 3 || off)
 			continue;
 		file[strcspn(file, "\n")] = '\0';
-		if (!sc->run.path[0] && version_of(file) >= 0 && !strstr(file, "/lib-dynload/")) {
-			snprintf(sc->run.path, sizeof(sc->run.path), "%s", file);
-			sc->run.start = start;
-		} else if (strstr(file, "/_asyncio.")) {
-			snprintf(sc->aio, sizeof(sc->aio), "%s", file);
-		} else if (strcmp(file, sc->run.path)) {
-			scan_copier(sc, file);
-		}
+		fn(sc, file, start);
 	}
 	fclose(f);
+	return 0;
+}
+
+/*
+ * The runtime file: the first mapped file whose name says python3.N or
+ * libpython3.N (the executable, or the library it links), with its base;
+ * and the _asyncio extension, if loaded.
+ */
+static void take_runtime(struct scan *sc, const char *file, unsigned long start)
+{
+	if (!sc->run.path[0] && version_of(file) >= 0 && !strstr(file, "/lib-dynload/")) {
+		snprintf(sc->run.path, sizeof(sc->run.path), "%s", file);
+		sc->run.start = start;
+	} else if (strstr(file, "/_asyncio.")) {
+		snprintf(sc->aio, sizeof(sc->aio), "%s", file);
+	}
+}
+
+/* The other files that make contexts: each mapped ELF file is opened to see. */
+static void take_copier(struct scan *sc, const char *file, unsigned long start)
+{
+	(void)start;
+	if (strcmp(file, sc->run.path) && strcmp(file, sc->aio))
+		scan_copier(sc, file);
+}
+
+/* Returns 0 if pid maps a runtime file (sc->run). */
+static int maps_scan(pid_t pid, struct scan *sc)
+{
+	int err = maps_each(pid, take_runtime, sc);
+
+	if (err)
+		return err;
 	return sc->run.path[0] ? 0 : -ENOENT;
 }
 
@@ -395,7 +417,7 @@ static void scan_defaults(struct scan *sc, int minor)
 static void step_probe(struct pyrt *rt, struct agentprof_bpf *skel, struct pyrt_proc *p,
 		       const char *aio)
 {
-	struct pyrt_file *f = aio[0] ? file_look(rt, aio, PYRT_ROLE_ASYNCIO) : NULL;
+	struct pyrt_file *f;
 	int err;
 
 	if (rt->no_steps) {
@@ -403,6 +425,7 @@ static void step_probe(struct pyrt *rt, struct agentprof_bpf *skel, struct pyrt_
 		     "the CPU of a step that ends without a syscall goes to the unit before it");
 		return;
 	}
+	f = aio[0] ? file_look(rt, aio, PYRT_ROLE_ASYNCIO) : NULL;
 	err = f && f->step_off ? attach(rt, skel->progs.ap_py_step, p->pid, aio, NULL, f->step_off,
 					false) : -ENOENT;
 	p->steps = !err;
@@ -441,6 +464,8 @@ int pyrt__add(struct pyrt *rt, struct agentprof_bpf *skel, pid_t pid)
 				 .minor = version_of(sc->run.path) };
 	if (describe(p, &sc->run, &desc))
 		goto out;
+	/* Only now: every file a process maps is opened to look for them. */
+	maps_each(pid, take_copier, sc);
 	scan_defaults(sc, p->minor);
 	err = copy_probes(rt, skel, p, sc);
 	if (err) {
